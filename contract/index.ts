@@ -1,0 +1,5 @@
+/** The data contract of DESIGN.md, shared by every stage of the pipeline. */
+export * from './attributes.ts';
+export * from './tokens.ts';
+export * from './attempt.ts';
+export * from './rows.ts';
