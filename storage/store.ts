@@ -1,0 +1,115 @@
+/**
+ * The one storage interface every component writes and reads through: a
+ * thin wrapper over @clickhouse/client, connected either to embedded chDB
+ * (in-process ClickHouse, `chdb/connection`) or to a ClickHouse server over
+ * HTTP. The SQL is the same on both; values travel as query parameters
+ * (`{name:Type}`), never spliced into SQL text.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions, type ClickHouseSettings } from '@clickhouse/client';
+import { createChdbConnection } from 'chdb/connection';
+
+export interface Store {
+  /** Database holding perpass's tables and views (already validated as an identifier). */
+  readonly database: string;
+  /** Where the store lives, for logs: a URL or `chdb:<dir>`. */
+  readonly location: string;
+  /** Inserts rows (JSONEachRow) into `<database>.<table>`. */
+  insert(table: string, rows: readonly object[]): Promise<void>;
+  /** Runs a SELECT and returns its rows. */
+  query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>;
+  /** Runs a statement that returns no rows (DDL, INSERT … SELECT). */
+  command(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StoreOptions {
+  /** ClickHouse server URL (`FLEET_CLICKHOUSE_URL`); unset = embedded chDB in `dataDir`. */
+  url?: string;
+  /** Directory of the embedded chDB store (default ./data). One process may own it at a time. */
+  dataDir?: string;
+  /** Database name (default `fleet`). */
+  database?: string;
+  username?: string;
+  password?: string;
+  /** Per-request timeout for the HTTP client, ms. */
+  requestTimeoutMs?: number;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+export function assertIdentifier(name: string, what: string): string {
+  if (!IDENTIFIER.test(name)) throw new RangeError(`${what} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), got ${JSON.stringify(name)}`);
+  return name;
+}
+
+/**
+ * Money comes back as exact decimal strings (Decimal(38, 18) would
+ * otherwise be rendered as a JSON number and lose digits); counts as JSON
+ * numbers (exact below 2^53, far beyond any count or token sum here).
+ */
+const SETTINGS: ClickHouseSettings = { output_format_json_quote_decimals: 1, output_format_json_quote_64bit_integers: 0 };
+
+/** chDB binds one data directory per process; reuse the connection for every Store opened on it. */
+let embedded: { dir: string; client: ClickHouseClient; users: number } | undefined;
+
+function embeddedClient(dir: string): ClickHouseClient {
+  const resolved = path.resolve(dir);
+  if (embedded && embedded.dir !== resolved) {
+    throw new Error(`chDB is already open on ${embedded.dir} in this process; it cannot also open ${resolved}`);
+  }
+  if (!embedded) {
+    mkdirSync(resolved, { recursive: true });
+    // chdb types its Connection against @clickhouse/client-common 1.23.0, the
+    // client bundles its own copy of the same interface: structurally equal.
+    const connection = createChdbConnection({ path: resolved }) as unknown as ClickHouseClientConfigOptions['connection'];
+    embedded = { dir: resolved, users: 0, client: createClient({ connection, clickhouse_settings: SETTINGS }) };
+  }
+  embedded.users++;
+  return embedded.client;
+}
+
+async function releaseEmbedded(): Promise<void> {
+  if (!embedded || --embedded.users > 0) return;
+  const { client } = embedded;
+  embedded = undefined;
+  await client.close();
+}
+
+export function openStore(options: StoreOptions = {}): Store {
+  const database = assertIdentifier(options.database ?? 'fleet', 'database');
+  const url = options.url;
+  const client = url
+    ? createClient({
+        url,
+        ...(options.username !== undefined && { username: options.username }),
+        ...(options.password !== undefined && { password: options.password }),
+        request_timeout: options.requestTimeoutMs ?? 300_000,
+        clickhouse_settings: SETTINGS,
+      })
+    : embeddedClient(options.dataDir ?? './data');
+  const qualified = (table: string) => `${database}.${assertIdentifier(table, 'table')}`;
+  let closed = false;
+  return {
+    database,
+    location: url ?? `chdb:${path.resolve(options.dataDir ?? './data')}`,
+    async insert(table, rows) {
+      if (rows.length === 0) return;
+      await client.insert({ table: qualified(table), values: rows as object[], format: 'JSONEachRow' });
+    },
+    async query<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
+      const rs = await client.query({ query: sql, format: 'JSONEachRow', ...(params && { query_params: params }), ...(settings && { clickhouse_settings: settings }) });
+      return rs.json<T>();
+    },
+    async command(sql, params, settings) {
+      await client.command({ query: sql, ...(params && { query_params: params }), ...(settings && { clickhouse_settings: settings }) });
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (url) await client.close();
+      else await releaseEmbedded();
+    },
+  };
+}
