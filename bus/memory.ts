@@ -52,6 +52,9 @@ export class MemoryBus {
   private closed = false;
   private wake: (() => void) | undefined;
   private subscriberRunning = false;
+  private subscribedTopic: string | undefined;
+  private delivering = false;
+  private idleWaiters: (() => void)[] = [];
 
   constructor(options: MemoryBusOptions = {}) {
     this.partitions = options.partitions ?? 4;
@@ -92,7 +95,7 @@ export class MemoryBus {
       );
     }
     const parts = this.topic(topic);
-    const partitionMetadata = parts.map((_, partitionId) => ({ partitionId, leader: 0 }));
+    const partitionMetadata = parts.map((_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
     for (const m of messages) {
       const partition = partitioner({ topic, partitionMetadata, message: { key: m.key, value: Buffer.from(m.value) } });
       const p = parts[partition]!;
@@ -112,6 +115,7 @@ export class MemoryBus {
       start: async (handlers: SubscriberHandlers) => {
         if (this.subscriberRunning) throw new Error(`in-process queue: a subscriber of ${topic} is already running`);
         this.subscriberRunning = running = true;
+        this.subscribedTopic = topic;
         for (const p of parts()) p.position = p.committed;
         await handlers.onAssign(parts().map((_, partition): TopicPartition => ({ topic, partition })));
         loop = this.deliver(parts(), handlers, () => running);
@@ -143,6 +147,7 @@ export class MemoryBus {
   private async deliver(parts: Partition[], handlers: SubscriberHandlers, running: () => boolean): Promise<void> {
     while (running()) {
       let delivered = false;
+      this.delivering = true;
       for (const [partition, p] of parts.entries()) {
         const from = Number(p.position - p.base);
         if (from >= p.log.length) continue;
@@ -150,11 +155,29 @@ export class MemoryBus {
         await handlers.onBatch({ topic: messages[0]!.topic, partition, messages });
         p.position += BigInt(messages.length);
         delivered = true;
-        if (!running()) return;
+        if (!running()) break;
       }
-      if (!delivered) await new Promise<void>((resolve) => (this.wake = resolve));
+      this.delivering = false;
+      if (!running()) break;
+      if (!delivered) {
+        for (const resolve of this.idleWaiters.splice(0)) resolve();
+        await new Promise<void>((resolve) => (this.wake = resolve));
+      }
       this.wake = undefined;
     }
+    this.delivering = false;
+  }
+
+  /**
+   * Resolves once the running subscriber has taken every message published
+   * so far (the embedded mode's shutdown waits for this before draining the
+   * consumers, so nothing the collector acknowledged is left in the queue).
+   */
+  idle(): Promise<void> {
+    if (!this.subscriberRunning || this.subscribedTopic === undefined) return Promise.resolve();
+    const undelivered = this.topic(this.subscribedTopic).some((p) => p.position < p.base + BigInt(p.log.length));
+    if (!undelivered && !this.delivering) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Refuses further publishes; subscribers still drain what was accepted. */

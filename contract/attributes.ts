@@ -41,6 +41,8 @@ export const GEN_AI = {
   USAGE_CACHE_WRITE_INPUT_TOKENS: 'gen_ai.usage.cache_write.input_tokens',
   USAGE_REASONING_OUTPUT_TOKENS: 'gen_ai.usage.reasoning.output_tokens',
   TOOL_NAME: 'gen_ai.tool.name',
+  /** The provider's id of the tool call the model asked for (e.g. Anthropic `toolu_…`, OpenAI `call_…`). */
+  TOOL_CALL_ID: 'gen_ai.tool.call.id',
   RESPONSE_ID: 'gen_ai.response.id',
 } as const;
 

@@ -62,7 +62,7 @@ function seedAttempts(): AttemptRow[] {
 const attempts = seedAttempts();
 
 beforeAll(async () => {
-  store = await freshStore('views');
+  store = await freshStore();
   // every row twice, in separate inserts (as a redelivered Kafka range would be) …
   await store.insert('attempts', attempts);
   await store.insert('attempts', attempts);

@@ -1,0 +1,393 @@
+/**
+ * Trace assembly and the per-attempt decision (DESIGN.md "Tail-based
+ * sampling"), without I/O: spans go in, rows come out together with the
+ * Kafka message references they release once written.
+ *
+ * - An attempt owns every span below it (nearest attempt ancestor wins).
+ * - It is decided once its span has ended plus `decisionWaitMs` for late
+ *   children; an attempt span that never ends is decided when its trace has
+ *   been idle for `traceTimeoutMs` (outcome `unknown`).
+ * - Buffers are bounded (traces, spans, bytes): on overflow the oldest trace
+ *   is decided early and its attempts marked `overflow`, never dropped.
+ * - A bounded decision cache lets spans that arrive after their attempt was
+ *   decided join it: the attempt row is rolled up again (a higher version)
+ *   and the span follows the sampling decision already taken.
+ * - A decided attempt holds its messages uncommitted until it has been quiet
+ *   for `traceTimeoutMs`: a consumer that dies before then is replaced by one
+ *   that re-reads the whole attempt, late spans included, so the row it
+ *   writes is complete again (and wins by its version).
+ * - Spans under no attempt (a trace without one, or above its attempts) are
+ *   kept in `spans` once the trace has been idle, so nothing vanishes unseen.
+ */
+import { isAttemptSpan, parseAttemptAttributes, ContractError } from '../contract/attempt.ts';
+import { ATTR } from '../contract/attributes.ts';
+import type { AttemptRow, Decision, LlmCallRow } from '../contract/rows.ts';
+import type { SpanRecord } from '../otlp/codec.ts';
+import type { Catalog } from '../pricing/catalog.ts';
+import type { MessageRef } from './offsets.ts';
+import { describeMember, llmCallRow, rollUp, tenantOf, type AttemptHeader, type Member } from './rollup.ts';
+import { decideSampling, type SampleDecision, type SamplingPolicy } from './sampling.ts';
+import { spanRow } from './span-row.ts';
+
+export interface AssemblerLimits {
+  /** Traces buffered at most (default 20,000). */
+  maxTraces: number;
+  /** Spans buffered at most (default 500,000). */
+  maxSpans: number;
+  /** Encoded span bytes buffered at most (default 256 MiB). */
+  maxBytes: number;
+  /** Spans remembered in the decision cache (default 1,000,000). */
+  decisionCacheSpans: number;
+}
+
+export const DEFAULT_LIMITS: AssemblerLimits = { maxTraces: 20_000, maxSpans: 500_000, maxBytes: 256 * 1024 * 1024, decisionCacheSpans: 1_000_000 };
+
+export interface AssemblerOptions {
+  catalog: Catalog;
+  sampling: SamplingPolicy;
+  /** Wait after an attempt span ended for late children (default 500 ms). */
+  decisionWaitMs: number;
+  /** Idle time after which a trace's undecided spans are decided (default 60 s). */
+  traceTimeoutMs: number;
+  limits: AssemblerLimits;
+  now?: () => number;
+  observer?: AssemblerObserver;
+}
+
+/** What the pipeline counts (metrics, logs). */
+export interface AssemblerObserver {
+  decided?(decision: Decision, sampling: SampleDecision): void;
+  lateSpan?(): void;
+  duplicateSpan?(): void;
+  outsideAttempt?(spans: number): void;
+  invalidSpan?(message: string): void;
+}
+
+/** Rows to write, and the message references to release once they are written. */
+export interface Output {
+  attempts: AttemptRow[];
+  llmCalls: LlmCallRow[];
+  spans: object[];
+  refs: MessageRef[];
+}
+
+export const emptyOutput = (): Output => ({ attempts: [], llmCalls: [], spans: [], refs: [] });
+
+interface Buffered {
+  span: SpanRecord;
+  ref: MessageRef;
+  bytes: number;
+}
+
+interface PendingAttempt {
+  header: AttemptHeader;
+  /** Wall-clock ms when the ended attempt span arrived; undefined while it has not ended. */
+  endedArrival?: number;
+}
+
+interface TraceState {
+  traceId: string;
+  partition: number;
+  spans: Map<string, Buffered>;
+  children: Map<string, Set<string>>;
+  attempts: Map<string, PendingAttempt>;
+  /** Attempt-looking spans that broke the contract: kept, with the reason. */
+  invalid: Set<string>;
+  bytes: number;
+  lastSeen: number;
+}
+
+interface DecidedAttempt {
+  key: string;
+  header: AttemptHeader;
+  members: Map<string, Member>;
+  sampling: SampleDecision;
+  decision: Decision;
+  partition: number;
+  /** Messages held uncommitted until `settleAt`. */
+  refs: MessageRef[];
+  settleAt: number;
+}
+
+const spanKey = (traceId: string, spanId: string) => `${traceId}/${spanId}`;
+const hasEnded = (s: SpanRecord) => s.endTimeUnixNano > 0n && s.endTimeUnixNano >= s.startTimeUnixNano;
+
+export class Assembler {
+  private readonly traces = new Map<string, TraceState>();
+  /** Decided attempts, least recently touched first. */
+  private readonly decided = new Map<string, DecidedAttempt>();
+  /** trace/span → key of the decided attempt that owns it. */
+  private readonly decidedSpans = new Map<string, string>();
+  private bufferedSpans = 0;
+  private bufferedBytes = 0;
+  private readonly now: () => number;
+  private readonly options: AssemblerOptions;
+
+  constructor(options: AssemblerOptions) {
+    this.options = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  stats() {
+    return { traces: this.traces.size, spans: this.bufferedSpans, bytes: this.bufferedBytes, decidedAttempts: this.decided.size, decidedSpans: this.decidedSpans.size };
+  }
+
+  /** Takes one span. Returns rows that are ready at once (late spans, overflow decisions). */
+  add(span: SpanRecord, ref: MessageRef, bytes: number): Output {
+    const out = emptyOutput();
+    if (!/^[0-9a-f]{32}$/.test(span.traceId) || !/^[0-9a-f]{16}$/.test(span.spanId)) {
+      this.options.observer?.invalidSpan?.(`span ${span.spanId || '(no id)'} "${span.name}" of trace ${span.traceId || '(no id)'}: trace id must be 16 bytes and span id 8 bytes`);
+      out.refs.push(ref);
+      return out;
+    }
+    if (this.decidedSpans.has(spanKey(span.traceId, span.spanId))) {
+      this.options.observer?.duplicateSpan?.();
+      out.refs.push(ref);
+      return out;
+    }
+    const trace = this.trace(span.traceId, ref.partition);
+    trace.lastSeen = this.now();
+    const existing = trace.spans.get(span.spanId);
+    if (existing) {
+      this.options.observer?.duplicateSpan?.();
+      // keep the more complete copy (an exporter may re-send a span once it has ended)
+      if (!hasEnded(existing.span) && hasEnded(span)) {
+        out.refs.push(existing.ref);
+        this.unbuffer(trace, span.spanId);
+        this.buffer(trace, span, ref, bytes);
+        this.noteAttempt(trace, span);
+      } else {
+        out.refs.push(ref);
+      }
+      return out;
+    }
+    this.buffer(trace, span, ref, bytes);
+    this.noteAttempt(trace, span);
+    this.adoptLate(trace, span.spanId, out);
+    this.enforceLimits(out);
+    return out;
+  }
+
+  /** Decides what is due: attempts past their wait, traces idle past the timeout. */
+  tick(): Output {
+    const out = emptyOutput();
+    const now = this.now();
+    // least recently touched first, and settleAt = last touch + timeout: stop at the first unsettled
+    for (const entry of this.decided.values()) {
+      if (entry.settleAt > now) break;
+      out.refs.push(...entry.refs.splice(0));
+    }
+    for (const trace of [...this.traces.values()]) {
+      const idle = now - trace.lastSeen >= this.options.traceTimeoutMs;
+      for (const [spanId, a] of [...trace.attempts]) {
+        if (idle) this.decide(trace, spanId, a.endedArrival === undefined ? 'timeout' : 'ended', out);
+        else if (a.endedArrival !== undefined && now - a.endedArrival >= this.options.decisionWaitMs) this.decide(trace, spanId, 'ended', out);
+      }
+      if (idle) this.releaseOutside(trace, out);
+    }
+    return out;
+  }
+
+  /** Decides everything buffered (shutdown of the embedded mode, where nothing is redelivered). */
+  drainAll(): Output {
+    const out = emptyOutput();
+    for (const trace of [...this.traces.values()]) this.evict(trace, 'shutdown', out);
+    for (const entry of this.decided.values()) out.refs.push(...entry.refs.splice(0));
+    return out;
+  }
+
+  /** Drops state of partitions this member no longer owns; their new owner re-reads them. */
+  retainPartitions(keep: Set<number>): void {
+    for (const trace of [...this.traces.values()]) {
+      if (keep.has(trace.partition)) continue;
+      this.bufferedSpans -= trace.spans.size;
+      this.bufferedBytes -= trace.bytes;
+      this.traces.delete(trace.traceId);
+    }
+  }
+
+  private trace(traceId: string, partition: number): TraceState {
+    let t = this.traces.get(traceId);
+    if (!t) {
+      t = { traceId, partition, spans: new Map(), children: new Map(), attempts: new Map(), invalid: new Set(), bytes: 0, lastSeen: this.now() };
+      this.traces.set(traceId, t);
+    }
+    return t;
+  }
+
+  private buffer(trace: TraceState, span: SpanRecord, ref: MessageRef, bytes: number): void {
+    trace.spans.set(span.spanId, { span, ref, bytes });
+    let siblings = trace.children.get(span.parentSpanId);
+    if (!siblings) trace.children.set(span.parentSpanId, (siblings = new Set()));
+    siblings.add(span.spanId);
+    trace.bytes += bytes;
+    this.bufferedSpans++;
+    this.bufferedBytes += bytes;
+  }
+
+  private unbuffer(trace: TraceState, spanId: string): Buffered | undefined {
+    const b = trace.spans.get(spanId);
+    if (!b) return undefined;
+    trace.spans.delete(spanId);
+    trace.children.get(b.span.parentSpanId)?.delete(spanId);
+    trace.bytes -= b.bytes;
+    this.bufferedSpans--;
+    this.bufferedBytes -= b.bytes;
+    return b;
+  }
+
+  private noteAttempt(trace: TraceState, span: SpanRecord): void {
+    if (!isAttemptSpan(span.attributes)) return;
+    let attrs;
+    try {
+      attrs = parseAttemptAttributes(span, span.attributes);
+    } catch (err) {
+      if (!(err instanceof ContractError)) throw err;
+      trace.invalid.add(span.spanId);
+      this.options.observer?.invalidSpan?.(err.message);
+      return;
+    }
+    const pool = attrs.pool ?? span.resource[ATTR.POOL];
+    const header: AttemptHeader = {
+      attemptId: attrs.attemptId ?? `${span.traceId}-${span.spanId}`,
+      tenant: tenantOf(span),
+      pool: typeof pool === 'string' ? pool : '',
+      attrs,
+      traceId: span.traceId,
+      spanId: span.spanId,
+      startNs: span.startTimeUnixNano,
+      endNs: hasEnded(span) ? span.endTimeUnixNano : 0n,
+    };
+    trace.attempts.set(span.spanId, { header, ...(hasEnded(span) && { endedArrival: this.now() }) });
+  }
+
+  /** The decided attempt a buffered span belongs to through its ancestors, if any. */
+  private decidedOwner(trace: TraceState, spanId: string): DecidedAttempt | undefined {
+    const seen = new Set<string>();
+    for (let id = spanId; !seen.has(id); ) {
+      seen.add(id);
+      if (trace.attempts.has(id) || trace.invalid.has(id)) return undefined;
+      const b = trace.spans.get(id);
+      const parent = b?.span.parentSpanId;
+      if (!parent) return undefined;
+      const key = this.decidedSpans.get(spanKey(trace.traceId, parent));
+      if (key) return this.decided.get(key);
+      id = parent;
+    }
+    return undefined;
+  }
+
+  /** If the new span hangs below an attempt already decided, it (and any buffered spans below it) join that attempt now. */
+  private adoptLate(trace: TraceState, spanId: string, out: Output): void {
+    const owner = this.decidedOwner(trace, spanId);
+    if (!owner) return;
+    // walk up to the topmost buffered span on the path, then take its whole buffered subtree
+    let top = spanId;
+    for (let p = trace.spans.get(top)?.span.parentSpanId; p && trace.spans.has(p); p = trace.spans.get(p)?.span.parentSpanId) top = p;
+    const late = this.subtree(trace, top);
+    for (const b of late) {
+      this.options.observer?.lateSpan?.();
+      owner.members.set(b.span.spanId, describeMember(b.span, this.options.catalog));
+      this.decidedSpans.set(spanKey(trace.traceId, b.span.spanId), owner.key);
+      if (owner.sampling.keep) out.spans.push(spanRow(b.span, { attemptId: owner.header.attemptId, rate: owner.sampling.rate, reason: owner.sampling.reason }));
+      owner.refs.push(b.ref);
+    }
+    const { row, calls } = rollUp(owner.header, owner.members);
+    const lateIds = new Set(late.map((b) => b.span.spanId));
+    out.llmCalls.push(...calls.filter((c) => lateIds.has(c.spanId)).map((c) => llmCallRow(owner.header.attemptId, owner.header.tenant, c)));
+    out.attempts.push({ ...row, sampled: owner.sampling.keep, sampling_rate: owner.sampling.rate, decision: owner.decision });
+    this.touch(owner);
+    this.dropIfEmpty(trace);
+  }
+
+  /** Removes and returns a span and every buffered span below it, stopping at other attempts. */
+  private subtree(trace: TraceState, rootId: string): Buffered[] {
+    const out: Buffered[] = [];
+    const stack = [rootId];
+    while (stack.length) {
+      const id = stack.pop()!;
+      const b = this.unbuffer(trace, id);
+      if (b) out.push(b);
+      for (const child of trace.children.get(id) ?? []) {
+        if (!trace.attempts.has(child)) stack.push(child);
+      }
+      trace.children.delete(id);
+    }
+    return out;
+  }
+
+  private decide(trace: TraceState, attemptSpanId: string, decision: Decision, out: Output): void {
+    const pending = trace.attempts.get(attemptSpanId);
+    if (!pending) return;
+    trace.attempts.delete(attemptSpanId);
+    const memberSpans = this.subtree(trace, attemptSpanId);
+    const members = new Map<string, Member>(memberSpans.map((b) => [b.span.spanId, describeMember(b.span, this.options.catalog)]));
+    const { row, calls } = rollUp(pending.header, members);
+    const sampling = decideSampling(row, this.options.sampling);
+    const key = spanKey(trace.traceId, attemptSpanId);
+    const entry: DecidedAttempt = {
+      key,
+      header: pending.header,
+      members,
+      sampling,
+      decision,
+      partition: trace.partition,
+      refs: memberSpans.map((b) => b.ref),
+      settleAt: this.now() + this.options.traceTimeoutMs,
+    };
+    this.decided.set(key, entry);
+    for (const id of members.keys()) this.decidedSpans.set(spanKey(trace.traceId, id), key);
+    out.attempts.push({ ...row, sampled: sampling.keep, sampling_rate: sampling.rate, decision });
+    out.llmCalls.push(...calls.map((c) => llmCallRow(pending.header.attemptId, pending.header.tenant, c)));
+    if (sampling.keep) {
+      for (const b of memberSpans) out.spans.push(spanRow(b.span, { attemptId: pending.header.attemptId, rate: sampling.rate, reason: sampling.reason }));
+    }
+    this.options.observer?.decided?.(decision, sampling);
+    this.evictDecisions(out);
+    this.dropIfEmpty(trace);
+  }
+
+  /** Spans of an idle trace that belong to no attempt: kept whole, marked. */
+  private releaseOutside(trace: TraceState, out: Output): void {
+    if (trace.spans.size === 0) return this.dropIfEmpty(trace);
+    this.options.observer?.outsideAttempt?.(trace.spans.size);
+    for (const id of [...trace.spans.keys()]) {
+      const b = this.unbuffer(trace, id)!;
+      out.spans.push(spanRow(b.span, { attemptId: '', rate: 1, reason: trace.invalid.has(id) ? 'invalid_attempt' : 'outside_attempt' }));
+      out.refs.push(b.ref);
+    }
+    this.dropIfEmpty(trace);
+  }
+
+  private evict(trace: TraceState, decision: Decision, out: Output): void {
+    for (const spanId of [...trace.attempts.keys()]) this.decide(trace, spanId, decision, out);
+    this.releaseOutside(trace, out);
+  }
+
+  private enforceLimits(out: Output): void {
+    const { maxTraces, maxSpans, maxBytes } = this.options.limits;
+    for (const trace of this.traces.values()) {
+      if (this.traces.size <= maxTraces && this.bufferedSpans <= maxSpans && this.bufferedBytes <= maxBytes) return;
+      this.evict(trace, 'overflow', out);
+    }
+  }
+
+  private dropIfEmpty(trace: TraceState): void {
+    if (trace.spans.size === 0 && trace.attempts.size === 0) this.traces.delete(trace.traceId);
+  }
+
+  private touch(entry: DecidedAttempt): void {
+    entry.settleAt = this.now() + this.options.traceTimeoutMs;
+    this.decided.delete(entry.key);
+    this.decided.set(entry.key, entry);
+  }
+
+  private evictDecisions(out: Output): void {
+    for (const entry of this.decided.values()) {
+      if (this.decidedSpans.size <= this.options.limits.decisionCacheSpans) return;
+      out.refs.push(...entry.refs);
+      this.decided.delete(entry.key);
+      for (const id of entry.members.keys()) this.decidedSpans.delete(spanKey(entry.header.traceId, id));
+    }
+  }
+}

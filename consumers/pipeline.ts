@@ -1,0 +1,219 @@
+/**
+ * The consumer: bus → decode → assemble/decide → batch writer → commit.
+ * The same code runs on Kafka (a consumer-group member) and on the embedded
+ * in-process queue. Offsets are committed only past messages whose spans
+ * were decided and written; everything written is idempotent, so whatever a
+ * crash or rebalance makes the bus deliver again changes no number.
+ */
+import { Registry } from 'prom-client';
+import type { PartitionBatch, Publisher, Subscriber, TopicPartition } from '../bus/types.ts';
+import { decodeTraceRequest, flattenSpans, OtlpDecodeError } from '../otlp/codec.ts';
+import type { Catalog } from '../pricing/catalog.ts';
+import type { Store } from '../storage/store.ts';
+import { Assembler, DEFAULT_LIMITS, type AssemblerLimits, type Output } from './assembler.ts';
+import { createConsumerMetrics, type ConsumerMetrics } from './metrics.ts';
+import { OffsetTracker } from './offsets.ts';
+import { DEFAULT_SAMPLING, type SamplingPolicy } from './sampling.ts';
+import { BatchWriter, DEFAULT_WRITER, type WriterOptions } from './writer.ts';
+
+export interface ConsumerPipelineOptions {
+  topic: string;
+  store: Store;
+  subscriber: Subscriber;
+  catalog: Catalog;
+  /** Where undecodable messages go, with the reason in headers. */
+  deadLetter: { publisher: Publisher; topic: string };
+  sampling?: Partial<SamplingPolicy>;
+  decisionWaitMs?: number;
+  traceTimeoutMs?: number;
+  limits?: Partial<AssemblerLimits>;
+  writer?: Partial<Omit<WriterOptions, 'onWritten' | 'onError'>>;
+  /** How often decided offsets are committed (default 1000 ms). */
+  commitIntervalMs?: number;
+  /** How often due decisions are taken (default 100 ms). */
+  tickMs?: number;
+  registry?: Registry;
+  log?: (message: string) => void;
+  now?: () => number;
+}
+
+export interface StopOptions {
+  /**
+   * Decide and write everything buffered before stopping (the embedded
+   * mode, whose queue does not outlive the process). Without it, undecided
+   * traces stay uncommitted and are read again by whoever reads next.
+   */
+  drain?: boolean;
+  /** Give up writing after this long (default 30 s); what is unwritten stays uncommitted. */
+  timeoutMs?: number;
+}
+
+export class ConsumerPipeline {
+  readonly registry: Registry;
+  private readonly assembler: Assembler;
+  private readonly writer: BatchWriter;
+  private readonly offsets: OffsetTracker;
+  private readonly metrics: ConsumerMetrics;
+  private readonly log: (message: string) => void;
+  private timers: NodeJS.Timeout[] = [];
+  private flushing: Promise<void> | undefined;
+  private committing: Promise<void> = Promise.resolve();
+  private readonly maxPendingRows: number;
+  private readonly options: ConsumerPipelineOptions;
+
+  constructor(options: ConsumerPipelineOptions) {
+    this.options = options;
+    this.registry = options.registry ?? new Registry();
+    this.log = options.log ?? ((m) => console.warn(`[perpass consumer] ${m}`));
+    this.offsets = new OffsetTracker(options.topic);
+    const metrics = createConsumerMetrics(this.registry, {
+      buffered: () => this.assembler.stats(),
+      pendingRows: () => this.writer.pendingRows,
+      lag: () => options.subscriber.lag(),
+    });
+    this.metrics = metrics;
+    this.assembler = new Assembler({
+      catalog: options.catalog,
+      sampling: { ...DEFAULT_SAMPLING, ...options.sampling },
+      decisionWaitMs: options.decisionWaitMs ?? 500,
+      traceTimeoutMs: options.traceTimeoutMs ?? 60_000,
+      limits: { ...DEFAULT_LIMITS, ...options.limits },
+      ...(options.now && { now: options.now }),
+      observer: {
+        decided: (decision, sampling) => metrics.decisions.inc({ decision, sample_reason: sampling.reason }),
+        lateSpan: () => metrics.lateSpans.inc(),
+        duplicateSpan: () => metrics.duplicateSpans.inc(),
+        outsideAttempt: (n) => metrics.outsideAttempt.inc(n),
+        invalidSpan: (message) => {
+          metrics.invalidSpans.inc();
+          this.log(`invalid span, kept outside any attempt: ${message}`);
+        },
+      },
+    });
+    const writerOptions = { ...DEFAULT_WRITER, ...options.writer };
+    this.maxPendingRows = writerOptions.maxRows * 4;
+    this.writer = new BatchWriter(
+      options.store,
+      {
+        ...writerOptions,
+        ...(options.now && { now: options.now }),
+        onWritten: (table, rows) => metrics.rowsWritten.inc({ table }, rows),
+        onError: (err, attempt) => {
+          metrics.insertErrors.inc();
+          this.log(`insert failed (try ${attempt}), retrying: ${err.message}`);
+        },
+      },
+      (refs) => {
+        for (const r of refs) this.offsets.release(r);
+      },
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.options.subscriber.start({
+      onBatch: (batch) => this.onBatch(batch),
+      onAssign: (assigned) => this.onAssign(assigned),
+    });
+    const tickMs = this.options.tickMs ?? 100;
+    this.timers.push(setInterval(() => this.tick(), tickMs));
+    this.timers.push(setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 1000));
+    for (const t of this.timers) t.unref();
+  }
+
+  /** Buffered state, for tests and health. */
+  stats() {
+    return { ...this.assembler.stats(), pendingRows: this.writer.pendingRows, pendingMessages: this.offsets.pendingMessages() };
+  }
+
+  private emit(out: Output): void {
+    this.writer.add(out);
+  }
+
+  private async onBatch(batch: PartitionBatch): Promise<void> {
+    for (const m of batch.messages) {
+      const ref = this.offsets.ref(m.partition, BigInt(m.offset));
+      let spans;
+      try {
+        spans = [...flattenSpans(decodeTraceRequest(m.value))];
+      } catch (err) {
+        if (!(err instanceof OtlpDecodeError)) throw err;
+        await this.deadLetter(m.topic, m.partition, m.offset, m.key, m.value, err.message);
+        this.offsets.received(ref, 0);
+        continue;
+      }
+      this.metrics.messages.inc({ result: 'ok' });
+      this.metrics.spans.inc(spans.length);
+      this.offsets.received(ref, spans.length);
+      const bytes = spans.length ? Math.ceil(m.value.byteLength / spans.length) : 0;
+      for (const span of spans) this.emit(this.assembler.add(span, ref, bytes));
+    }
+    // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
+    if (this.writer.pendingRows >= this.maxPendingRows) await this.flush();
+  }
+
+  private async deadLetter(topic: string, partition: number, offset: string, key: string, value: Uint8Array, reason: string): Promise<void> {
+    const { publisher, topic: dlq } = this.options.deadLetter;
+    await publisher.publish(dlq, [
+      { key, value, headers: { 'perpass-error': reason, 'perpass-source': `${topic}/${partition}/${offset}` } },
+    ]);
+    this.metrics.messages.inc({ result: 'dead_letter' });
+    this.log(`message ${topic}/${partition}/${offset} sent to ${dlq}: ${reason}`);
+  }
+
+  private onAssign(assigned: TopicPartition[]): void {
+    const mine = new Set(assigned.filter((tp) => tp.topic === this.options.topic).map((tp) => tp.partition));
+    this.assembler.retainPartitions(mine);
+    this.offsets.retainOnly(mine);
+  }
+
+  private tick(): void {
+    this.emit(this.assembler.tick());
+    if (this.writer.due() && !this.flushing) void this.flush();
+  }
+
+  private flush(signal?: AbortSignal): Promise<void> {
+    const run = (this.flushing ?? Promise.resolve()).then(() => this.writer.flush(signal));
+    const tracked = run.finally(() => {
+      if (this.flushing === tracked) this.flushing = undefined;
+    });
+    this.flushing = tracked;
+    return run;
+  }
+
+  /** Commits what is decided and written (serialised, so commits never go backwards). */
+  commit(): Promise<void> {
+    this.committing = this.committing.then(async () => {
+      const offsets = this.offsets.committable();
+      if (offsets.length === 0) return;
+      try {
+        await this.options.subscriber.commit(offsets);
+        this.offsets.committed(offsets);
+        this.metrics.commits.inc();
+      } catch (err) {
+        this.log(`offset commit failed (will retry): ${(err as Error).message}`);
+      }
+    });
+    return this.committing;
+  }
+
+  /** Decides what is due, writes everything decided and commits it (tests and shutdown). */
+  async settle(): Promise<void> {
+    this.emit(this.assembler.tick());
+    await this.flush();
+    await this.commit();
+  }
+
+  async stop(options: StopOptions = {}): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    const abort = AbortSignal.timeout(options.timeoutMs ?? 30_000);
+    this.emit(options.drain ? this.assembler.drainAll() : this.assembler.tick());
+    try {
+      await this.flush(abort);
+      await this.commit();
+    } catch (err) {
+      this.log(`stopping with rows unwritten (they stay uncommitted): ${(err as Error).message}`);
+    }
+    await this.options.subscriber.stop();
+  }
+}

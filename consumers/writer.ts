@@ -1,0 +1,106 @@
+/**
+ * Batched, retried inserts. Rows accumulate until `maxRows` or `maxDelayMs`;
+ * a flush writes llm_calls and spans before attempts, so a reader never sees
+ * an attempt whose calls are not there yet. The message references of a
+ * batch are released only after every insert of it succeeded, which is what
+ * lets the pipeline commit Kafka offsets past it.
+ */
+import type { Store } from '../storage/store.ts';
+import { emptyOutput, type Output } from './assembler.ts';
+import type { MessageRef } from './offsets.ts';
+
+export interface WriterOptions {
+  maxRows: number;
+  maxDelayMs: number;
+  /** First retry delay; doubles up to 10 s. */
+  retryDelayMs: number;
+  now?: () => number;
+  onWritten?(table: string, rows: number): void;
+  onError?(error: Error, attempt: number): void;
+}
+
+export const DEFAULT_WRITER: WriterOptions = { maxRows: 20_000, maxDelayMs: 200, retryDelayMs: 250 };
+
+const rowCount = (o: Output) => o.attempts.length + o.llmCalls.length + o.spans.length;
+
+export class BatchWriter {
+  private batch: Output = emptyOutput();
+  private since: number | undefined;
+  private flushing: Promise<void> = Promise.resolve();
+  private readonly now: () => number;
+  private readonly store: Store;
+  private readonly options: WriterOptions;
+  private readonly release: (refs: MessageRef[]) => void;
+
+  constructor(store: Store, options: WriterOptions, release: (refs: MessageRef[]) => void) {
+    this.store = store;
+    this.options = options;
+    this.release = release;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Rows waiting to be written. */
+  get pendingRows(): number {
+    return rowCount(this.batch);
+  }
+
+  add(o: Output): void {
+    if (rowCount(o) === 0 && o.refs.length === 0) return;
+    this.batch.attempts.push(...o.attempts);
+    this.batch.llmCalls.push(...o.llmCalls);
+    this.batch.spans.push(...o.spans);
+    this.batch.refs.push(...o.refs);
+    this.since ??= this.now();
+  }
+
+  /** True when the batch is full or old enough to be written. */
+  due(): boolean {
+    return this.since !== undefined && (rowCount(this.batch) >= this.options.maxRows || this.now() - this.since >= this.options.maxDelayMs);
+  }
+
+  /** Writes what is batched (after any flush already running). Retries until it succeeds or `signal` aborts. */
+  flush(signal?: AbortSignal): Promise<void> {
+    const next = this.flushing.then(() => this.writeBatch(signal));
+    this.flushing = next.catch(() => {});
+    return next;
+  }
+
+  private async writeBatch(signal?: AbortSignal): Promise<void> {
+    const b = this.batch;
+    if (rowCount(b) === 0 && b.refs.length === 0) return;
+    this.batch = emptyOutput();
+    this.since = undefined;
+    try {
+      await this.insert('llm_calls', b.llmCalls, signal);
+      await this.insert('spans', b.spans, signal);
+      await this.insert('attempts', b.attempts, signal);
+    } catch (err) {
+      // put the batch back in front of anything added meanwhile; rows are idempotent, so rewriting a part is harmless
+      const later = this.batch;
+      this.batch = b;
+      this.add(later);
+      throw err;
+    }
+    this.release(b.refs);
+  }
+
+  private async insert(table: string, rows: readonly object[], signal?: AbortSignal): Promise<void> {
+    if (rows.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.store.insert(table, rows);
+        this.options.onWritten?.(table, rows.length);
+        return;
+      } catch (err) {
+        this.options.onError?.(err as Error, attempt);
+        if (signal?.aborted) throw err;
+        const delay = Math.min(this.options.retryDelayMs * 2 ** (attempt - 1), 10_000);
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+        });
+        if (signal?.aborted) throw err;
+      }
+    }
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Anthropic Messages usage. Unlike OpenAI, `input_tokens` counts only the
+ * tokens neither read from nor written to the cache: total input =
+ * input_tokens + cache_read_input_tokens + cache_creation_input_tokens
+ * (https://platform.claude.com/docs/en/build-with-claude/prompt-caching).
+ * `cache_creation` splits the writes by TTL (5 minutes / 1 hour) and must add
+ * up to cache_creation_input_tokens. `output_tokens` is the billed total and
+ * includes thinking; `output_tokens_details.thinking_tokens` is the part spent
+ * thinking. `service_tier` (standard | priority | batch) sits inside usage.
+ */
+import { SERVICE_TIERS } from '../../contract/attributes.ts';
+import { InvalidUsageError, type TokenCounts } from '../../contract/tokens.ts';
+import { count, fromInclusive, isObject, stringField, usageObject, type ResponseMetadata, type ResponseReader } from './fields.ts';
+
+const PROVIDER = 'Anthropic Messages';
+
+export function parseAnthropicUsage(usage: unknown): TokenCounts {
+  const u = usageObject(PROVIDER, usage);
+  const uncached = count(PROVIDER, u, 'input_tokens', true);
+  const read = count(PROVIDER, u, 'cache_read_input_tokens', false);
+  const write5m = count(PROVIDER, u, 'cache_creation.ephemeral_5m_input_tokens', false);
+  const write1h = count(PROVIDER, u, 'cache_creation.ephemeral_1h_input_tokens', false);
+  const byTtl = isObject(u.cache_creation) ? write5m + write1h : undefined;
+  // Older responses carry only the total; newer ones both, which must agree.
+  const hasTotal = u.cache_creation_input_tokens !== undefined && u.cache_creation_input_tokens !== null;
+  const write = hasTotal ? count(PROVIDER, u, 'cache_creation_input_tokens', false) : (byTtl ?? 0);
+  if (byTtl !== undefined && byTtl !== write) {
+    throw new InvalidUsageError(
+      `${PROVIDER} usage: cache_creation.ephemeral_5m_input_tokens (${write5m}) + cache_creation.ephemeral_1h_input_tokens (${write1h}) does not equal cache_creation_input_tokens (${write})`,
+    );
+  }
+  return fromInclusive(PROVIDER, {
+    input: ['input_tokens + cache_read_input_tokens + cache_creation_input_tokens', uncached + read + write],
+    cacheRead: ['cache_read_input_tokens', read],
+    cacheWrite: ['cache_creation_input_tokens', write],
+    output: ['output_tokens', count(PROVIDER, u, 'output_tokens', true)],
+    reasoning: ['output_tokens_details.thinking_tokens', count(PROVIDER, u, 'output_tokens_details.thinking_tokens', false)],
+  });
+}
+
+export function anthropicMetadata(response: unknown): ResponseMetadata {
+  const tier = stringField(isObject(response) ? response.usage : undefined, 'service_tier');
+  const serviceTier = SERVICE_TIERS.find((t) => t === tier);
+  const responseModel = stringField(response, 'model');
+  const responseId = stringField(response, 'id');
+  return {
+    ...(responseModel && { responseModel }),
+    ...(responseId && { responseId }),
+    ...(serviceTier && { serviceTier }),
+  };
+}
+
+export const anthropicReader: ResponseReader = {
+  usage: (response) => ({ tokens: parseAnthropicUsage(isObject(response) ? response.usage : undefined) }),
+  metadata: anthropicMetadata,
+};

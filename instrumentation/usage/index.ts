@@ -1,0 +1,42 @@
+/**
+ * Which reader understands which provider's responses. Providers without a
+ * reader of their own answer in the OpenAI shape (Chat Completions or
+ * Responses, told apart by field names).
+ */
+import { anthropicReader } from './anthropic.ts';
+import { deepSeekReader } from './deepseek.ts';
+import type { ResponseReader } from './fields.ts';
+import { geminiReader } from './gemini.ts';
+import { openAiReader } from './openai.ts';
+import { openRouterReader } from './openrouter.ts';
+
+export const USAGE_FORMATS = {
+  openai: openAiReader,
+  anthropic: anthropicReader,
+  deepseek: deepSeekReader,
+  gemini: geminiReader,
+  openrouter: openRouterReader,
+} as const satisfies Record<string, ResponseReader>;
+
+export type UsageFormat = keyof typeof USAGE_FORMATS;
+
+/** `gen_ai.provider.name` values whose responses are not OpenAI-shaped. */
+const FORMAT_OF_PROVIDER: Record<string, UsageFormat> = {
+  anthropic: 'anthropic',
+  deepseek: 'deepseek',
+  'gcp.gemini': 'gemini',
+  'gcp.vertex_ai': 'gemini',
+  'gcp.gen_ai': 'gemini',
+  openrouter: 'openrouter',
+};
+
+export const formatOfProvider = (provider: string): UsageFormat => FORMAT_OF_PROVIDER[provider] ?? 'openai';
+
+export const isUsageFormat = (v: unknown): v is UsageFormat => typeof v === 'string' && Object.hasOwn(USAGE_FORMATS, v);
+
+export type { ParsedUsage, ResponseMetadata, ResponseReader } from './fields.ts';
+export { parseAnthropicUsage } from './anthropic.ts';
+export { parseDeepSeekUsage } from './deepseek.ts';
+export { parseGeminiUsage } from './gemini.ts';
+export { parseOpenAiChatUsage, parseOpenAiResponsesUsage, parseOpenAiUsage } from './openai.ts';
+export { parseOpenRouterUsage } from './openrouter.ts';
