@@ -29,6 +29,12 @@ export interface MemoryBusOptions {
   maxBatchMessages?: number;
   /** Retry-After suggested when full (seconds, default 1). */
   retryAfterSeconds?: number;
+  /**
+   * Told when onBatch or onAssign throws (default: printed to stderr). The
+   * member then restarts as a Kafka consumer would: onAssign([]), then
+   * onAssign(all partitions) and delivery again from the committed offsets.
+   */
+  onError?: (error: unknown) => void;
 }
 
 interface Partition {
@@ -50,10 +56,13 @@ export class MemoryBus {
   private readonly topics = new Map<string, Partition[]>();
   private bytes = 0;
   private closed = false;
-  private wake: (() => void) | undefined;
-  private subscriberRunning = false;
-  private subscribedTopic: string | undefined;
-  private delivering = false;
+  private readonly onError: (error: unknown) => void;
+  /** Wakes the delivery loop of the running subscriber of a topic. */
+  private readonly wakers = new Map<string, () => void>();
+  /** Topics that have a running subscriber (one member per topic). */
+  private readonly subscribed = new Set<string>();
+  /** Topics whose subscriber is inside onBatch/onAssign now. */
+  private readonly delivering = new Set<string>();
   private idleWaiters: (() => void)[] = [];
 
   constructor(options: MemoryBusOptions = {}) {
@@ -61,6 +70,7 @@ export class MemoryBus {
     this.maxBytes = options.maxBytes ?? 256 * 1024 * 1024;
     this.maxBatchMessages = options.maxBatchMessages ?? 500;
     this.retryAfterSeconds = options.retryAfterSeconds ?? 1;
+    this.onError = options.onError ?? ((e) => console.error('in-process queue: a subscriber handler failed; redelivering from the committed offsets:', e));
   }
 
   /** Bytes held (published, not yet committed). */
@@ -103,7 +113,7 @@ export class MemoryBus {
       p.log.push({ ...m, topic, partition, offset: offset.toString() });
     }
     this.bytes += size;
-    this.wake?.();
+    this.wakers.get(topic)?.();
   }
 
   /** The single group member reading `topic`. Starting a new one after stop() resumes from the committed offsets. */
@@ -113,12 +123,18 @@ export class MemoryBus {
     const parts = () => this.topic(topic);
     return {
       start: async (handlers: SubscriberHandlers) => {
-        if (this.subscriberRunning) throw new Error(`in-process queue: a subscriber of ${topic} is already running`);
-        this.subscriberRunning = running = true;
-        this.subscribedTopic = topic;
-        for (const p of parts()) p.position = p.committed;
-        await handlers.onAssign(parts().map((_, partition): TopicPartition => ({ topic, partition })));
-        loop = this.deliver(parts(), handlers, () => running);
+        if (running || this.subscribed.has(topic)) throw new Error(`in-process queue: a subscriber of ${topic} is already running`);
+        this.subscribed.add(topic);
+        running = true;
+        try {
+          for (const p of parts()) p.position = p.committed;
+          await handlers.onAssign(parts().map((_, partition): TopicPartition => ({ topic, partition })));
+        } catch (e) {
+          running = false;
+          this.subscribed.delete(topic);
+          throw e;
+        }
+        loop = this.deliver(topic, parts(), handlers, () => running);
       },
       commit: async (offsets: TopicPartitionOffset[]) => {
         for (const o of offsets) {
@@ -126,58 +142,118 @@ export class MemoryBus {
           const p = parts()[o.partition];
           if (!p) throw new RangeError(`in-process queue: no partition ${o.partition} in ${topic}`);
           const to = BigInt(o.offset);
+          const end = p.base + BigInt(p.log.length);
+          if (to > end) throw new RangeError(`in-process queue: commit of offset ${to} past the end (${end}) of ${topic}/${o.partition}`);
           if (to <= p.committed) continue;
           const dropped = p.log.splice(0, Number(to - p.base));
           for (const m of dropped) this.bytes -= m.value.byteLength;
           p.base = to;
           p.committed = to;
+          if (p.position < to) p.position = to;
         }
       },
       lag: async (): Promise<PartitionLag[]> =>
         parts().map((p, partition) => ({ topic, partition, lag: Number(p.base + BigInt(p.log.length) - p.committed) })),
       stop: async () => {
+        if (!running) {
+          await loop;
+          return;
+        }
         running = false;
-        this.wake?.();
+        this.wakers.get(topic)?.();
         await loop;
-        this.subscriberRunning = false;
+        loop = undefined;
+        this.subscribed.delete(topic);
+        this.notifyIdle();
       },
     };
   }
 
-  private async deliver(parts: Partition[], handlers: SubscriberHandlers, running: () => boolean): Promise<void> {
+  private async deliver(topic: string, parts: Partition[], handlers: SubscriberHandlers, running: () => boolean): Promise<void> {
+    try {
+      await this.deliverLoop(topic, parts, handlers, running);
+    } finally {
+      this.delivering.delete(topic);
+      this.notifyIdle();
+    }
+  }
+
+  private async deliverLoop(topic: string, parts: Partition[], handlers: SubscriberHandlers, running: () => boolean): Promise<void> {
+    let failures = 0;
     while (running()) {
       let delivered = false;
-      this.delivering = true;
-      for (const [partition, p] of parts.entries()) {
-        const from = Number(p.position - p.base);
-        if (from >= p.log.length) continue;
-        const messages = p.log.slice(from, from + this.maxBatchMessages);
-        await handlers.onBatch({ topic: messages[0]!.topic, partition, messages });
-        p.position += BigInt(messages.length);
-        delivered = true;
-        if (!running()) break;
+      this.delivering.add(topic);
+      try {
+        for (const [partition, p] of parts.entries()) {
+          const from = Number(p.position - p.base);
+          if (from >= p.log.length) continue;
+          const messages = p.log.slice(from, from + this.maxBatchMessages);
+          await handlers.onBatch({ topic, partition, messages });
+          p.position += BigInt(messages.length);
+          delivered = true;
+          failures = 0;
+          if (!running()) return;
+        }
+      } catch (e) {
+        // As a Kafka member whose consumer crashed: everything it held is
+        // void, and it reads again from the committed offsets.
+        this.onError(e);
+        failures++;
+        await this.sleep(topic, Math.min(5000, 50 * 2 ** Math.min(failures, 7)), running);
+        if (!running()) return;
+        try {
+          await handlers.onAssign([]);
+          for (const p of parts) p.position = p.committed;
+          await handlers.onAssign(parts.map((_, partition): TopicPartition => ({ topic, partition })));
+        } catch (e2) {
+          this.onError(e2);
+        }
+        continue;
       }
-      this.delivering = false;
-      if (!running()) break;
+      this.delivering.delete(topic);
       if (!delivered) {
-        for (const resolve of this.idleWaiters.splice(0)) resolve();
-        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.notifyIdle();
+        await this.sleep(topic, undefined, running);
       }
-      this.wake = undefined;
     }
-    this.delivering = false;
+  }
+
+  private undelivered(topic: string): boolean {
+    return this.topic(topic).some((p) => p.position < p.base + BigInt(p.log.length));
+  }
+
+  private isIdle(): boolean {
+    return this.delivering.size === 0 && [...this.subscribed].every((t) => !this.undelivered(t));
+  }
+
+  private notifyIdle(): void {
+    if (this.idleWaiters.length > 0 && this.isIdle()) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   /**
-   * Resolves once the running subscriber has taken every message published
+   * Resolves once the running subscribers have taken every message published
    * so far (the embedded mode's shutdown waits for this before draining the
    * consumers, so nothing the collector acknowledged is left in the queue).
+   * Also resolves when the subscribers stop.
    */
   idle(): Promise<void> {
-    if (!this.subscriberRunning || this.subscribedTopic === undefined) return Promise.resolve();
-    const undelivered = this.topic(this.subscribedTopic).some((p) => p.position < p.base + BigInt(p.log.length));
-    if (!undelivered && !this.delivering) return Promise.resolve();
+    if (this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Waits for a publish to `topic` or stop() (or `ms`, when given). */
+  private sleep(topic: string, ms: number | undefined, running: () => boolean): Promise<void> {
+    if (!running()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(done, ms);
+      const wakers = this.wakers;
+      function done() {
+        clearTimeout(timer);
+        if (wakers.get(topic) === done) wakers.delete(topic);
+        resolve();
+      }
+      wakers.set(topic, done);
+    });
   }
 
   /** Refuses further publishes; subscribers still drain what was accepted. */
