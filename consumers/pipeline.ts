@@ -203,6 +203,17 @@ export class ConsumerPipeline {
     await this.commit();
   }
 
+  /**
+   * Leaves at once, writing and committing nothing more — what a crash does:
+   * whatever was not committed is read again by the next member. For a
+   * process that must go now; stop() is the orderly way.
+   */
+  async abort(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.options.subscriber.stop();
+  }
+
   async stop(options: StopOptions = {}): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
