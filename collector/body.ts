@@ -1,0 +1,124 @@
+/**
+ * Reading a request body under a size cap, decompressing gzip as it streams
+ * in. The cap applies to the bytes on the wire and again to the decompressed
+ * bytes, and decompression stops as soon as the output passes it, so a gzip
+ * bomb costs at most the cap plus one zlib chunk of memory.
+ */
+import type { IncomingMessage } from 'node:http';
+import zlib from 'node:zlib';
+
+/** A body the collector refuses; `status` is the HTTP status to answer with. */
+export class BodyError extends Error {
+  override name = 'BodyError';
+  readonly status: 400 | 413 | 415;
+  constructor(status: 400 | 413 | 415, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** The client went away before the body was complete: there is no one to answer. */
+export class ClientAbortedError extends Error {
+  override name = 'ClientAbortedError';
+}
+
+export type ContentCoding = 'identity' | 'gzip';
+
+/** The request's Content-Encoding; BodyError 415 for codings the collector does not decode. */
+export function contentCoding(header: string | undefined): ContentCoding {
+  const coding = (header ?? '').trim().toLowerCase();
+  if (coding === '' || coding === 'identity') return 'identity';
+  if (coding === 'gzip' || coding === 'x-gzip') return 'gzip';
+  throw new BodyError(415, `unsupported Content-Encoding ${JSON.stringify(header)}: use gzip or identity`);
+}
+
+export interface ReadBodyOptions {
+  coding: ContentCoding;
+  maxBytes: number;
+  /**
+   * Called with the running total of (decompressed) bytes held. May throw to
+   * abort the read (the in-flight budget does); the read rejects with that error.
+   */
+  onBytes?: (total: number) => void;
+}
+
+/**
+ * The whole (decompressed) body and its size on the wire. Rejects with BodyError (413 past the cap on
+ * either side of decompression, 400 for a corrupt or truncated gzip stream),
+ * ClientAbortedError, or whatever onBytes threw. On rejection the rest of the
+ * body is left to be discarded by the caller (see server.ts).
+ */
+export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promise<{ body: Buffer; wireBytes: number }> {
+  const { maxBytes, onBytes } = options;
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let wireBytes = 0;
+    let bodyBytes = 0;
+    let settled = false;
+    const gunzip = options.coding === 'gzip' ? zlib.createGunzip() : undefined;
+
+    const cleanup = () => {
+      req.off('data', onWireData);
+      req.off('end', onWireEnd);
+      req.off('error', onWireError);
+      req.off('close', onClose);
+      gunzip?.destroy();
+    };
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      reject(err);
+    };
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      cleanup();
+      resolve({ body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bodyBytes), wireBytes });
+    };
+    const take = (chunk: Buffer) => {
+      bodyBytes += chunk.length;
+      if (bodyBytes > maxBytes) {
+        const which = gunzip ? 'decompressed request body' : 'request body';
+        return fail(new BodyError(413, `${which} exceeds the limit of ${maxBytes} bytes`));
+      }
+      try {
+        onBytes?.(bodyBytes);
+      } catch (err) {
+        return fail(err as Error);
+      }
+      chunks.push(chunk);
+    };
+
+    function onWireData(chunk: Buffer) {
+      wireBytes += chunk.length;
+      if (wireBytes > maxBytes) return fail(new BodyError(413, `request body exceeds the limit of ${maxBytes} bytes`));
+      if (!gunzip) return take(chunk);
+      // Backpressure: stop reading the socket while zlib works through its input.
+      if (!gunzip.write(chunk)) {
+        req.pause();
+        gunzip.once('drain', () => settled || req.resume());
+      }
+    }
+    function onWireEnd() {
+      if (gunzip) gunzip.end();
+      else finish();
+    }
+    function onWireError(err: Error) {
+      fail(new ClientAbortedError(`client connection failed while sending the body: ${err.message}`));
+    }
+    function onClose() {
+      if (!req.complete) fail(new ClientAbortedError('client closed the connection before the body was complete'));
+    }
+
+    if (gunzip) {
+      gunzip.on('data', (chunk: Buffer) => settled || take(chunk));
+      gunzip.on('end', finish);
+      gunzip.on('error', (err: Error) => fail(new BodyError(400, `invalid gzip body: ${err.message}`)));
+    }
+    req.on('data', onWireData);
+    req.on('end', onWireEnd);
+    req.on('error', onWireError);
+    req.on('close', onClose);
+  });
+}

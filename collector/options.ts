@@ -1,0 +1,78 @@
+/**
+ * Collector options, validated with zod so a bad value (from a flag, an
+ * environment variable or an embedding program) fails at start with an
+ * error naming the option, instead of misbehaving under traffic.
+ */
+import { Registry } from 'prom-client';
+import { z } from 'zod';
+import type { Publisher } from '../bus/types.ts';
+
+const MiB = 1024 * 1024;
+
+const isPublisher = (v: unknown): v is Publisher =>
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as Publisher).publish === 'function' &&
+  typeof (v as Publisher).isReady === 'function' &&
+  typeof (v as Publisher).close === 'function';
+
+const CollectorOptionsSchema = z
+  .strictObject({
+    /** Where accepted spans go; closed by RunningCollector.close(). */
+    publisher: z.custom<Publisher>(isPublisher, 'must be a Publisher (publish, isReady and close functions)'),
+    /** Interface to listen on; unset = all interfaces (otelcol's `:4318`). */
+    host: z.string().min(1, 'must be a non-empty host name or address').optional(),
+    /** 0 picks a free port (RunningCollector.port tells which). */
+    port: z.number().int('must be an integer').min(0).max(65535).default(4318),
+    /** Bus topic; Kafka's legal topic names. */
+    topic: z
+      .string()
+      .regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be 1–249 characters of a-z, A-Z, 0-9, ".", "_", "-"')
+      .default('otlp_spans'),
+    /** Cap on a request body, applied to the bytes on the wire and again after decompression. */
+    maxBodyBytes: z.number().int('must be an integer').positive().default(64 * MiB),
+    /**
+     * Budget of request bytes (after decompression) being processed at once.
+     * A request that would exceed it gets 429 + Retry-After. At least
+     * maxBodyBytes, so that one request of the largest allowed size always fits.
+     */
+    maxInflightBytes: z.number().int('must be an integer').positive().default(256 * MiB),
+    /** Retry-After (seconds) sent with 429 when the in-flight budget is exhausted. */
+    overloadRetryAfterSeconds: z.number().int('must be an integer').positive().default(1),
+    /**
+     * Bearer tokens → tenant. When set, every request needs one of the tokens
+     * and its tenant is stamped as `fleet.tenant` on every resource.
+     */
+    authTokens: z
+      .record(z.string().min(1, 'tokens must be non-empty'), z.string().min(1, 'tenants must be non-empty'))
+      .refine((m) => Object.keys(m).length > 0, 'must hold at least one token (omit it to turn auth off)')
+      .optional(),
+    /** Prometheus registry to register on (e.g. one shared by an all-in-one process); default: a new one. */
+    registry: z.instanceof(Registry, { message: 'must be a prom-client Registry' }).optional(),
+    /** How long close() waits for in-flight requests before cutting connections. */
+    shutdownTimeoutMs: z.number().int('must be an integer').nonnegative().default(30_000),
+  })
+  .refine((o) => o.maxInflightBytes >= o.maxBodyBytes, {
+    path: ['maxInflightBytes'],
+    message: 'must be at least maxBodyBytes',
+  });
+
+export type CollectorOptions = z.input<typeof CollectorOptionsSchema>;
+export type ResolvedCollectorOptions = z.output<typeof CollectorOptionsSchema>;
+
+/** An option with a bad value; the message names it. */
+export class CollectorOptionsError extends Error {
+  override name = 'CollectorOptionsError';
+}
+
+export function resolveCollectorOptions(options: CollectorOptions): ResolvedCollectorOptions {
+  const parsed = CollectorOptionsSchema.safeParse(options);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((i) => {
+    if (i.code === 'unrecognized_keys') return `unknown option ${i.keys.join(', ')}`;
+    // A path under authTokens would end in the token itself: never print secrets.
+    const path = i.path[0] === 'authTokens' ? 'authTokens' : i.path.map(String).join('.');
+    return `option ${path || '(options)'} ${i.message}`;
+  });
+  throw new CollectorOptionsError(`invalid collector options: ${problems.join('; ')}`);
+}

@@ -1,0 +1,169 @@
+/**
+ * Shared by the collector tests: OTLP requests built by hand (so every field
+ * the collector must keep is set), HTTP helpers, and reading back what landed
+ * on the in-process queue through its real subscriber.
+ */
+import http from 'node:http';
+import zlib from 'node:zlib';
+import type { MemoryBus } from '../bus/memory.ts';
+import type { ConsumedMessage } from '../bus/types.ts';
+import { decodeTraceRequest, type KeyValue, type OtlpSpan, type TraceRequest } from '../otlp/codec.ts';
+
+export const hexId = (seed: number, bytes: number): string =>
+  Array.from({ length: bytes }, (_, i) => ((seed * 31 + i * 7 + 1) & 0xff).toString(16).padStart(2, '0')).join('');
+export const traceIdHex = (seed: number): string => hexId(seed, 16);
+export const spanIdHex = (seed: number): string => hexId(seed + 1000, 8);
+export const bytes = (hex: string): Uint8Array => Buffer.from(hex, 'hex');
+
+export const str = (key: string, value: string): KeyValue => ({ key, value: { stringValue: value } });
+export const int = (key: string, value: number): KeyValue => ({ key, value: { intValue: value } });
+
+/** A span with every OTLP field set. */
+export function span(traceSeed: number, spanSeed: number, overrides: Partial<OtlpSpan> = {}): OtlpSpan {
+  return {
+    traceId: bytes(traceIdHex(traceSeed)),
+    spanId: bytes(spanIdHex(spanSeed)),
+    parentSpanId: spanSeed % 3 === 0 ? new Uint8Array() : bytes(spanIdHex(spanSeed - 1)),
+    traceState: `vendor=${spanSeed}`,
+    flags: 1,
+    name: `span-${traceSeed}-${spanSeed}`,
+    kind: (spanSeed % 5) + 1,
+    startTimeUnixNano: `${1_760_000_000_000_000_000n + BigInt(spanSeed) * 1_000_003n}`,
+    endTimeUnixNano: `${1_760_000_000_000_000_000n + BigInt(spanSeed) * 1_000_003n + 123_456_789n}`,
+    attributes: [str('gen_ai.request.model', `model-${spanSeed}`), int('gen_ai.usage.input_tokens', spanSeed * 10)],
+    events: [{ timeUnixNano: '1760000000000000001', name: 'evt', attributes: [str('k', 'v')] }],
+    links: [{ traceId: bytes(traceIdHex(traceSeed + 50)), spanId: bytes(spanIdHex(spanSeed + 50)), attributes: [str('link', 'x')] }],
+    status: { code: 2, message: `status ${spanSeed}` },
+    ...overrides,
+  };
+}
+
+/** Attributes of a valid attempt span. */
+export const attemptAttributes = (n = 1): KeyValue[] => [
+  str('fleet.spec.id', 'spec-1'),
+  str('fleet.spec.tier', 'tier-2'),
+  int('fleet.attempt.number', n),
+  str('fleet.attempt.outcome', 'pass'),
+];
+
+/**
+ * Two resources × two scopes with spans of three traces interleaved, both
+ * schemaUrls and scope attributes set: the split has to keep every envelope.
+ */
+export function mixedRequest(): TraceRequest {
+  return {
+    resourceSpans: [
+      {
+        resource: { attributes: [str('service.name', 'agent-a'), str('fleet.pool', 'pool-1')] },
+        schemaUrl: 'https://opentelemetry.io/schemas/1.30.0',
+        scopeSpans: [
+          {
+            scope: { name: 'scope-x', version: '1.0', attributes: [str('scope.attr', 'sx')] },
+            schemaUrl: 'https://opentelemetry.io/schemas/1.29.0',
+            spans: [span(1, 1, { attributes: attemptAttributes() }), span(2, 2), span(1, 3), span(3, 4)],
+          },
+          { scope: { name: 'scope-y', version: '2.0' }, spans: [span(2, 5), span(1, 6)] },
+        ],
+      },
+      {
+        resource: { attributes: [str('service.name', 'agent-b')] },
+        scopeSpans: [{ scope: { name: 'scope-z' }, spans: [span(3, 7), span(2, 8, { attributes: attemptAttributes(2) })] }],
+      },
+    ],
+  };
+}
+
+export interface HttpResult {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** A raw HTTP request (node:http, so tests control chunking, Expect and body timing). */
+export function request(
+  url: string,
+  options: { method?: string; headers?: Record<string, string | number>; body?: Uint8Array | string; path?: string } = {},
+): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url + (options.path ?? ''), { method: options.method ?? 'POST', headers: options.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** POST to /v1/traces with a content type (protobuf by default). */
+export const postTraces = (
+  baseUrl: string,
+  body: Uint8Array | string,
+  headers: Record<string, string | number> = {},
+): Promise<HttpResult> =>
+  request(baseUrl, { path: '/v1/traces', body, headers: { 'Content-Type': 'application/x-protobuf', ...headers } });
+
+/** Messages on `topic` so far (nothing is ever committed, so every call reads from the start). */
+export async function published(bus: MemoryBus, topic: string): Promise<ConsumedMessage[]> {
+  const sub = bus.subscriber(topic);
+  const expected = (await sub.lag()).reduce((n, p) => n + p.lag, 0);
+  const messages: ConsumedMessage[] = [];
+  let done: () => void = () => {};
+  const all = new Promise<void>((resolve) => (done = resolve));
+  await sub.start({
+    onAssign: () => {},
+    onBatch: async (batch) => {
+      messages.push(...batch.messages);
+      if (messages.length >= expected) done();
+    },
+  });
+  if (expected > 0) await all;
+  await sub.stop();
+  return messages;
+}
+
+/**
+ * Every span of some requests as one canonical JSON line per span with its
+ * envelopes (resource, scope, both schemaUrls), sorted: equal lists = every
+ * span arrived intact and in the right envelopes. Inputs are protobuf round
+ * tripped so both sides are protobufjs messages with the same JSON form.
+ */
+export function canonicalSpans(requests: TraceRequest[]): string[] {
+  const out: string[] = [];
+  for (const r of requests) {
+    for (const rs of r.resourceSpans ?? []) {
+      for (const ss of rs.scopeSpans ?? []) {
+        for (const s of ss.spans ?? []) {
+          out.push(JSON.stringify({ resource: rs.resource, rsSchemaUrl: rs.schemaUrl, scope: ss.scope, ssSchemaUrl: ss.schemaUrl, span: s }));
+        }
+      }
+    }
+  }
+  return out.sort();
+}
+
+export const decodeMessages = (messages: ConsumedMessage[]): TraceRequest[] => messages.map((m) => decodeTraceRequest(m.value));
+
+/** Hex trace ids of every span in a request. */
+export const traceIdsOf = (r: TraceRequest): string[] =>
+  (r.resourceSpans ?? []).flatMap((rs) => (rs.scopeSpans ?? []).flatMap((ss) => (ss.spans ?? []).map((s) => Buffer.from(s.traceId ?? []).toString('hex'))));
+
+/** A sample value from Prometheus text exposition, e.g. metric('fleet_collector_requests_total{code="200"}'). */
+export function metricValue(text: string, series: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  }
+  return undefined;
+}
+
+/**
+ * gzip of `size` zero bytes, built as concatenated gzip members of 16 MiB
+ * each (a gzip file may hold several; decoders inflate them all): ~1 KiB of
+ * wire bytes per MiB, without ever holding or compressing the whole GiB.
+ */
+export function gzipZeros(size: number): Buffer {
+  const member = 16 * 1024 * 1024;
+  const one = zlib.gzipSync(Buffer.alloc(member), { level: 9 });
+  return Buffer.concat(Array.from({ length: Math.ceil(size / member) }, () => one));
+}
