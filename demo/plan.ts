@@ -53,13 +53,19 @@ export interface FleetConfig {
   callsPerAttempt: number;
 }
 
-/** The seed matrix of the reference article, with tier-2 and tier-3 canaries. */
+/**
+ * The seed matrix of the reference article, with tier-2 and tier-3 canaries.
+ * Token appetites are set so that $/call at today's catalog prices lands near
+ * the article's (flash $0.04, sonnet $7.73, kimi $1.61, grok-4.3 $0.16) —
+ * except deepseek-v4-pro, whose 75 % launch discount ended on 2026-06-01:
+ * its calls now cost 4× the article's $0.17.
+ */
 export const SEED_FLEET: readonly FleetConfig[] = [
   { provider: 'deepseek', model: 'deepseek-v4-flash', variant: 'd4-rich', passRate: { 'tier-2': 0.95, 'tier-3': 0.9 }, failure: 'fail', callTokens: { input: 9_000, cache_read: 30_000, cache_write: 0, output: 2_500, reasoning: 1_500 }, callsPerAttempt: 6 },
-  { provider: 'deepseek', model: 'deepseek-v4-pro', variant: 'baseline', passRate: { 'tier-2': 0.95, 'tier-3': 0.9 }, failure: 'fail', callTokens: { input: 40_000, cache_read: 80_000, cache_write: 0, output: 8_000, reasoning: 4_000 }, callsPerAttempt: 5 },
-  { provider: 'anthropic', model: 'claude-sonnet-4-6', variant: 'baseline', passRate: { 'tier-2': 1, 'tier-3': 0.95 }, failure: 'fail', callTokens: { input: 60_000, cache_read: 300_000, cache_write: 20_000, output: 20_000, reasoning: 0 }, callsPerAttempt: 8 },
-  { provider: 'moonshot', model: 'kimi-k2.6', variant: 'baseline', passRate: { 'tier-2': 0.95, 'tier-3': 0.67 }, failure: 'fail', callTokens: { input: 120_000, cache_read: 200_000, cache_write: 0, output: 30_000, reasoning: 10_000 }, callsPerAttempt: 6 },
-  { provider: 'x_ai', model: 'grok-4.3', variant: 'tuned', passRate: { 'tier-2': 0.6, 'tier-3': 0.25 }, failure: 'fail', callTokens: { input: 80_000, cache_read: 0, cache_write: 0, output: 12_000, reasoning: 8_000 }, callsPerAttempt: 6 },
+  { provider: 'deepseek', model: 'deepseek-v4-pro', variant: 'baseline', passRate: { 'tier-2': 0.95, 'tier-3': 0.9 }, failure: 'fail', callTokens: { input: 54_000, cache_read: 109_000, cache_write: 0, output: 10_900, reasoning: 5_400 }, callsPerAttempt: 5 },
+  { provider: 'anthropic', model: 'claude-sonnet-4-6', variant: 'baseline', passRate: { 'tier-2': 1, 'tier-3': 0.95 }, failure: 'fail', callTokens: { input: 95_000, cache_read: 470_000, cache_write: 32_000, output: 32_000, reasoning: 0 }, callsPerAttempt: 8 },
+  { provider: 'moonshot', model: 'kimi-k2.6', variant: 'baseline', passRate: { 'tier-2': 0.95, 'tier-3': 0.67 }, failure: 'fail', callTokens: { input: 110_000, cache_read: 183_000, cache_write: 0, output: 27_500, reasoning: 9_000 }, callsPerAttempt: 6 },
+  { provider: 'x_ai', model: 'grok-4.3', variant: 'tuned', passRate: { 'tier-2': 0.6, 'tier-3': 0.25 }, failure: 'fail', callTokens: { input: 50_000, cache_read: 0, cache_write: 0, output: 7_400, reasoning: 5_000 }, callsPerAttempt: 6 },
   { provider: 'x_ai', model: 'grok-4.20-reasoning', variant: 'baseline', passRate: { 'tier-2': 0.2, 'tier-3': 0 }, failure: 'timeout', callTokens: { input: 50_000, cache_read: 0, cache_write: 0, output: 5_000, reasoning: 30_000 }, callsPerAttempt: 3 },
 ];
 
@@ -78,6 +84,8 @@ export interface PlanOptions {
   spacingMs?: number;
   tenant?: string;
   pool?: string;
+  /** Prefix of every spec id (tells runs apart). */
+  specPrefix?: string;
   configs?: readonly FleetConfig[];
   tiers?: readonly string[];
 }
@@ -109,7 +117,7 @@ export function planFleet(options: PlanOptions): PlannedAttempt[] {
   for (const tier of options.tiers ?? Object.keys(CANARIES)) {
     for (const config of options.configs ?? SEED_FLEET) {
       for (let s = 0; s < options.specsPerCell; s++) {
-        const specId = `spec-${tier}-${config.model}-${config.variant}-${s}`;
+        const specId = `${options.specPrefix ?? 'spec'}-${tier}-${config.model}-${config.variant}-${s}`;
         for (let n = 1; n <= maxAttempts; n++) {
           const pass = rand() < (config.passRate[tier] ?? 0);
           const traceId = hex(rand, 16);

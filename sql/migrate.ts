@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Store } from '../storage/store.ts';
+import { clusterStatements } from './cluster.ts';
 
 const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
@@ -55,10 +56,24 @@ export function renderStatements(template: string, options: RenderOptions): stri
     if (v === undefined) throw new Error(`unknown placeholder {{${key}}} in a migration`);
     return v;
   });
-  return sql
+  const statements = sql
     .split(/;\s*$/m)
     .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
     .filter((s) => s.length > 0);
+  // On a cluster: Replicated engines, Distributed tables (sql/cluster.ts).
+  return options.cluster ? clusterStatements(statements, { database: options.database, cluster: options.cluster }) : statements;
+}
+
+/** The database and `schema_migrations`, created before any migration. */
+export function bootstrapStatements(options: RenderOptions): string[] {
+  const onCluster = options.cluster ? ` ON CLUSTER ${options.cluster}` : '';
+  const statements = [
+    `CREATE DATABASE IF NOT EXISTS ${options.database}${onCluster} ENGINE = Atomic`,
+    `CREATE TABLE IF NOT EXISTS ${options.database}.schema_migrations${onCluster}
+     (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
+     ENGINE = ReplacingMergeTree ORDER BY version`,
+  ];
+  return options.cluster ? clusterStatements(statements, { database: options.database, cluster: options.cluster }) : statements;
 }
 
 export interface MigrateResult {
@@ -68,13 +83,7 @@ export interface MigrateResult {
 
 export async function migrate(store: Store, options: Omit<RenderOptions, 'database'> = {}): Promise<MigrateResult> {
   const render = { ...options, database: store.database };
-  const onCluster = options.cluster ? ` ON CLUSTER ${options.cluster}` : '';
-  await store.command(`CREATE DATABASE IF NOT EXISTS ${store.database}${onCluster} ENGINE = Atomic`);
-  await store.command(
-    `CREATE TABLE IF NOT EXISTS ${store.database}.schema_migrations${onCluster}
-     (version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
-     ENGINE = ReplacingMergeTree ORDER BY version`,
-  );
+  for (const statement of bootstrapStatements(render)) await store.command(statement);
   const done = new Set(
     (await store.query<{ version: number }>(`SELECT version FROM ${store.database}.schema_migrations FINAL`)).map((r) => Number(r.version)),
   );

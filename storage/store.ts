@@ -15,6 +15,12 @@ export interface Store {
   readonly database: string;
   /** Where the store lives, for logs: a URL or `chdb:<dir>`. */
   readonly location: string;
+  /**
+   * The absolute directory of the embedded chDB store; unset when the store
+   * is a ClickHouse server. Other chDB sessions of this process (the query
+   * endpoint's) open the same directory: chDB binds one per process.
+   */
+  readonly dataDir?: string;
   /** Inserts rows (JSONEachRow) into `<database>.<table>`. */
   insert(table: string, rows: readonly object[]): Promise<void>;
   /** Runs a SELECT and returns its rows. */
@@ -85,15 +91,17 @@ export function openStore(options: StoreOptions = {}): Store {
         url,
         ...(options.username !== undefined && { username: options.username }),
         ...(options.password !== undefined && { password: options.password }),
-        request_timeout: options.requestTimeoutMs ?? 300_000,
+        request_timeout: options.requestTimeoutMs ?? 60_000,
         clickhouse_settings: SETTINGS,
       })
     : embeddedClient(options.dataDir ?? './data');
   const qualified = (table: string) => `${database}.${assertIdentifier(table, 'table')}`;
   let closed = false;
+  const dataDir = url ? undefined : path.resolve(options.dataDir ?? './data');
   return {
     database,
-    location: url ?? `chdb:${path.resolve(options.dataDir ?? './data')}`,
+    location: url ?? `chdb:${dataDir}`,
+    ...(dataDir !== undefined && { dataDir }),
     async insert(table, rows) {
       if (rows.length === 0) return;
       await client.insert({ table: qualified(table), values: rows as object[], format: 'JSONEachRow' });

@@ -83,7 +83,7 @@ describe('consumer group on Kafka', () => {
     const rows = await store.query<Record<string, unknown>>(
       "SELECT tenant, model, spec_tier, canary, variant, attempts, passes, unpriced_attempts, cost_usd, cost_per_pass FROM fleet.v_cost_per_pass_window(since = '2000-01-01 00:00:00', until = '2200-01-01 00:00:00') ORDER BY tenant, model, spec_tier, canary, variant",
     );
-    const key = (r: Record<string, unknown>) => [r.tenant, r.model, r.spec_tier, r.canary, r.variant].join('|');
+    const key = (r: { tenant: unknown; model: unknown; spec_tier: unknown; canary: unknown; variant: unknown }) => [r.tenant, r.model, r.spec_tier, r.canary, r.variant].join("|");
     expect(rows).toEqual(expectedCostPerPass(loadCards(), plan).sort((x, y) => (key(x) < key(y) ? -1 : 1)));
     const [calls] = await store.query<{ n: number }>('SELECT count() AS n FROM fleet.llm_calls FINAL');
     expect(calls!.n).toBe(plan.reduce((n, p) => n + p.calls.length, 0));

@@ -1,0 +1,267 @@
+/**
+ * The `fleet` command line. Settings come from config/settings.ts (flags,
+ * FLEET_* environment, --config file); each command takes the ones it uses.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { KafkaPublisher, KafkaSubscriber, ensureTopics } from '../bus/kafka.ts';
+import { startCollector } from '../collector/index.ts';
+import { ConsumerPipeline } from '../consumers/pipeline.ts';
+import { startAllInOne } from '../embedded/all-in-one.ts';
+import { ConfigError, envName, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
+import { configuredCatalog, configuredStore, log, pipelineSettings, prepareStore } from '../config/runtime.ts';
+import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
+import { openStore, type Store } from '../storage/store.ts';
+import { runDemo } from './demo.ts';
+import { serveMetrics } from './metrics-server.ts';
+import { FORMATS, formatReport, queryReport, REPORTS, type Format, type ReportName } from './report.ts';
+
+const STORE: SettingKey[] = ['dataDir', 'database', 'clickhouseUrl', 'clickhouseUser', 'clickhousePassword', 'clickhouseCluster', 'spansTtlDays', 'prices'];
+const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions'];
+const COLLECTOR: SettingKey[] = ['collectorHost', 'collectorPort', 'maxBodyBytes', 'authTokens'];
+const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort'];
+const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken'];
+
+/** Adds `--flag <value>` for each setting, with its help and environment variable. */
+function withSettings(cmd: Command, keys: SettingKey[]): Command {
+  cmd.option('--config <file>', 'settings file, JSON or YAML (env FLEET_CONFIG)');
+  for (const key of keys) cmd.addOption(new Option(`--${flagName(key)} <value>`, `${SETTINGS[key].help} (env ${envName(key)})`));
+  return cmd;
+}
+
+const config = (cmd: Command): Config => resolveConfig(cmd.opts());
+
+function requireKafka(c: Config, what: string): string[] {
+  if (!c.kafkaBrokers?.length) throw new ConfigError(`${what} needs Kafka: set --kafka-brokers or FLEET_KAFKA_BROKERS (host:port,…); for one process without Kafka run fleet start`);
+  return c.kafkaBrokers;
+}
+
+/**
+ * Runs until SIGINT/SIGTERM, then `stop`, then exits (a second signal exits
+ * at once). Exiting explicitly: once stop has written and committed
+ * everything, a client library's leftover reconnect timers (kafkajs keeps
+ * some after a broker outage) must not keep the process alive.
+ */
+function untilSignal(stop: () => Promise<void>): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      log(`${signal}: shutting down (send again to exit at once)`);
+      process.once('SIGINT', () => process.exit(130));
+      process.once('SIGTERM', () => process.exit(143));
+      stop().then(() => process.exit(0), reject);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+}
+
+/**
+ * The store a report reads: FLEET_CLICKHOUSE_URL if set; else the running
+ * `fleet start`'s query endpoint (it owns ./data); else ./data directly.
+ */
+async function readerStore(c: Config): Promise<Store> {
+  if (c.clickhouseUrl) return configuredStore(c);
+  const url = `http://${c.queryHost === '0.0.0.0' ? '127.0.0.1' : c.queryHost}:${c.queryPort}`;
+  const running = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+  if (running) return openStore({ url, database: c.database, ...(c.queryToken && { username: 'default', password: c.queryToken }) });
+  return configuredStore(c);
+}
+
+const program = new Command('fleet')
+  .description('perpass: live, exact cost per passing result ($/pass) of LLM agent fleets')
+  .showHelpAfterError()
+  .configureHelp({ showGlobalOptions: true });
+
+withSettings(
+  program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
+  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueBytes'],
+).action(async (_o, cmd: Command) => {
+  const c = config(cmd);
+  const running = await startAllInOne(c, log);
+  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${running.query.url} (read-only${c.queryWriteToken ? ', write mode on' : ''}) · metrics ${running.collector.url}/metrics · store ${c.clickhouseUrl ?? c.dataDir}`);
+  log('try: fleet demo   then: fleet report cost-per-pass');
+  await untilSignal(async () => {
+    await running.close();
+    log('stopped; everything accepted is written');
+  });
+});
+
+withSettings(program.command('collector').description('run the OTLP/HTTP receiver publishing to Kafka'), [...KAFKA, ...COLLECTOR]).action(async (_o, cmd: Command) => {
+  const c = config(cmd);
+  const brokers = requireKafka(c, 'fleet collector');
+  await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
+  const collector = await startCollector({
+    publisher: new KafkaPublisher({ brokers }),
+    port: c.collectorPort,
+    topic: c.topic,
+    maxBodyBytes: c.maxBodyBytes,
+    ...(c.collectorHost && { host: c.collectorHost }),
+    ...(c.authTokens && { authTokens: c.authTokens }),
+  });
+  log(`collector: ${collector.tracesUrl} → Kafka ${brokers.join(',')} topic ${c.topic}`);
+  await untilSignal(collector.close);
+});
+
+withSettings(program.command('consumer').description('run one consumer-group member: Kafka → attempts, llm_calls, spans in ClickHouse'), [...STORE, ...KAFKA, ...CONSUMER]).action(async (_o, cmd: Command) => {
+  const c = config(cmd);
+  const brokers = requireKafka(c, 'fleet consumer');
+  await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
+  const store = configuredStore(c);
+  const catalog = configuredCatalog(c);
+  await prepareStore(store, c, catalog);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const deadLetters = new KafkaPublisher({ brokers });
+  const pipeline = new ConsumerPipeline({
+    topic: c.topic,
+    store,
+    subscriber: new KafkaSubscriber({ brokers, groupId: c.groupId, topic: c.topic, onCrash: (e) => log(`kafka consumer restarted after: ${e.message}`) }),
+    catalog,
+    deadLetter: { publisher: deadLetters, topic: c.deadLetterTopic },
+    registry,
+    log: (m) => log(`consumer: ${m}`),
+    ...pipelineSettings(c),
+  });
+  await pipeline.start();
+  const metrics = await serveMetrics(registry, c.metricsPort);
+  log(`consumer: group ${c.groupId} on ${c.topic} → ${store.location}; metrics :${metrics.port}/metrics`);
+  await untilSignal(async () => {
+    await pipeline.stop();
+    await deadLetters.close();
+    await metrics.close();
+    await store.close();
+    log('consumer: left the group; everything decided is written and committed');
+  });
+});
+
+withSettings(program.command('migrate').description('apply the ClickHouse migrations and load the price catalog into `prices`'), STORE).action(async (_o, cmd: Command) => {
+  const c = config(cmd);
+  const store = configuredStore(c);
+  try {
+    await prepareStore(store, c, configuredCatalog(c));
+    log(`migrated ${store.location} database ${store.database}`);
+  } finally {
+    await store.close();
+  }
+});
+
+const report = withSettings(program.command('report').description('print live $/pass, spec outcomes or the routing table'), [...STORE, 'queryHost', 'queryPort', 'queryToken'])
+  .argument('<report>', REPORTS.join(' | '), (v: string) => {
+    if (!(REPORTS as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${REPORTS.join(', ')}`);
+    return v;
+  })
+  .option('--since <when>', 'window start: ISO date/time or 7d, 12h, 30m', '30d')
+  .option('--until <when>', 'window end (default: now and later)')
+  .option('--tenant <tenant>')
+  .option('--tier <tier>')
+  .option('--model <model>')
+  .option('--canary <canary>')
+  .option('--variant <variant>')
+  .option('--min-pass-rate <rate>', 'routing: bar on the Wilson lower bound of the pass rate', (v) => probability(v), 0.8)
+  .option('--z <z>', 'routing: z of the Wilson bound (0 = point estimate)', (v) => nonNegative(v), 1.959963984540054)
+  .addOption(new Option('--format <format>', 'output').choices(FORMATS).default('table'));
+report.action(async (name: ReportName, o: Record<string, unknown>, cmd: Command) => {
+  const store = await readerStore(config(cmd));
+  try {
+    const rows = await queryReport(store, name, {
+      since: o.since as string,
+      ...(o.until !== undefined && { until: o.until as string }),
+      ...Object.fromEntries(['tenant', 'tier', 'model', 'canary', 'variant'].filter((k) => o[k] !== undefined).map((k) => [k, o[k]])),
+      minPassRate: o.minPassRate as number,
+      z: o.z as number,
+    });
+    process.stdout.write(formatReport(name, rows, o.format as Format));
+  } finally {
+    await store.close();
+  }
+});
+
+function probability(v: string): number {
+  const n = Number(v);
+  if (!(n >= 0 && n <= 1)) throw new InvalidArgumentError('must be a number from 0 to 1');
+  return n;
+}
+function nonNegative(v: string): number {
+  const n = Number(v);
+  if (!(n >= 0)) throw new InvalidArgumentError('must be a number ≥ 0');
+  return n;
+}
+
+const prices = program.command('prices').description('the price catalog');
+withSettings(prices.command('check').description('validate the catalog and list models seen in traffic without a price in force'), [...STORE, 'queryHost', 'queryPort', 'queryToken']).action(
+  async (_o, cmd: Command) => {
+    const c = config(cmd);
+    const catalog = configuredCatalog(c);
+    log(`catalog ${c.prices ?? '(shipped)'}: ${catalog.cards.length} cards, valid`);
+    const store = await readerStore(c);
+    try {
+      const rows = await store.query<{ provider: string; model: string; calls: number; attempts: number; reason: string; last_seen: string }>(
+        `SELECT provider, model, count() AS calls, uniqExact(attempt_id) AS attempts, any(unpriced_reason) AS reason, max(started_at) AS last_seen
+         FROM ${store.database}.llm_calls FINAL WHERE cost_usd IS NULL GROUP BY provider, model ORDER BY calls DESC`,
+      );
+      if (rows.length === 0) {
+        process.stdout.write('every LLM call seen has a price in force\n');
+        return;
+      }
+      process.stdout.write(formatUnpriced(rows));
+      process.exitCode = 1;
+    } finally {
+      await store.close();
+    }
+  },
+);
+
+function formatUnpriced(rows: { provider: string; model: string; calls: number; attempts: number; reason: string; last_seen: string }[]): string {
+  return (
+    `${rows.length} model(s) seen without a price in force — their attempts have cost NULL (add a card or an alias):\n` +
+    rows.map((r) => `  ${r.provider || '(no provider)'}/${r.model}: ${r.calls} calls in ${r.attempts} attempts, last ${r.last_seen} — ${r.reason}\n`).join('')
+  );
+}
+
+prices
+  .command('import-litellm')
+  .description("convert LiteLLM's model_prices_and_context_window.json into a perpass catalog")
+  .argument('<file>', 'LiteLLM price file')
+  .requiredOption('--from <date>', 'date the imported prices take effect (UTC, YYYY-MM-DD)')
+  .option('--provider <names...>', 'keep only these providers')
+  .option('--out <file>', 'write the catalog here (default: stdout)')
+  .action((file: string, o: { from: string; provider?: string[]; out?: string }) => {
+    const { catalog, skipped } = importLiteLlm(JSON.parse(readFileSync(file, 'utf8')), {
+      from: o.from,
+      source: `LiteLLM ${file}, effective ${o.from}`,
+      ...(o.provider && { providers: o.provider }),
+    });
+    buildCatalog(catalog, 'imported catalog'); // validates before anything is written
+    const text = `${JSON.stringify(catalog, null, 2)}\n`;
+    if (o.out) writeFileSync(o.out, text);
+    else process.stdout.write(text);
+    log(`imported ${catalog.cards.length} cards, skipped ${skipped.length} entries${skipped.length ? ` (e.g. ${skipped.slice(0, 3).map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''}`);
+  });
+
+withSettings(
+  program
+    .command('demo')
+    .description('send the seed canary fleet through the real OTLP exporter to a running collector, then print the $/pass table')
+    .option('--endpoint <url>', 'collector base URL', 'http://localhost:4318')
+    .option('--specs <n>', 'specs per model × tier cell', (v) => positiveInt(v), 12)
+    .option('--seed <n>', 'seed of the traffic plan', (v) => positiveInt(v), 42)
+    .option('--token <token>', 'bearer token of the collector, when auth is on'),
+  ['database', 'queryHost', 'queryPort', 'queryToken'],
+).action(async (o: { endpoint: string; specs: number; seed: number; token?: string }, cmd: Command) => {
+  const c = config(cmd);
+  await runDemo({ endpoint: o.endpoint, specsPerCell: o.specs, seed: o.seed, ...(o.token && { token: o.token }), openReader: () => readerStore(c) });
+});
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  process.stderr.write(`fleet: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,127 @@
+/**
+ * Every setting of every perpass process, in one table: its flag, its
+ * environment variable (FLEET_*), its zod type and default. Values come
+ * from defaults < config file (--config / FLEET_CONFIG, JSON or YAML) <
+ * environment < flags; a bad value fails with an error naming the setting
+ * and where it came from. docker-compose and the docs take the names from
+ * here, so there is one place to change them.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const int = (min = 0) => z.coerce.number().int('must be an integer').min(min);
+const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().min(1)));
+const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)');
+const topic = z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a Kafka topic name');
+/** `token=tenant,token2=tenant2` or an object. */
+const tokenMap = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? Object.fromEntries(
+          v
+            .split(',')
+            .filter(Boolean)
+            .map((pair) => {
+              const i = pair.indexOf('=');
+              return i < 0 ? [pair, ''] : [pair.slice(0, i).trim(), pair.slice(i + 1).trim()];
+            }),
+        )
+      : v,
+  z.record(z.string().min(1), z.string().min(1, 'each token needs a tenant: token=tenant')),
+);
+
+export const SETTINGS = {
+  dataDir: { schema: z.string().min(1).default('./data'), help: 'directory of the embedded chDB store' },
+  database: { schema: identifier.default('fleet'), help: 'ClickHouse database of the perpass tables' },
+  clickhouseUrl: { schema: z.url().optional(), help: 'ClickHouse server URL (unset: embedded chDB in --data-dir)' },
+  clickhouseUser: { schema: z.string().optional(), help: 'ClickHouse user' },
+  clickhousePassword: { schema: z.string().optional(), help: 'ClickHouse password' },
+  clickhouseCluster: { schema: identifier.optional(), help: 'ClickHouse cluster: migrations render ON CLUSTER with Replicated engines' },
+  spansTtlDays: { schema: int(1).default(14), help: 'days kept spans live (TTL of the spans table)' },
+  prices: { schema: z.string().min(1).optional(), help: 'price catalog JSON (default: the shipped catalog)' },
+  kafkaBrokers: {
+    schema: list.pipe(z.array(z.string().regex(/^[^\s:]+:\d+$/, 'must be host:port'))).optional(),
+    help: 'Kafka bootstrap brokers, comma-separated host:port',
+  },
+  topic: { schema: topic.default('otlp_spans'), help: 'topic of OTLP span messages' },
+  deadLetterTopic: { schema: topic.default('otlp_spans_dlq'), help: 'topic of undecodable messages' },
+  topicPartitions: { schema: int(1).default(6), help: 'partitions when perpass creates the topic' },
+  groupId: { schema: z.string().min(1).default('perpass-consumers'), help: 'Kafka consumer group of the consumers' },
+  collectorHost: { schema: z.string().min(1).optional(), help: 'interface the OTLP receiver listens on (default: all)' },
+  collectorPort: { schema: int().max(65535).default(4318), help: 'port of the OTLP/HTTP receiver' },
+  maxBodyBytes: { schema: int(1).default(64 * 1024 * 1024), help: 'cap on an OTLP request body, before and after decompression' },
+  authTokens: { schema: tokenMap.optional(), help: 'bearer tokens of the receiver: token=tenant,token2=tenant2 (unset: no auth)' },
+  queryHost: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface of the embedded ClickHouse-compatible query endpoint' },
+  queryPort: { schema: int().max(65535).default(8123), help: 'port of the embedded query endpoint' },
+  queryToken: { schema: z.string().min(1).optional(), help: 'password readers of the query endpoint must send (unset: none)' },
+  queryWriteToken: { schema: z.string().min(16, 'must be at least 16 characters').optional(), help: 'enables write mode of the query endpoint for this password (never the default)' },
+  metricsPort: { schema: int().max(65535).default(9464), help: 'port of /metrics of a consumer or alerts process' },
+  samplingPassRate: { schema: z.coerce.number().min(0).max(1).default(0.05), help: 'fraction of passing attempts whose spans are kept' },
+  costOutlierUsd: { schema: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal USD amount').default('1'), help: 'attempts costing more are kept whatever the outcome' },
+  durationOutlierMs: { schema: int(1).default(900_000), help: 'attempts lasting longer are kept whatever the outcome' },
+  decisionWaitMs: { schema: int().default(500), help: 'wait after an attempt ended for late child spans' },
+  traceTimeoutMs: { schema: int(1).default(60_000), help: 'idle time after which undecided spans of a trace are decided' },
+  queueBytes: { schema: int(1).default(256 * 1024 * 1024), help: 'bound of the embedded in-process queue (bytes awaiting the consumers)' },
+  alertRules: { schema: z.string().min(1).optional(), help: 'alert rules file (JSON or YAML); enables alerting in fleet start' },
+} as const;
+
+export type SettingKey = keyof typeof SETTINGS;
+export type Config = { [K in SettingKey]: z.output<(typeof SETTINGS)[K]['schema']> };
+
+export const envName = (key: string): string => `FLEET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+export const flagName = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** A setting with a bad value; the message says which, where from and why. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = /\.ya?ml$/i.test(path) ? parseYaml(text) : JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`config file ${path}: must be an object of settings`);
+  const unknown = Object.keys(parsed).filter((k) => !(k in SETTINGS));
+  if (unknown.length) throw new ConfigError(`config file ${path}: unknown setting ${unknown.join(', ')} (known: ${Object.keys(SETTINGS).join(', ')})`);
+  return parsed as Record<string, unknown>;
+}
+
+/**
+ * Resolves the configuration. `flags` holds only the flags given on the
+ * command line (commander's values for options the user set).
+ */
+export function resolveConfig(flags: Partial<Record<SettingKey | 'config', unknown>>, env: NodeJS.ProcessEnv = process.env): Config {
+  const configPath = (flags.config as string | undefined) ?? env.FLEET_CONFIG;
+  const file = configPath ? readConfigFile(configPath) : {};
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [key, setting] of Object.entries(SETTINGS)) {
+    let raw: unknown;
+    let from = 'default';
+    if (flags[key as SettingKey] !== undefined) {
+      raw = flags[key as SettingKey];
+      from = `--${flagName(key)}`;
+    } else if (env[envName(key)] !== undefined && env[envName(key)] !== '') {
+      raw = env[envName(key)];
+      from = envName(key);
+    } else if (file[key] !== undefined) {
+      raw = file[key];
+      from = `${configPath}: ${key}`;
+    }
+    const parsed = (setting.schema as z.ZodType).safeParse(raw);
+    if (parsed.success) out[key] = parsed.data;
+    else problems.push(`${from} ${key === 'authTokens' || key.endsWith('Token') || key.endsWith('Password') ? '(value hidden)' : JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+  return out as Config;
+}

@@ -1,0 +1,87 @@
+/**
+ * What the endpoint reads from a statement, always from the engine's own
+ * canonical rendering of it (`formatQuerySingleLine`, run by chDB on the
+ * request's session): the engine parses, so comments, heredocs, odd casing
+ * and multi-statements cannot hide anything; these helpers only look at
+ * its output, where keywords are upper case, string literals are
+ * single-quoted with backslash escapes and there are no comments.
+ *
+ * None of this decides what may write: readonly is the engine's (a
+ * `readonly=1` session). These are the few things clickhouse-local does on
+ * the client side, outside readonly's reach, that a ClickHouse server's
+ * HTTP handler refuses too (INTO OUTFILE, FROM INFILE), plus the
+ * statement kinds write mode admits.
+ */
+
+/** The text with every quoted literal or identifier replaced by an empty one of the same kind. */
+export function skeleton(canonical: string): string {
+  let out = '';
+  let i = 0;
+  while (i < canonical.length) {
+    const c = canonical[i]!;
+    if (c === "'" || c === '"' || c === '`') {
+      out += `${c}${c}`;
+      i++;
+      while (i < canonical.length) {
+        const d = canonical[i]!;
+        if (d === '\\') i += 2;
+        else if (d === c && canonical[i + 1] === c) i += 2;
+        else if (d === c) {
+          i++;
+          break;
+        } else i++;
+      }
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
+
+/** The statement's leading keyword, upper case (`SELECT` for a parenthesised union). */
+export function statementKind(canonical: string): string {
+  const m = /^[\s(]*([A-Za-z]+)/.exec(canonical);
+  return (m?.[1] ?? '').toUpperCase();
+}
+
+/** INTO OUTFILE / FROM INFILE: clickhouse-local reads or writes a file of the host for them. */
+export function hostFileClause(canonical: string): 'INTO OUTFILE' | 'FROM INFILE' | undefined {
+  const s = skeleton(canonical);
+  if (/\bINTO\s+OUTFILE\s+'/i.test(s)) return 'INTO OUTFILE';
+  if (/\bFROM\s+INFILE\s+'/i.test(s)) return 'FROM INFILE';
+  return undefined;
+}
+
+/** `INSERT INTO FUNCTION file(…)` and the like: a table function as the target of a write. */
+export function insertsIntoFunction(canonical: string): boolean {
+  return /^\s*INSERT\s+INTO\s+FUNCTION\b/i.test(skeleton(canonical));
+}
+
+/** An INSERT whose inline data is in the Values format (`VALUES (…)` or `FORMAT Values`). */
+export function insertsValues(canonical: string): boolean {
+  return statementKind(canonical) === 'INSERT' && /\bFORMAT\s+Values\s*$/i.test(skeleton(canonical));
+}
+
+/** The output format a statement names (`… FORMAT JSON [SETTINGS …]`), if it names one. */
+export function namedFormat(canonical: string): string | undefined {
+  if (statementKind(canonical) === 'INSERT') return undefined;
+  const s = skeleton(canonical);
+  const all = [...s.matchAll(/\bFORMAT ([A-Za-z][A-Za-z0-9_]*)(?=\s+SETTINGS\b|\s*$)/g)];
+  return all.at(-1)?.[1];
+}
+
+/** A ClickHouse string literal holding exactly `value`. */
+export function stringLiteral(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** `value` in ClickHouse's Escaped (TabSeparated) text form, the form query parameters are read in. */
+export function escapedText(value: string): string {
+  return value.replace(/[\\\t\n\r\b\f\0]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\b': '\\b', '\f': '\\f', '\0': '\\0' })[c]!);
+}
+
+/** A backquoted ClickHouse identifier holding exactly `name`. */
+export function quotedIdentifier(name: string): string {
+  return `\`${name.replace(/\\/g, '\\\\').replace(/`/g, '\\`')}\``;
+}
