@@ -253,6 +253,49 @@ withSettings(
   await runDemo({ endpoint: o.endpoint, specsPerCell: o.specs, seed: o.seed, ...(o.token && { token: o.token }), openReader: () => readerStore(c) });
 });
 
+withSettings(
+  program
+    .command('alerts')
+    .description('evaluate the alert rules on an interval (or once, with `check`, for cron/CI: exits 1 while anything fires)')
+    .argument('[mode]', 'check = evaluate once, print, exit', (v: string) => {
+      if (v !== 'check') throw new InvalidArgumentError('the only mode is check');
+      return v;
+    }),
+  [...STORE, 'alertRules', 'metricsPort', 'kafkaBrokers'],
+).action(async (mode: string | undefined, _o, cmd: Command) => {
+  const c = config(cmd);
+  const { checkAlerts, defaultAlertRules, formatDuration, loadAlertRules, startAlerts } = await import('../alerting/index.ts');
+  const rules = c.alertRules ? loadAlertRules(c.alertRules) : defaultAlertRules();
+  const store = configuredStore(c);
+  await prepareStore(store, c, configuredCatalog(c));
+  const publisher = c.kafkaBrokers?.length ? new KafkaPublisher({ brokers: c.kafkaBrokers }) : undefined;
+  const options = { store, rules, log, ...(publisher && { publisher }) };
+  if (mode === 'check') {
+    try {
+      const result = await checkAlerts(options);
+      for (const e of result.errors) log(`alerts: rule ${e.rule} failed: ${e.error}`);
+      process.stdout.write(`${result.firing.length} firing, ${result.fired.length} newly fired, ${result.resolved.length} resolved\n`);
+      for (const a of result.firing) process.stdout.write(`  FIRING ${a.rule} ${JSON.stringify(a.labels)}: ${a.summary}\n`);
+      process.exitCode = result.firing.length > 0 || result.errors.length > 0 ? 1 : 0;
+    } finally {
+      await publisher?.close();
+      await store.close();
+    }
+    return;
+  }
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const service = await startAlerts({ ...options, registry });
+  const metrics = await serveMetrics(registry, c.metricsPort);
+  log(`alerts: evaluating every ${formatDuration(rules.evaluationInterval)} against ${store.location}; metrics :${metrics.port}/metrics`);
+  await untilSignal(async () => {
+    await service.stop();
+    await publisher?.close();
+    await metrics.close();
+    await store.close();
+  });
+});
+
 function positiveInt(v: string): number {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');

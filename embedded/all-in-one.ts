@@ -2,13 +2,14 @@
  * `fleet start`: the whole pipeline in one process, no services — the
  * collector on :4318, the in-process bounded queue in place of Kafka, the
  * consumers, embedded chDB in ./data in place of a ClickHouse server, and the
- * read-only ClickHouse-compatible query endpoint on :8123. The same collector
- * and consumer code as the distributed mode.
+ * read-only ClickHouse-compatible query endpoint on :8123 — and, given alert
+ * rules, the alerts service. The same code as the distributed mode.
  *
  * Shutdown keeps every promise the collector made: stop accepting, let the
  * consumers take everything queued, decide and write it all, commit, close.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import { loadAlertRules, registryHealthSource, startAlerts, type AlertsService } from '../alerting/index.ts';
 import { MemoryBus } from '../bus/memory.ts';
 import { startCollector, type RunningCollector } from '../collector/index.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
@@ -67,6 +68,11 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     ...(config.authTokens && { authTokens: config.authTokens }),
   });
 
+  let alerts: AlertsService | undefined;
+  if (config.alertRules) {
+    alerts = await startAlerts({ store, rules: loadAlertRules(config.alertRules), registry, healthSource: registryHealthSource(registry), log: (m) => log(`alerts: ${m}`) });
+  }
+
   let closing: Promise<void> | undefined;
   return {
     collector,
@@ -74,6 +80,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     registry,
     close: () =>
       (closing ??= (async () => {
+        await alerts?.stop();
         await collector.close();
         await bus.idle();
         await pipeline.stop({ drain: true });

@@ -56,6 +56,26 @@ describe('fleet start + fleet demo', () => {
     expect(got.sort(byCell)).toEqual(expectedCostPerPass(cards, plan).sort(byCell));
   }, 180_000);
 
+  it('reports through the running endpoint as table, JSON and CSV', async () => {
+    const port = new URL(endpoints.query).port;
+    const json = startFleet(['report', 'cost-per-pass', '--query-port', port, '--format', 'json']);
+    expect(await json.exited).toBe(0);
+    const cells = JSON.parse(json.output().slice(json.output().indexOf('['))) as { model: string; spec_tier: string; cost_per_pass: string | null }[];
+    const plan = planFleet({ specsPerCell: 8, seed: 3, startNs: BigInt(Date.now()) * 1_000_000n });
+    const expected = expectedCostPerPass(cards, plan);
+    expect(cells.map((c) => [c.model, c.spec_tier, c.cost_per_pass]).sort()).toEqual(expected.map((c) => [c.model, c.spec_tier, c.cost_per_pass]).sort());
+    const csv = startFleet(['report', 'routing', '--query-port', port, '--format', 'csv', '--min-pass-rate', '0', '--tier', 'tier-3']);
+    expect(await csv.exited).toBe(0);
+    expect(csv.output()).toMatch(/^tenant,spec_tier,rank,model,/m);
+    expect(csv.output()).toMatch(/default,tier-3,1,deepseek-v4-flash,/);
+    const specs = startFleet(['report', 'specs', '--query-port', port, '--tier', 'tier-2']);
+    expect(await specs.exited).toBe(0);
+    expect(specs.output()).toMatch(/cost to first pass/);
+    const check = startFleet(['prices', 'check', '--query-port', port]);
+    expect(await check.exited).toBe(0);
+    expect(check.output()).toMatch(/every LLM call seen has a price in force/);
+  }, 120_000);
+
   it('refuses writes and setting overrides through :8123', async () => {
     const before = await rows<{ n: number }>('SELECT count() AS n FROM fleet.attempts');
     for (const statement of [
