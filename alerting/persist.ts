@@ -66,7 +66,12 @@ function parseDetails(text: string): Details {
 /** Alerts firing now, as their latest events left them; lastSeenAt = `now` (the stale clock restarts). */
 export async function loadFiringAlerts(store: Store, now: number): Promise<AlertState[]> {
   const rows = await store.query<StateRow>(`SELECT * FROM ${store.database}.v_alerts WHERE state = 'firing' ORDER BY started_at, fingerprint`);
-  return rows.map((r) => ({
+  return rows.map((r) => stateFromRow(r, now));
+}
+
+/** An alert as a row of `alerts` / `v_alerts` holds it. */
+function stateFromRow(r: StateRow, lastSeenAt: number): AlertState {
+  return {
     fingerprint: r.fingerprint,
     rule: r.rule,
     kind: r.kind,
@@ -82,8 +87,8 @@ export async function loadFiringAlerts(store: Store, now: number): Promise<Alert
     description: r.description,
     details: parseDetails(r.details),
     resolveReason: r.resolve_reason,
-    lastSeenAt: now,
-  }));
+    lastSeenAt,
+  };
 }
 
 export interface PersistedEvent {
@@ -114,24 +119,7 @@ export async function recentEvents(store: Store, since: number): Promise<{ event
       event: {
         at,
         event: r.event,
-        state: {
-          fingerprint: r.fingerprint,
-          rule: r.rule,
-          kind: r.kind,
-          severity: r.severity,
-          labels: r.labels,
-          state: r.state,
-          startedAt: fromInstant3(r.started_at),
-          endedAt: r.ended_at === null ? null : fromInstant3(r.ended_at),
-          lastNotifiedAt: fromInstant3(r.last_notified_at),
-          clearCount: Number(r.clear_count),
-          value: Number(r.value),
-          summary: r.summary,
-          description: r.description,
-          details: parseDetails(r.details),
-          resolveReason: r.resolve_reason,
-          lastSeenAt: at,
-        },
+        state: stateFromRow(r, at),
       },
       queued: r.sinks,
       done: bySinkKey.get(`${r.fingerprint}@${at}`) ?? new Set<string>(),

@@ -41,14 +41,14 @@ async function publish(bus: MemoryBus, messages: BusMessage[]) {
 
 async function assertExact(store: Store, attempts: PlannedAttempt[]) {
   const rows = await store.query<Record<string, unknown>>(
-    "SELECT tenant, model, spec_tier, canary, variant, attempts, passes, unpriced_attempts, cost_usd, cost_per_pass FROM fleet.v_cost_per_pass_window(since = '2000-01-01 00:00:00', until = '2200-01-01 00:00:00') ORDER BY tenant, model, spec_tier, canary, variant",
+    `SELECT tenant, model, spec_tier, canary, variant, attempts, passes, unpriced_attempts, cost_usd, cost_per_pass FROM ${store.database}.v_cost_per_pass_window(since = '2000-01-01 00:00:00', until = '2200-01-01 00:00:00') ORDER BY tenant, model, spec_tier, canary, variant`,
   );
   const expected = expectedCostPerPass(cards, attempts).sort((a, b) =>
     [a.tenant, a.model, a.spec_tier, a.canary, a.variant].join('|') < [b.tenant, b.model, b.spec_tier, b.canary, b.variant].join('|') ? -1 : 1,
   );
   expect(rows).toEqual(expected);
   const [counts] = await store.query<{ attempts: number; calls: number }>(
-    'SELECT (SELECT count() FROM fleet.attempts FINAL) AS attempts, (SELECT count() FROM fleet.llm_calls FINAL) AS calls',
+    `SELECT (SELECT count() FROM ${store.database}.attempts FINAL) AS attempts, (SELECT count() FROM ${store.database}.llm_calls FINAL) AS calls`,
   );
   expect(counts).toEqual({ attempts: attempts.length, calls: attempts.reduce((n, a) => n + a.calls.length, 0) });
 }
@@ -128,13 +128,7 @@ describe('consumer pipeline on the in-process queue', () => {
     await bus.idle();
     await second.settle();
     await second.stop();
-    const rows = await crashStore.query<Record<string, unknown>>(
-      "SELECT tenant, model, spec_tier, canary, variant, attempts, passes, unpriced_attempts, cost_usd, cost_per_pass FROM crash.v_cost_per_pass_window(since = '2000-01-01 00:00:00', until = '2200-01-01 00:00:00') ORDER BY tenant, model, spec_tier, canary, variant",
-    );
-    const expected = expectedCostPerPass(cards, plan).sort((a, b) =>
-      [a.tenant, a.model, a.spec_tier, a.canary, a.variant].join('|') < [b.tenant, b.model, b.spec_tier, b.canary, b.variant].join('|') ? -1 : 1,
-    );
-    expect(rows).toEqual(expected);
+    await assertExact(crashStore, plan);
     // the resumed consumer really re-read what was not committed
     const [dupes] = await crashStore.query<{ n: number }>('SELECT count() - uniqExact(attempt_id) AS n FROM crash.attempts');
     expect(dupes!.n).toBeGreaterThan(0);

@@ -10,7 +10,7 @@
  */
 import { SERVICE_TIERS } from '../../contract/attributes.ts';
 import { InvalidUsageError, type TokenCounts } from '../../contract/tokens.ts';
-import { count, fromInclusive, isObject, stringField, usageObject, type ResponseMetadata, type ResponseReader } from './fields.ts';
+import { count, fromInclusive, isObject, stringField, topLevelMetadata, usageObject, type ResponseMetadata, type ResponseReader } from './fields.ts';
 
 const PROVIDER = 'Anthropic Messages';
 
@@ -40,14 +40,7 @@ export function parseAnthropicUsage(usage: unknown): TokenCounts {
 
 export function anthropicMetadata(response: unknown): ResponseMetadata {
   const tier = stringField(isObject(response) ? response.usage : undefined, 'service_tier');
-  const serviceTier = SERVICE_TIERS.find((t) => t === tier);
-  const responseModel = stringField(response, 'model');
-  const responseId = stringField(response, 'id');
-  return {
-    ...(responseModel && { responseModel }),
-    ...(responseId && { responseId }),
-    ...(serviceTier && { serviceTier }),
-  };
+  return topLevelMetadata(response, SERVICE_TIERS.find((t) => t === tier));
 }
 
 export const anthropicReader: ResponseReader = {

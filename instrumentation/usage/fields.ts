@@ -87,6 +87,17 @@ export interface ResponseMetadata {
   serviceTier?: ServiceTier;
 }
 
+/** The `model` and `id` at the top level of a response (Anthropic, OpenAI and OpenAI-compatible ones), with the tier it names. */
+export function topLevelMetadata(response: unknown, serviceTier: ServiceTier | undefined): ResponseMetadata {
+  const responseModel = stringField(response, 'model');
+  const responseId = stringField(response, 'id');
+  return {
+    ...(responseModel && { responseModel }),
+    ...(responseId && { responseId }),
+    ...(serviceTier && { serviceTier }),
+  };
+}
+
 /** Usage read from a response: exclusive token kinds and, where the provider bills directly, its own cost. */
 export interface ParsedUsage {
   tokens: TokenCounts;

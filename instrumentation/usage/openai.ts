@@ -12,7 +12,7 @@
  */
 import type { ServiceTier } from '../../contract/attributes.ts';
 import { InvalidUsageError, type TokenCounts } from '../../contract/tokens.ts';
-import { count, fromInclusive, isObject, stringField, usageObject, type ResponseMetadata, type ResponseReader } from './fields.ts';
+import { count, fromInclusive, isObject, stringField, topLevelMetadata, usageObject, type ResponseMetadata, type ResponseReader } from './fields.ts';
 
 const CHAT = 'OpenAI Chat Completions';
 const RESPONSES = 'OpenAI Responses';
@@ -62,14 +62,7 @@ const TIERS: Record<string, ServiceTier> = { default: 'standard', flex: 'flex', 
 /** `model`, `id` and `service_tier` sit at the top level of both APIs' responses (and of OpenAI-compatible ones). */
 export function openAiMetadata(response: unknown): ResponseMetadata {
   const tier = stringField(response, 'service_tier');
-  const serviceTier = tier === undefined ? undefined : TIERS[tier];
-  const responseModel = stringField(response, 'model');
-  const responseId = stringField(response, 'id');
-  return {
-    ...(responseModel && { responseModel }),
-    ...(responseId && { responseId }),
-    ...(serviceTier && { serviceTier }),
-  };
+  return topLevelMetadata(response, tier === undefined ? undefined : TIERS[tier]);
 }
 
 export const openAiReader: ResponseReader = {
