@@ -25,7 +25,7 @@ export const configuredCatalog = (config: Config): Catalog => (config.prices ? l
 /** Migrations, then the catalog into `prices`. */
 export async function prepareStore(store: Store, config: Config, catalog: Catalog): Promise<void> {
   await migrate(store, { spansTtlDays: config.spansTtlDays, ...(config.clickhouseCluster && { cluster: config.clickhouseCluster }) });
-  await loadPrices(store, catalog);
+  await loadPrices(store, catalog, config.clickhouseCluster);
 }
 
 export const pipelineSettings = (config: Config): Pick<ConsumerPipelineOptions, 'sampling' | 'decisionWaitMs' | 'traceTimeoutMs'> => ({

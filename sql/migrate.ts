@@ -56,9 +56,11 @@ export function renderStatements(template: string, options: RenderOptions): stri
     if (v === undefined) throw new Error(`unknown placeholder {{${key}}} in a migration`);
     return v;
   });
+  // comment lines go first, so a comment ending in ';' never ends a statement
   const statements = sql
+    .replace(/^\s*--.*$/gm, '')
     .split(/;\s*$/m)
-    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .map((s) => s.trim())
     .filter((s) => s.length > 0);
   // On a cluster: Replicated engines, Distributed tables (sql/cluster.ts).
   return options.cluster ? clusterStatements(statements, { database: options.database, cluster: options.cluster }) : statements;
@@ -97,7 +99,7 @@ export async function migrate(store: Store, options: Omit<RenderOptions, 'databa
       try {
         await store.command(statement);
       } catch (err) {
-        throw new Error(`migration ${String(m.version).padStart(4, "0")}_${m.name} failed: ${(err as Error).message}\n--- statement ---\n${statement}`, { cause: err });
+        throw new Error(`migration ${String(m.version).padStart(4, '0')}_${m.name} failed: ${(err as Error).message}\n--- statement ---\n${statement}`, { cause: err });
       }
     }
     await store.insert('schema_migrations', [{ version: m.version, name: m.name, checksum: m.checksum }]);

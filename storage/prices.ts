@@ -8,7 +8,7 @@ import { formatInstant } from '../contract/rows.ts';
 import { TOKEN_KINDS } from '../contract/tokens.ts';
 import { MULTIPLIER_SCALE, PRICE_SCALE, type Catalog } from '../pricing/catalog.ts';
 import { formatScaled } from '../pricing/decimal.ts';
-import type { Store } from './store.ts';
+import { assertIdentifier, type Store } from './store.ts';
 
 const msToInstant = (ms: number) => formatInstant(BigInt(ms) * 1_000_000n);
 
@@ -35,16 +35,18 @@ export function priceRows(catalog: Catalog): object[] {
   );
 }
 
-export async function loadPrices(store: Store, catalog: Catalog): Promise<number> {
+/** `cluster`: the ClickHouse cluster the schema was migrated on (the swap then happens on every node). */
+export async function loadPrices(store: Store, catalog: Catalog, cluster?: string): Promise<number> {
   const db = store.database;
   const staging = `prices_load_${randomBytes(6).toString('hex')}`;
+  const onCluster = cluster ? ` ON CLUSTER ${assertIdentifier(cluster, 'cluster')}` : '';
   const rows = priceRows(catalog);
-  await store.command(`CREATE TABLE ${db}.${staging} AS ${db}.prices`);
+  await store.command(`CREATE TABLE ${db}.${staging}${onCluster} AS ${db}.prices`);
   try {
     await store.insert(staging, rows);
-    await store.command(`EXCHANGE TABLES ${db}.prices AND ${db}.${staging}`);
+    await store.command(`EXCHANGE TABLES ${db}.prices AND ${db}.${staging}${onCluster}`);
   } finally {
-    await store.command(`DROP TABLE IF EXISTS ${db}.${staging}`);
+    await store.command(`DROP TABLE IF EXISTS ${db}.${staging}${onCluster}${cluster ? ' SYNC' : ''}`);
   }
   return rows.length;
 }

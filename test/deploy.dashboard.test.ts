@@ -236,6 +236,8 @@ describe('the Grafana dashboard on real pipeline data', () => {
   });
 
   it('returns rows for every ClickHouse query, with every tenant and tier, and with one of each selected', async () => {
+    // the queries run as the dashboards' read-only ClickHouse user would: readonly = 1 refuses writes
+    await expect(store.command(`INSERT INTO ${DB}.prices SELECT * FROM ${DB}.prices LIMIT 0`, undefined, { readonly: '1' })).rejects.toThrow(/readonly/i);
     const all = selection({ tenant: 'All', tier: 'All' });
     const tenants = (await readonly(substitute('SELECT DISTINCT tenant FROM ${db}.attempts ORDER BY tenant', all))).map((r) => r.tenant as string);
     expect(tenants).toEqual(TENANTS);
