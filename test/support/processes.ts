@@ -20,6 +20,12 @@ export interface Child {
   kill(signal?: NodeJS.Signals): Promise<number | NodeJS.Signals>;
 }
 
+/** Children still running; killed when the test process exits, so a failed test leaves none behind. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
 export function startNode(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
   const proc = spawn(process.execPath, [path.join(ROOT, script), ...args], {
     cwd: ROOT,
@@ -35,7 +41,13 @@ export function startNode(script: string, args: string[], env: NodeJS.ProcessEnv
   };
   proc.stdout!.on('data', onData);
   proc.stderr!.on('data', onData);
-  const exited = new Promise<number | NodeJS.Signals>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  running.add(proc);
+  const exited = new Promise<number | NodeJS.Signals>((resolve) =>
+    proc.once('exit', (code, signal) => {
+      running.delete(proc);
+      resolve(code ?? signal ?? -1);
+    }),
+  );
   const name = `${path.basename(script)} ${args.slice(0, 1).join(' ')}`;
   return {
     proc,
