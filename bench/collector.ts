@@ -1,0 +1,132 @@
+/**
+ * Collector: OTLP/HTTP protobuf (realistic agent spans, 512 per request) →
+ * `fleet collector` → Kafka (a real broker). The load generator is a separate
+ * process (bench/procs/loadgen.ts, closed loop). Per core = spans accepted ÷
+ * CPU-seconds the collector process used in the measured window (utime +
+ * stime of all its threads from /proc/<pid>/stat, so gzip on the libuv pool
+ * counts too).
+ */
+import { CpuWindow, median, round, summarizeRuns, type Benchmark } from './lib/common.ts';
+import { event, newestProfile, profilesDir, spawnFleet, spawnNode, stop, type Child } from './lib/child.ts';
+import { benchBroker, uniqueTopic } from './lib/kafka.ts';
+import { topSelfTime } from './lib/profile.ts';
+
+interface Done {
+  requests: number;
+  okRequests: number;
+  spans: number;
+  seconds: number;
+  statuses: Record<string, number>;
+  latencyMs: { p50: number; p90: number; p99: number; max: number };
+  loadgenCpuS: number;
+}
+
+export const collectorBenchmark: Benchmark = {
+  name: 'collector',
+  description: 'OTLP/HTTP protobuf → fleet collector → Kafka: spans/s per collector core, request latency',
+  async run(o) {
+    const smoke = o.smoke;
+    const repeats = o.repeats ?? (smoke ? 1 : 3);
+    const concurrency = Number(o.set.concurrency ?? (smoke ? 2 : 8));
+    const durationS = Number(o.set.duration ?? (smoke ? 1.5 : 15));
+    const warmupS = Number(o.set.warmup ?? (smoke ? 0.5 : 5));
+    const gzip = o.set.gzip === '1';
+    const partitions = Number(o.set.partitions ?? 6);
+    const compression = o.set.compression ?? 'gzip';
+    /** kafkajs (the bus) or, as an experiment, @platformatic/kafka behind the same collector. */
+    const client = o.set.client ?? 'kafkajs';
+    const profile = o.set.profile === '1';
+    const broker = await benchBroker('collector', o.kafkaBrokers, o.log);
+    let collector: Child | undefined;
+    const runs: Record<string, number>[] = [];
+    const details: Record<string, unknown> = {};
+    let halfLoad: Record<string, number> = {};
+    const profDir = profile ? profilesDir('collector') : undefined;
+    try {
+      const topic = uniqueTopic('bench_collector');
+      const args = ['--kafka-brokers', broker.brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}_dlq`, '--topic-partitions', String(partitions), '--collector-port', '0', '--collector-host', '127.0.0.1'];
+      // another compression or client: the same construction as `fleet collector` (bench/procs/collector.ts) with that option
+      collector =
+        compression === 'gzip' && client === 'kafkajs'
+          ? spawnFleet(['collector', ...args], { ...(profDir && { cpuProfDir: profDir }) })
+          : spawnNode('bench/procs/collector.ts', [...args, '--compression', compression, '--client', client], { ...(profDir && { cpuProfDir: profDir }) });
+      const url = `${(await collector.waitFor(/collector: (http:\/\/\S+?\/v1\/traces)/))[1]}`;
+      o.log(`collector pid ${collector.proc.pid} on ${url}, topic ${topic} (${partitions} partitions), publisher ${client} compression ${compression}`);
+      for (let r = 0; r < repeats; r++) {
+        const load = spawnNode('bench/procs/loadgen.ts', [JSON.stringify({ url, concurrency, durationS, warmupS, gzip, seed: 11 + r })]);
+        const ready = await event<{ bodyBytes: number; tracesPerRequest: number; spansPerRequest: number }>(load, 'ready');
+        details.request = ready;
+        await event(load, 'measuring', 60_000 + warmupS * 1000);
+        const cpu = new CpuWindow({ collector: collector.proc.pid!, loadgen: load.proc.pid! });
+        await event(load, 'window-end', 60_000 + durationS * 1000);
+        const w = cpu.end();
+        const done = await event<Done>(load, 'done');
+        await load.exited;
+        const collectorCpuS = w.cpuS.collector!;
+        const run = {
+          spansPerSecond: round(done.spans / done.seconds),
+          requestsPerSecond: round(done.okRequests / done.seconds, 1),
+          spansPerCollectorCpuSecond: round(done.spans / collectorCpuS),
+          collectorCoresUsed: round(collectorCpuS / w.wallS, 2),
+          loadgenCoresUsed: round(w.cpuS.loadgen! / w.wallS, 2),
+          machineBusyCores: w.machineBusyCores,
+          latencyP50Ms: round(done.latencyMs.p50, 2),
+          latencyP99Ms: round(done.latencyMs.p99, 2),
+          latencyMaxMs: round(done.latencyMs.max, 1),
+          non200: done.requests - done.okRequests,
+        };
+        o.log(`run ${r + 1}/${repeats}: ${JSON.stringify(run)}`);
+        runs.push(run);
+      }
+      // latency under normal load: open loop at half the throughput just measured
+      const halfRate = Math.max(1, Math.round(median(runs.map((x) => x.requestsPerSecond ?? 0)) / 2));
+      const half = spawnNode('bench/procs/loadgen.ts', [JSON.stringify({ url, rate: halfRate, warmupS: 0, durationS, seed: 99 })]);
+      const cpu = new CpuWindow({ collector: collector.proc.pid! });
+      const done = await event<{ statuses: Record<string, number>; latencyMs: Done['latencyMs'] }>(half, 'done', 60_000 + durationS * 1000);
+      const w = cpu.end();
+      await half.exited;
+      halfLoad = {
+        halfLoadRequestsPerSecond: halfRate,
+        halfLoadLatencyP50Ms: round(done.latencyMs.p50, 2),
+        halfLoadLatencyP99Ms: round(done.latencyMs.p99, 2),
+        halfLoadCollectorCoresUsed: round(w.cpuS.collector! / w.wallS, 2),
+      };
+      details.halfLoadStatuses = done.statuses;
+      o.log(`half load: ${JSON.stringify(halfLoad)}`);
+    } finally {
+      await stop(collector);
+      await broker.close();
+    }
+    const file = profDir ? newestProfile(profDir) : undefined;
+    if (file) details.profile = { file, ...topSelfTime(file) };
+    const metrics = { ...summarizeRuns(runs), ...halfLoad };
+    return {
+      config: { repeats, concurrency, warmupS, durationS, requestGzip: gzip, partitions, publisherCompression: compression, kafkaClient: client, broker: broker.owned ? 'scripts/kafka.sh (Kafka 4.4, single node, same machine)' : broker.brokers.join(',') },
+      metrics,
+      units: {
+        spansPerSecond: 'spans/s',
+        requestsPerSecond: 'req/s',
+        spansPerCollectorCpuSecond: 'spans/s/core',
+        collectorCoresUsed: 'cores',
+        loadgenCoresUsed: 'cores',
+        machineBusyCores: 'cores',
+        latencyP50Ms: 'ms',
+        latencyP99Ms: 'ms',
+        latencyMaxMs: 'ms',
+        non200: 'requests',
+        halfLoadRequestsPerSecond: 'req/s',
+        halfLoadLatencyP50Ms: 'ms',
+        halfLoadLatencyP99Ms: 'ms',
+        halfLoadCollectorCoresUsed: 'cores',
+      },
+      targets: [{ metric: 'spansPerCollectorCpuSecond', op: '>=', target: 50_000, unit: 'spans/s/core' }],
+      runs,
+      details,
+      notes: [
+        'per core = spans answered 200 in the window ÷ CPU-seconds (utime+stime, all threads) of the collector process in the same window, from /proc/<pid>/stat',
+        'load generator, Kafka broker and collector share the machine; machineBusyCores is everything (other processes included)',
+        'latency* is at full load (closed loop of `concurrency` requests: queueing included); halfLoad* is an open loop at half the measured request rate',
+      ],
+    };
+  },
+};
