@@ -81,12 +81,25 @@ export const LlmCallRowSchema = z.object({
 });
 export type LlmCallRow = z.infer<typeof LlmCallRowSchema>;
 
+/** The `YYYY-MM-DD hh:mm:ss` of the last second formatted: spans of one batch share their seconds. */
+let lastSecond = Number.NaN;
+let lastSecondText = '';
+
 /** Nanoseconds since the epoch → the DateTime64(9) text ClickHouse reads and writes. */
 export function formatInstant(nanos: bigint): string {
-  const ms = nanos / 1_000_000n;
-  const iso = new Date(Number(ms)).toISOString(); // YYYY-MM-DDThh:mm:ss.mmmZ
-  const frac = (((nanos % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n).toString().padStart(9, '0');
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${frac}`;
+  let seconds = nanos / 1_000_000_000n;
+  let frac = nanos % 1_000_000_000n;
+  if (frac < 0n) {
+    seconds -= 1n;
+    frac += 1_000_000_000n;
+  }
+  const s = Number(seconds);
+  if (s !== lastSecond) {
+    const iso = new Date(s * 1000).toISOString(); // YYYY-MM-DDThh:mm:ss.mmmZ
+    lastSecond = s;
+    lastSecondText = `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
+  }
+  return `${lastSecondText}.${String(frac).padStart(9, '0')}`;
 }
 
 /** The inverse of formatInstant. */

@@ -130,7 +130,13 @@ export function bytesToHex(b: Uint8Array | null | undefined): string {
 export function nanosToBigInt(v: number | Long | string | null | undefined): bigint {
   if (v === null || v === undefined) return 0n;
   if (typeof v === 'number') return BigInt(Math.trunc(v));
-  return BigInt(typeof v === 'string' ? v : v.toString());
+  return typeof v === 'string' ? BigInt(v) : longToBigInt(v);
+}
+
+/** From the two 32-bit halves: Long#toString divides digit by digit, a hot cost per span. */
+function longToBigInt(v: Long): bigint {
+  const u = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+  return v.unsigned ? u : BigInt.asIntN(64, u);
 }
 
 /** An attribute value as a plain JS value: int64 beyond 2^53 stays a bigint. */
@@ -146,7 +152,7 @@ export function anyValueToJs(v: AnyValue | null | undefined): AttrValue {
   if (has('boolValue')) return v.boolValue ?? false;
   if (has('intValue')) {
     const i = v.intValue ?? 0;
-    const big = typeof i === 'number' ? BigInt(i) : BigInt(i.toString());
+    const big = typeof i === 'object' ? longToBigInt(i) : BigInt(i);
     return big >= BigInt(Number.MIN_SAFE_INTEGER) && big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
   }
   if (has('doubleValue')) return v.doubleValue ?? 0;

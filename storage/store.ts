@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions, type ClickHouseSettings } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
+import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
 
 export interface Store {
   /** Database holding perpass's tables and views (already validated as an identifier). */
@@ -58,9 +58,9 @@ export function assertIdentifier(name: string, what: string): string {
 const SETTINGS: ClickHouseSettings = { output_format_json_quote_decimals: 1, output_format_json_quote_64bit_integers: 0 };
 
 /** chDB binds one data directory per process; reuse the connection for every Store opened on it. */
-let embedded: { dir: string; client: ClickHouseClient; users: number } | undefined;
+let embedded: { dir: string; client: ClickHouseClient; connection: ChdbConnection; users: number } | undefined;
 
-function embeddedClient(dir: string): ClickHouseClient {
+function embeddedConnection(dir: string): NonNullable<typeof embedded> {
   const resolved = path.resolve(dir);
   if (embedded && embedded.dir !== resolved) {
     throw new Error(`chDB is already open on ${embedded.dir} in this process; it cannot also open ${resolved}`);
@@ -69,12 +69,20 @@ function embeddedClient(dir: string): ClickHouseClient {
     mkdirSync(resolved, { recursive: true });
     // chdb types its Connection against @clickhouse/client-common 1.23.0, the
     // client bundles its own copy of the same interface: structurally equal.
-    const connection = createChdbConnection({ path: resolved }) as unknown as ClickHouseClientConfigOptions['connection'];
-    embedded = { dir: resolved, users: 0, client: createClient({ connection, clickhouse_settings: SETTINGS }) };
+    const connection = createChdbConnection({ path: resolved });
+    embedded = {
+      dir: resolved,
+      users: 0,
+      connection,
+      client: createClient({ connection: connection as unknown as ClickHouseClientConfigOptions['connection'], clickhouse_settings: SETTINGS }),
+    };
   }
   embedded.users++;
-  return embedded.client;
+  return embedded;
 }
+
+/** JSONEachRow: one JSON object per line. */
+const jsonLines = (rows: readonly object[]): string => `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
 
 async function releaseEmbedded(): Promise<void> {
   if (!embedded || --embedded.users > 0) return;
@@ -86,25 +94,29 @@ async function releaseEmbedded(): Promise<void> {
 export function openStore(options: StoreOptions = {}): Store {
   const database = assertIdentifier(options.database ?? 'fleet', 'database');
   const url = options.url;
-  const client = url
-    ? createClient({
+  const local = url ? undefined : embeddedConnection(options.dataDir ?? './data');
+  const client = local
+    ? local.client
+    : createClient({
         url,
         ...(options.username !== undefined && { username: options.username }),
         ...(options.password !== undefined && { password: options.password }),
         request_timeout: options.requestTimeoutMs ?? 60_000,
         clickhouse_settings: SETTINGS,
-      })
-    : embeddedClient(options.dataDir ?? './data');
+      });
   const qualified = (table: string) => `${database}.${assertIdentifier(table, 'table')}`;
   let closed = false;
-  const dataDir = url ? undefined : path.resolve(options.dataDir ?? './data');
+  const dataDir = local?.dir;
   return {
     database,
     location: url ?? `chdb:${dataDir}`,
     ...(dataDir !== undefined && { dataDir }),
     async insert(table, rows) {
       if (rows.length === 0) return;
-      await client.insert({ table: qualified(table), values: rows as object[], format: 'JSONEachRow' });
+      // In process, hand chDB the bytes as they are: the client's insert path
+      // would copy the body into a SQL string and have the parser read it back.
+      if (local) await local.connection.chdb.rawInsert({ table: qualified(table), values: Buffer.from(jsonLines(rows)), format: 'JSONEachRow' });
+      else await client.insert({ table: qualified(table), values: rows as object[], format: 'JSONEachRow' });
     },
     async query<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
       const rs = await client.query({ query: sql, format: 'JSONEachRow', ...(params && { query_params: params }), ...(settings && { clickhouse_settings: settings }) });
