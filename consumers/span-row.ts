@@ -20,6 +20,15 @@ function attrText(v: AttrValue): string {
 const textMap = (attrs: Record<string, AttrValue>): Record<string, string> =>
   Object.fromEntries(Object.entries(attrs).map(([k, v]) => [k, attrText(v)]));
 
+/** The spans of one OTLP message share their resource record: convert it once. */
+const resourceTexts = new WeakMap<Record<string, AttrValue>, Record<string, string>>();
+
+function resourceText(resource: Record<string, AttrValue>): Record<string, string> {
+  let text = resourceTexts.get(resource);
+  if (!text) resourceTexts.set(resource, (text = textMap(resource)));
+  return text;
+}
+
 export interface SpanSampling {
   attemptId: string;
   rate: number;
@@ -42,7 +51,7 @@ export function spanRow(span: SpanRecord, sampling: SpanSampling): object {
     status_code: STATUS[span.status.code] ?? 'UNSET',
     status_message: span.status.message,
     attributes: textMap(span.attributes),
-    resource_attributes: textMap(span.resource),
+    resource_attributes: resourceText(span.resource),
     scope_name: span.scope.name,
     scope_version: span.scope.version,
     events: span.events.map((e) => ({ time: formatInstant(e.timeUnixNano), name: e.name, attributes: textMap(e.attributes) })),

@@ -1,7 +1,9 @@
 /**
  * Batched, retried inserts. Rows accumulate until `maxRows` or `maxDelayMs`;
  * a flush writes llm_calls and spans before attempts, so a reader never sees
- * an attempt whose calls are not there yet. The message references of a
+ * an attempt whose calls are not there yet. A backlog (rows piled up while
+ * ClickHouse was away) goes out in inserts of at most `maxRows` rows, so
+ * neither the insert nor its encoded body grows with the outage. The message references of a
  * batch are released only after every insert of it succeeded, which is what
  * lets the pipeline commit Kafka offsets past it.
  */
@@ -85,7 +87,10 @@ export class BatchWriter {
   }
 
   private async insert(table: string, rows: readonly object[], signal?: AbortSignal): Promise<void> {
-    if (rows.length === 0) return;
+    for (let i = 0; i < rows.length; i += this.options.maxRows) await this.insertChunk(table, rows.slice(i, i + this.options.maxRows), signal);
+  }
+
+  private async insertChunk(table: string, rows: readonly object[], signal?: AbortSignal): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.store.insert(table, rows);
