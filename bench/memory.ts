@@ -177,6 +177,12 @@ export const memoryBenchmark: Benchmark = {
       },
       metrics,
       units,
+      // what the processes themselves hold must stay inside their configured bounds
+      targets: [
+        { metric: 'collectorInflightPeakMiB', op: '<', target: inflightMiB ?? 256, unit: 'MiB' },
+        { metric: 'consumerBufferedSpansPeak', op: '<', target: 500_000, unit: 'spans' },
+        { metric: 'consumerBufferedPeakMiB', op: '<', target: 256, unit: 'MiB' },
+      ],
       runs: [],
       details: { phases: phaseTimes, rss: summaries, loadStatuses: statusTotals, gauges, logTails: logs },
       notes: ['RSS from /proc/<pid>/status every 250 ms; growthMiB = max RSS in the second half of a phase − max in its first half (≈ 0 on a plateau)'],

@@ -5,6 +5,7 @@
  * were decided and written; everything written is idempotent, so whatever a
  * crash or rebalance makes the bus deliver again changes no number.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import type { PartitionBatch, Publisher, Subscriber, TopicPartition } from '../bus/types.ts';
 import { decodeTraceRequest, flattenSpans, OtlpDecodeError } from '../otlp/codec.ts';
@@ -149,6 +150,9 @@ export class ConsumerPipeline {
     }
     // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
     if (this.writer.pendingRows >= this.maxPendingRows) await this.flush();
+    // Batches fetched ahead arrive as a chain of resolved promises: let timers
+    // (decisions, commits) and I/O (/metrics) run between two of them.
+    await nextTurn();
   }
 
   private async deadLetter(topic: string, partition: number, offset: string, key: string, value: Uint8Array, reason: string): Promise<void> {
