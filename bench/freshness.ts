@@ -86,19 +86,21 @@ export const freshnessBenchmark: Benchmark = {
     const metrics: Record<string, number> = {};
     const details: Record<string, unknown> = {};
     const runs: Record<string, number>[] = [];
+    const record = (mode: 'embedded' | 'kafka', s: ReturnType<typeof summary>) => {
+      o.log(`${mode}: ${JSON.stringify(s)}`);
+      details[mode] = s;
+      runs.push({ mode: mode === 'embedded' ? 0 : 1, ...s });
+      metrics[`${mode}P50Ms`] = s.p50Ms;
+      metrics[`${mode}P99Ms`] = s.p99Ms;
+      metrics[`${mode}MaxMs`] = s.maxMs;
+    };
     if (modes.includes('embedded')) {
       const data = tempDir('fresh-embedded');
       let owner: Child | undefined;
       try {
         owner = spawnFleet(['start', '--data-dir', data.dir, '--collector-port', '0', '--collector-host', '127.0.0.1', '--query-port', '0']);
         const [, collectorUrl, queryUrl] = await owner.waitFor(/OTLP\/HTTP (http:\/\/\S+?)\/v1\/traces · query (http:\/\/[\d.]+:\d+)/, 120_000);
-        const s = summary(await measure(collectorUrl!, queryUrl!, 'bench-fresh-embedded', { attempts, rate, pollMs, run: 'e' }), pollMs);
-        o.log(`embedded: ${JSON.stringify(s)}`);
-        details.embedded = s;
-        runs.push({ mode: 0, ...s });
-        metrics.embeddedP50Ms = s.p50Ms;
-        metrics.embeddedP99Ms = s.p99Ms;
-        metrics.embeddedMaxMs = s.maxMs;
+        record('embedded', summary(await measure(collectorUrl!, queryUrl!, 'bench-fresh-embedded', { attempts, rate, pollMs, run: 'e' }), pollMs));
       } finally {
         await stop(owner);
         data.remove();
@@ -120,13 +122,7 @@ export const freshnessBenchmark: Benchmark = {
         const consumer = spawnFleet(['consumer', ...kafka, '--group-id', `${topic}-g`, '--clickhouse-url', queryUrl, '--clickhouse-user', 'perpass_writer', '--clickhouse-password', WRITE_TOKEN, '--metrics-port', '0']);
         children.push(consumer);
         await consumer.waitFor(/consumer: group/, 120_000);
-        const s = summary(await measure(collectorUrl, queryUrl, 'bench-fresh-kafka', { attempts, rate, pollMs, run: 'k' }), pollMs);
-        o.log(`kafka: ${JSON.stringify(s)}`);
-        details.kafka = s;
-        runs.push({ mode: 1, ...s });
-        metrics.kafkaP50Ms = s.p50Ms;
-        metrics.kafkaP99Ms = s.p99Ms;
-        metrics.kafkaMaxMs = s.maxMs;
+        record('kafka', summary(await measure(collectorUrl, queryUrl, 'bench-fresh-kafka', { attempts, rate, pollMs, run: 'k' }), pollMs));
       } finally {
         for (const c of children.reverse()) await stop(c);
         data.remove();
