@@ -10,6 +10,7 @@
  *   commits, onAssign after every rebalance, survives broker outages.
  * - ensureTopics: creates missing topics.
  */
+import zlib from 'node:zlib';
 import kafkajs from 'kafkajs';
 import type {
   Admin,
@@ -223,10 +224,30 @@ function messageBytes(m: BusMessage): number {
   return n;
 }
 
-function toKafkaMessage(m: BusMessage): Message {
+export function toKafkaMessage(m: BusMessage): Message {
+  // The key as bytes once: kafkajs would convert a string key twice (murmur2 partitioner, record encoder).
+  const key = Buffer.from(m.key);
   const value = Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength);
-  return m.headers ? { key: m.key, value, headers: m.headers } : { key: m.key, value };
+  return m.headers ? { key, value, headers: m.headers } : { key, value };
 }
+
+/**
+ * kafkajs's GZIP codec with compression done synchronously (same zlib, same
+ * level, same bytes). kafkajs compresses each partition's records with
+ * zlib.gzip, the asynchronous stream API: a zlib stream per batch, whose
+ * native state is only freed after garbage collection, so the publisher
+ * spent more CPU on stream bookkeeping and GC than on compressing
+ * (bench/procs/collector-stages.ts: kafkajs request encoding with GZIP ~13
+ * µs of CPU per span, ~8 with gzipSync). The synchronous call holds the
+ * event loop about a millisecond per 100 KB partition batch. Decompression
+ * (the consumers) stays kafkajs's own. kafkajs keeps its codecs in a global
+ * table, so this applies to every kafkajs producer of the process.
+ */
+const builtinGzip = kafkajs.CompressionCodecs[kafkajs.CompressionTypes.GZIP]() as { decompress(buffer: Buffer): Promise<Buffer> };
+kafkajs.CompressionCodecs[kafkajs.CompressionTypes.GZIP] = () => ({
+  compress: async (encoder: { buffer: Buffer }) => zlib.gzipSync(encoder.buffer),
+  decompress: builtinGzip.decompress,
+});
 
 /**
  * Publisher over an idempotent kafkajs producer (acks=all).
@@ -240,13 +261,14 @@ function toKafkaMessage(m: BusMessage): Message {
  * raced, which is also what gives good batching without a linger timer.
  *
  * Compression: GZIP. It is the only codec kafkajs implements without an
- * extra codec package (Snappy/LZ4/ZSTD need native or JS add-ons); it runs
- * in Node's zlib on the libuv thread pool, off the event loop; every Kafka
- * consumer (Java, librdkafka, otelcol, the ClickHouse Kafka engine) reads it;
- * and OTLP protobuf compresses well (repeated attribute keys, resource
- * attributes, ids), which cuts broker disk, replication and consumer fetch
- * traffic several-fold — for a retention-bound topic that outweighs the
- * collector CPU. `compression: 'none'` turns it off for CPU-bound collectors.
+ * extra codec package (Snappy/LZ4/ZSTD need native or JS add-ons); every
+ * Kafka consumer (Java, librdkafka, otelcol, the ClickHouse Kafka engine)
+ * reads it; and OTLP protobuf compresses well (repeated attribute keys,
+ * resource attributes, ids: ~9× on agent traffic), which cuts broker disk,
+ * replication and consumer fetch traffic — for a retention-bound topic that
+ * outweighs the collector CPU. It even saves the publisher CPU: kafkajs's
+ * CRC32C (pure JavaScript, byte by byte) and its buffer copies then run over
+ * a ninth of the bytes (see syncGzip). `compression: 'none'` turns it off.
  */
 export class KafkaPublisher implements Publisher {
   private readonly kafka: Kafka;

@@ -4,7 +4,8 @@
  * "Response"). Success bodies are ExportTraceServiceResponse, failure bodies
  * google.rpc.Status.
  */
-import { decodeTraceRequest, encodeTraceResponse, OtlpDecodeError, traceRequestFromJson, type TraceRequest } from '../otlp/codec.ts';
+import { encodeTraceRequest, encodeTraceResponse, OtlpDecodeError, traceRequestFromJson } from '../otlp/codec.ts';
+import { decodeFrames, type RequestFrames } from '../otlp/frames.ts';
 import { encodeStatus, statusToJson, type RpcStatus } from '../otlp/status.ts';
 
 export type PayloadEncoding = 'protobuf' | 'json';
@@ -32,16 +33,19 @@ function exactIntegers(_key: string, value: unknown, context?: { source?: string
   return context.source;
 }
 
-/** Body → request; throws OtlpDecodeError saying what is wrong. */
-export function decodeRequest(encoding: PayloadEncoding, body: Buffer): TraceRequest {
-  if (encoding === 'protobuf') return decodeTraceRequest(body);
+/**
+ * Body → request frames; throws OtlpDecodeError saying what is wrong. A JSON
+ * body is converted to protobuf first, so both take the same path from here.
+ */
+export function decodeRequest(encoding: PayloadEncoding, body: Buffer): RequestFrames {
+  if (encoding === 'protobuf') return decodeFrames(body);
   let json: unknown;
   try {
     json = JSON.parse(body.toString('utf8'), exactIntegers as (key: string, value: unknown) => unknown);
   } catch (err) {
     throw new OtlpDecodeError(`invalid JSON: ${(err as Error).message}`);
   }
-  return traceRequestFromJson(json);
+  return decodeFrames(encodeTraceRequest(traceRequestFromJson(json)));
 }
 
 export interface EncodedBody {

@@ -5,8 +5,9 @@
  * instead of silently skewing $/pass downstream. Everything else of a valid
  * span passes through untouched.
  */
-import { describeSpan, isAttemptSpan, parseAttemptAttributes, type SpanRef } from '../contract/index.ts';
-import { attributesToRecord, bytesToHex, nanosToBigInt, type OtlpSpan, type TraceRequest } from '../otlp/codec.ts';
+import { ATTR, describeSpan, isAttemptSpan, parseAttemptAttributes, type SpanRef } from '../contract/index.ts';
+import { attributesToRecord, bytesToHex } from '../otlp/codec.ts';
+import { spanLabels, type RequestFrames, type SpanFrame } from '../otlp/frames.ts';
 
 /** How many span problems the partial-success message spells out; the count covers the rest. */
 const MAX_PROBLEMS_IN_MESSAGE = 10;
@@ -14,9 +15,17 @@ const MAX_PROBLEMS_IN_MESSAGE = 10;
 /** Attempt attributes all live under this prefix; only those are converted, to keep validation cheap. */
 const FLEET_PREFIX = 'fleet.';
 
+/**
+ * The keys that make a span claim to be an attempt (contract isAttemptSpan).
+ * A key is encoded as its UTF-8 bytes, so a span whose encoding holds
+ * neither is no attempt, and its attributes need not be decoded at all: most
+ * spans (LLM and tool calls) are checked without decoding an attribute.
+ */
+const ATTEMPT_KEYS = [ATTR.SPEC_ID, ATTR.ATTEMPT_NUMBER].map((key) => Buffer.from(key));
+
 export interface ValidationResult {
   /** The request without the rejected spans (the input itself when none was rejected). */
-  valid: TraceRequest;
+  valid: RequestFrames;
   /** Spans in the request. */
   total: number;
   /** One entry per rejected span, naming the span and the field. */
@@ -32,41 +41,33 @@ export interface SpanProblem {
 
 const isAllZero = (b: Uint8Array): boolean => b.every((x) => x === 0);
 
-function idProblem(field: string, id: Uint8Array | null | undefined, bytes: number, optional: boolean): string | undefined {
-  const len = id?.length ?? 0;
-  if (len === 0) return optional ? undefined : `${field} is required (${bytes} bytes)`;
-  if (len !== bytes) return `${field} must be ${bytes} bytes${optional ? ' or empty' : ''}, got ${len}`;
-  if (!optional && isAllZero(id!)) return `${field} must not be all zeros`;
+function idProblem(field: string, id: Uint8Array, bytes: number, optional: boolean): string | undefined {
+  if (id.length === 0) return optional ? undefined : `${field} is required (${bytes} bytes)`;
+  if (id.length !== bytes) return `${field} must be ${bytes} bytes${optional ? ' or empty' : ''}, got ${id.length}`;
+  if (!optional && isAllZero(id)) return `${field} must not be all zeros`;
   return undefined;
 }
 
-/**
- * A timestamp as a bigint. Decoded int64 fields are Long objects; combining
- * their halves is much cheaper than the decimal round trip of the codec's
- * nanosToBigInt, and this runs twice per span.
- */
-function nanos(v: OtlpSpan['startTimeUnixNano']): bigint {
-  if (typeof v === 'object' && v !== null) return (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
-  return nanosToBigInt(v);
-}
+/** a < b for the unsigned 64-bit Longs of timestamps, compared by halves (no BigInt for every span). */
+const isBefore = (a: SpanFrame['head']['endTimeUnixNano'], b: SpanFrame['head']['endTimeUnixNano']): boolean =>
+  a.high >>> 0 !== b.high >>> 0 ? a.high >>> 0 < b.high >>> 0 : a.low >>> 0 < b.low >>> 0;
 
 /** What is wrong with one span, or undefined when it is valid. */
-export function spanProblem(span: OtlpSpan): string | undefined {
-  // Hex ids only for messages: converting every span's ids would cost more than the checks.
-  const ref = (): SpanRef => ({ traceId: bytesToHex(span.traceId), spanId: bytesToHex(span.spanId), name: span.name ?? '' });
+export function spanProblem(span: SpanFrame): string | undefined {
+  const { head } = span;
+  // Hex ids and the name only for messages: the name costs a decode, and hex ids would cost more than the checks.
+  const ref = (): SpanRef => ({ traceId: bytesToHex(head.traceId), spanId: bytesToHex(head.spanId), name: spanLabels(span).name });
   const problems = [
-    idProblem('traceId', span.traceId, 16, false),
-    idProblem('spanId', span.spanId, 8, false),
-    idProblem('parentSpanId', span.parentSpanId, 8, true),
+    idProblem('traceId', head.traceId, 16, false),
+    idProblem('spanId', head.spanId, 8, false),
+    idProblem('parentSpanId', head.parentSpanId, 8, true),
   ].filter((p) => p !== undefined);
-  const start = nanos(span.startTimeUnixNano);
-  const end = nanos(span.endTimeUnixNano);
-  if (end !== 0n && end < start) problems.push(`endTimeUnixNano ${end} is before startTimeUnixNano ${start}`);
+  const { startTimeUnixNano: start, endTimeUnixNano: end } = head;
+  if ((end.high !== 0 || end.low !== 0) && isBefore(end, start)) problems.push(`endTimeUnixNano ${String(end)} is before startTimeUnixNano ${String(start)}`);
   if (problems.length > 0) return `${describeSpan(ref())}: ${problems.join('; ')}`;
 
-  const fleetAttributes = (span.attributes ?? []).filter((kv) => kv.key.startsWith(FLEET_PREFIX));
-  if (fleetAttributes.length === 0) return undefined;
-  const attributes = attributesToRecord(fleetAttributes);
+  if (!ATTEMPT_KEYS.some((key) => span.bytes.includes(key))) return undefined;
+  const attributes = attributesToRecord(spanLabels(span).attributes.filter((kv) => kv.key.startsWith(FLEET_PREFIX)));
   if (!isAttemptSpan(attributes)) return undefined;
   try {
     parseAttemptAttributes(ref(), attributes);
@@ -76,13 +77,13 @@ export function spanProblem(span: OtlpSpan): string | undefined {
   }
 }
 
-export function validateRequest(request: TraceRequest): ValidationResult {
+export function validateRequest(request: RequestFrames): ValidationResult {
   let total = 0;
   const problems: SpanProblem[] = [];
-  const rejected = new Set<OtlpSpan>();
-  for (const [i, rs] of (request.resourceSpans ?? []).entries()) {
-    for (const [j, ss] of (rs.scopeSpans ?? []).entries()) {
-      for (const [k, span] of (ss.spans ?? []).entries()) {
+  const rejected = new Set<SpanFrame>();
+  for (const [i, rs] of request.resourceSpans.entries()) {
+    for (const [j, ss] of rs.scopeSpans.entries()) {
+      for (const [k, span] of ss.spans.entries()) {
         total += 1;
         const message = spanProblem(span);
         if (message === undefined) continue;
@@ -93,10 +94,9 @@ export function validateRequest(request: TraceRequest): ValidationResult {
   }
   if (rejected.size === 0) return { valid: request, total, problems };
   const valid = {
-    ...request,
-    resourceSpans: (request.resourceSpans ?? []).map((rs) => ({
+    resourceSpans: request.resourceSpans.map((rs) => ({
       ...rs,
-      scopeSpans: (rs.scopeSpans ?? []).map((ss) => ({ ...ss, spans: (ss.spans ?? []).filter((span) => !rejected.has(span)) })),
+      scopeSpans: rs.scopeSpans.map((ss) => ({ ...ss, spans: ss.spans.filter((span) => !rejected.has(span)) })),
     })),
   };
   return { valid, total, problems };

@@ -8,35 +8,38 @@
  * otelcol can feed the topic and Kafka's key partitioning gives every
  * consumer whole traces.
  *
- * Pure functions: inputs are never mutated, outputs share the (immutable)
- * span, resource and scope objects of the input.
+ * Works on frames (otlp/frames.ts): spans, resources and scopes keep the
+ * encoding the sender gave them. Pure functions: inputs are never mutated,
+ * outputs share the (immutable) frames of the input.
  */
-import { bytesToHex, encodeTraceRequest, type ResourceSpans, type ScopeSpans, type TraceRequest } from './codec.ts';
+import type { BusMessage } from '../bus/types.ts';
+import { bytesToHex } from './codec.ts';
+import { encodeFrames, resourceWithAttribute, type RequestFrames, type ResourceSpansFrame, type ScopeSpansFrame } from './frames.ts';
 
 /**
  * The request's spans grouped by trace id (lowercase hex), in order of first
  * appearance. Each group keeps the envelopes its spans came in (resource,
- * scope, both schemaUrls and any other envelope field); envelopes left
- * without spans of a trace are not repeated in its group.
+ * scope, both schemaUrls); envelopes left without spans of a trace are not
+ * repeated in its group.
  */
-export function splitByTrace(request: TraceRequest): Map<string, TraceRequest> {
-  const traces = new Map<string, ResourceSpans[]>();
-  for (const rs of request.resourceSpans ?? []) {
+export function splitByTrace(request: RequestFrames): Map<string, RequestFrames> {
+  const traces = new Map<string, RequestFrames>();
+  for (const rs of request.resourceSpans) {
     // The copies of this envelope made for each trace met inside it so far.
-    const rsByTrace = new Map<string, ResourceSpans & { scopeSpans: ScopeSpans[] }>();
-    for (const ss of rs.scopeSpans ?? []) {
-      const ssByTrace = new Map<string, ScopeSpans & { spans: NonNullable<ScopeSpans['spans']> }>();
-      for (const span of ss.spans ?? []) {
-        const traceId = bytesToHex(span.traceId);
+    const rsByTrace = new Map<string, ResourceSpansFrame>();
+    for (const ss of rs.scopeSpans) {
+      const ssByTrace = new Map<string, ScopeSpansFrame>();
+      for (const span of ss.spans) {
+        const traceId = bytesToHex(span.head.traceId);
         let ssOut = ssByTrace.get(traceId);
         if (!ssOut) {
           let rsOut = rsByTrace.get(traceId);
           if (!rsOut) {
             rsOut = { ...rs, scopeSpans: [] };
             rsByTrace.set(traceId, rsOut);
-            let group = traces.get(traceId);
-            if (!group) traces.set(traceId, (group = []));
-            group.push(rsOut);
+            let trace = traces.get(traceId);
+            if (!trace) traces.set(traceId, (trace = { resourceSpans: [] }));
+            trace.resourceSpans.push(rsOut);
           }
           ssOut = { ...ss, spans: [] };
           ssByTrace.set(traceId, ssOut);
@@ -46,24 +49,15 @@ export function splitByTrace(request: TraceRequest): Map<string, TraceRequest> {
       }
     }
   }
-  return new Map([...traces].map(([traceId, resourceSpans]) => [traceId, { resourceSpans }]));
+  return traces;
 }
 
-/** The request with `key` set to the string `value` on every resource, replacing whatever value the sender gave. */
-export function withResourceAttribute(request: TraceRequest, key: string, value: string): TraceRequest {
-  return {
-    ...request,
-    resourceSpans: (request.resourceSpans ?? []).map((rs) => ({
-      ...rs,
-      resource: {
-        ...rs.resource,
-        attributes: [...(rs.resource?.attributes ?? []).filter((kv) => kv.key !== key), { key, value: { stringValue: value } }],
-      },
-    })),
-  };
+/** The request with the string attribute `key` = `value` on every resource, replacing whatever value the sender gave. */
+export function withResourceAttribute(request: RequestFrames, key: string, value: string): RequestFrames {
+  return { resourceSpans: request.resourceSpans.map((rs) => ({ ...rs, resource: resourceWithAttribute(rs.resource, key, value) })) };
 }
 
 /** One bus message per trace of the request: key = trace id (lowercase hex), value = OTLP protobuf. */
-export function traceMessages(request: TraceRequest): { key: string; value: Uint8Array }[] {
-  return [...splitByTrace(request)].map(([key, trace]) => ({ key, value: encodeTraceRequest(trace) }));
+export function traceMessages(request: RequestFrames): BusMessage[] {
+  return [...splitByTrace(request)].map(([key, trace]) => ({ key, value: encodeFrames(trace) }));
 }

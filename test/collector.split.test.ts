@@ -1,25 +1,63 @@
-/** Unit tests of the bus message format (otlp/split.ts) and the google.rpc.Status helpers (otlp/status.ts). */
+/** Unit tests of the request frames (otlp/frames.ts), the bus message format (otlp/split.ts) and the google.rpc.Status helpers (otlp/status.ts). */
+import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
-import { decodeTraceRequest, encodeTraceRequest, flattenSpans, type TraceRequest } from '../otlp/codec.ts';
+import { decodeTraceRequest, encodeTraceRequest, flattenSpans, OtlpDecodeError, type TraceRequest } from '../otlp/codec.ts';
+import { decodeFrames, encodeFrames, type RequestFrames } from '../otlp/frames.ts';
 import { splitByTrace, traceMessages, withResourceAttribute } from '../otlp/split.ts';
 import { decodeStatus, encodeStatus, RPC_CODE, statusToJson } from '../otlp/status.ts';
 import { canonicalSpans, mixedRequest, span, str, traceIdHex, traceIdsOf } from './collector.fixtures.ts';
 
-/** Decoded from protobuf, as the collector sees a request. */
-const decoded = (r: TraceRequest): TraceRequest => decodeTraceRequest(encodeTraceRequest(r));
+/** As the collector sees a request. */
+const framed = (r: TraceRequest): RequestFrames => decodeFrames(encodeTraceRequest(r));
+/** Frames as any OTLP reader sees them. */
+const decoded = (f: RequestFrames): TraceRequest => decodeTraceRequest(encodeFrames(f));
+const roundTripped = (r: TraceRequest): TraceRequest => decodeTraceRequest(encodeTraceRequest(r));
+
+describe('request frames', () => {
+  it('encode back to the very bytes they were decoded from', () => {
+    const body = encodeTraceRequest(mixedRequest());
+    expect(Buffer.from(encodeFrames(decodeFrames(body)))).toEqual(Buffer.from(body));
+  });
+
+  it("carry each span's ids and timestamps", () => {
+    const s = framed(mixedRequest()).resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
+    const source = span(1, 1);
+    expect(Buffer.from(s.head.traceId)).toEqual(Buffer.from(source.traceId!));
+    expect(Buffer.from(s.head.spanId)).toEqual(Buffer.from(source.spanId!));
+    expect(String(s.head.startTimeUnixNano)).toBe(source.startTimeUnixNano);
+    expect(String(s.head.endTimeUnixNano)).toBe(source.endTimeUnixNano);
+  });
+
+  it('keep span fields this OTLP version does not know (forwarded, not dropped)', () => {
+    const [s] = framed({ resourceSpans: [{ scopeSpans: [{ spans: [span(1, 1)] }] }] }).resourceSpans[0]!.scopeSpans[0]!.spans;
+    const unknownField = protobuf.Writer.create().uint32((99 << 3) | 0).uint32(7).finish();
+    const bytes = Buffer.concat([s!.bytes, unknownField]);
+    const body = encodeFrames({ resourceSpans: [{ scopeSpans: [{ spans: [{ ...s!, bytes }] }] }] });
+    const [message] = traceMessages(decodeFrames(body));
+    expect(Buffer.from(message!.value).includes(bytes)).toBe(true);
+  });
+
+  it('refuse a body that is not an export request, or a span whose own fields are malformed', () => {
+    expect(() => decodeFrames(Buffer.from('definitely not protobuf'))).toThrow(OtlpDecodeError);
+    const [s] = framed({ resourceSpans: [{ scopeSpans: [{ spans: [span(1, 1)] }] }] }).resourceSpans[0]!.scopeSpans[0]!.spans;
+    // Field 5 (name) claiming more bytes than the span holds.
+    const truncated = Buffer.concat([s!.bytes, Buffer.from([(5 << 3) | 2, 100])]);
+    const body = encodeFrames({ resourceSpans: [{ scopeSpans: [{ spans: [{ ...s!, bytes: truncated }] }] }] });
+    expect(() => decodeFrames(body)).toThrow(/invalid OTLP protobuf ExportTraceServiceRequest/);
+  });
+});
 
 describe('splitByTrace', () => {
   it('groups spans by trace in order of first appearance, each group holding only its trace', () => {
-    const groups = splitByTrace(decoded(mixedRequest()));
+    const groups = splitByTrace(framed(mixedRequest()));
     expect([...groups.keys()]).toEqual([traceIdHex(1), traceIdHex(2), traceIdHex(3)]);
-    for (const [traceId, group] of groups) expect(new Set(traceIdsOf(group))).toEqual(new Set([traceId]));
+    for (const [traceId, group] of groups) expect(new Set(traceIdsOf(decoded(group)))).toEqual(new Set([traceId]));
   });
 
   it('keeps every span with its resource, scope and both schemaUrls, and loses none', () => {
-    const input = decoded(mixedRequest());
-    const groups = [...splitByTrace(input).values()].map((g) => decoded(g));
-    expect(canonicalSpans(groups)).toEqual(canonicalSpans([input]));
-    const trace1 = splitByTrace(input).get(traceIdHex(1))!;
+    const groups = splitByTrace(framed(mixedRequest()));
+    expect(canonicalSpans([...groups.values()].map(decoded))).toEqual(canonicalSpans([roundTripped(mixedRequest())]));
+    const trace1 = decoded(groups.get(traceIdHex(1))!);
     // Trace 1 sits in resource agent-a only, in both of its scopes, spans in the original order.
     expect(trace1.resourceSpans).toHaveLength(1);
     expect(trace1.resourceSpans![0]!.schemaUrl).toBe('https://opentelemetry.io/schemas/1.30.0');
@@ -30,37 +68,34 @@ describe('splitByTrace', () => {
   });
 
   it('does not modify its input', () => {
-    const input = decoded(mixedRequest());
-    const before = canonicalSpans([input]);
-    const shape = JSON.stringify(input);
+    const input = framed(mixedRequest());
+    const before = Buffer.from(encodeFrames(input));
     splitByTrace(input);
-    expect(canonicalSpans([input])).toEqual(before);
-    expect(JSON.stringify(input)).toBe(shape);
+    expect(Buffer.from(encodeFrames(input))).toEqual(before);
   });
 
   it('is empty for a request without spans', () => {
-    expect(splitByTrace({}).size).toBe(0);
-    expect(splitByTrace({ resourceSpans: [{ scopeSpans: [{ spans: [] }] }] }).size).toBe(0);
+    expect(splitByTrace(framed({})).size).toBe(0);
+    expect(splitByTrace(framed({ resourceSpans: [{ scopeSpans: [{ spans: [] }] }] })).size).toBe(0);
   });
 });
 
 describe('traceMessages', () => {
   it('gives one message per trace, keyed by the lowercase hex trace id, valued with an OTLP protobuf of that trace', () => {
-    const input = decoded(mixedRequest());
-    const messages = traceMessages(input);
+    const messages = traceMessages(framed(mixedRequest()));
     expect(messages.map((m) => m.key)).toEqual([traceIdHex(1), traceIdHex(2), traceIdHex(3)]);
     for (const m of messages) {
       expect(m.key).toMatch(/^[0-9a-f]{32}$/);
       const trace = decodeTraceRequest(m.value);
       expect(new Set([...flattenSpans(trace)].map((s) => s.traceId))).toEqual(new Set([m.key]));
     }
-    expect(canonicalSpans(messages.map((m) => decodeTraceRequest(m.value)))).toEqual(canonicalSpans([input]));
+    expect(canonicalSpans(messages.map((m) => decodeTraceRequest(m.value)))).toEqual(canonicalSpans([roundTripped(mixedRequest())]));
   });
 });
 
 describe('withResourceAttribute', () => {
   it('sets the attribute on every resource, replacing what the sender claimed, and leaves the input alone', () => {
-    const input = decoded({
+    const input = framed({
       resourceSpans: [
         { resource: { attributes: [str('fleet.tenant', 'claimed'), str('service.name', 's')] }, scopeSpans: [{ spans: [span(1, 1)] }] },
         { scopeSpans: [{ spans: [span(2, 2)] }] },
@@ -69,14 +104,14 @@ describe('withResourceAttribute', () => {
     const stamped = decoded(withResourceAttribute(input, 'fleet.tenant', 'acme'));
     const resources = [...flattenSpans(stamped)].map((s) => s.resource);
     expect(resources).toEqual([{ 'fleet.tenant': 'acme', 'service.name': 's' }, { 'fleet.tenant': 'acme' }]);
-    expect([...flattenSpans(input)][0]!.resource['fleet.tenant']).toBe('claimed');
+    expect([...flattenSpans(decoded(input))][0]!.resource['fleet.tenant']).toBe('claimed');
     // Nothing else changed.
     const strip = (r: TraceRequest) =>
       canonicalSpans([r]).map((line) => {
         const { resource: _resource, ...rest } = JSON.parse(line) as Record<string, unknown>;
         return JSON.stringify(rest);
       });
-    expect(strip(stamped)).toEqual(strip(input));
+    expect(strip(stamped)).toEqual(strip(decoded(input)));
   });
 });
 

@@ -11,6 +11,7 @@
 import type { BusMessage } from '../../bus/types.ts';
 import { planFleet, type PlannedAttempt } from '../../demo/plan.ts';
 import { encodeTraceRequest, type KeyValue, type OtlpSpan, type TraceRequest } from '../../otlp/codec.ts';
+import { decodeFrames } from '../../otlp/frames.ts';
 import { traceMessages } from '../../otlp/split.ts';
 import { attemptSpans } from '../../test/support/otlp-fleet.ts';
 
@@ -102,4 +103,4 @@ export const spanCount = (r: TraceRequest): number =>
 export const encode = (r: TraceRequest): Buffer => Buffer.from(encodeTraceRequest(r));
 
 /** What the collector publishes for one request: one message per trace (otlp/split.ts, the production code). */
-export const collectorMessages = (r: TraceRequest): BusMessage[] => traceMessages(r);
+export const collectorMessages = (r: TraceRequest): BusMessage[] => traceMessages(decodeFrames(encodeTraceRequest(r)));

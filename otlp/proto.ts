@@ -1,0 +1,15 @@
+/**
+ * The official OTLP trace definitions (otlp/proto, see its README) loaded
+ * with protobufjs, for code that builds its own views of the messages
+ * (otlp/frames.ts). Field names are lowerCamelCase, as protobufjs decodes them.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+const PROTO_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'proto');
+
+export const otlpRoot = new protobuf.Root();
+// Imports in the .proto files are relative to the proto root, not to the importing file.
+otlpRoot.resolvePath = (_origin, target) => path.join(PROTO_DIR, target);
+otlpRoot.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto', { keepCase: false });
