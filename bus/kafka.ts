@@ -231,23 +231,25 @@ export function toKafkaMessage(m: BusMessage): Message {
   return m.headers ? { key, value, headers: m.headers } : { key, value };
 }
 
+const builtinGzip = kafkajs.CompressionCodecs[kafkajs.CompressionTypes.GZIP]() as { decompress(buffer: Buffer): Promise<Buffer> };
+
 /**
  * kafkajs's GZIP codec with compression done synchronously (same zlib, same
  * level, same bytes). kafkajs compresses each partition's records with
  * zlib.gzip, the asynchronous stream API: a zlib stream per batch, whose
  * native state is only freed after garbage collection, so the publisher
- * spent more CPU on stream bookkeeping and GC than on compressing
- * (bench/procs/collector-stages.ts: kafkajs request encoding with GZIP ~13
- * µs of CPU per span, ~8 with gzipSync). The synchronous call holds the
- * event loop about a millisecond per 100 KB partition batch. Decompression
- * (the consumers) stays kafkajs's own. kafkajs keeps its codecs in a global
- * table, so this applies to every kafkajs producer of the process.
+ * spent more CPU on stream bookkeeping and GC than on compressing (produce
+ * request encoding as in bench/procs/collector-stages.ts: ~13 µs of CPU per
+ * span with kafkajs's codec, ~8 with this one). The synchronous call holds
+ * the event loop about a millisecond per 100 KB partition batch.
+ * Decompression (the consumers) stays kafkajs's own. kafkajs keeps codecs in
+ * a global table, so this applies to every kafkajs producer of the process.
  */
-const builtinGzip = kafkajs.CompressionCodecs[kafkajs.CompressionTypes.GZIP]() as { decompress(buffer: Buffer): Promise<Buffer> };
-kafkajs.CompressionCodecs[kafkajs.CompressionTypes.GZIP] = () => ({
-  compress: async (encoder: { buffer: Buffer }) => zlib.gzipSync(encoder.buffer),
+const syncGzip = {
+  compress: async (encoder: { buffer: Buffer }): Promise<Buffer> => zlib.gzipSync(encoder.buffer),
   decompress: builtinGzip.decompress,
-});
+};
+kafkajs.CompressionCodecs[kafkajs.CompressionTypes.GZIP] = () => syncGzip;
 
 /**
  * Publisher over an idempotent kafkajs producer (acks=all).
