@@ -25,7 +25,11 @@ CREATE OR REPLACE FUNCTION fleet_cost_per_pass {{on_cluster}} AS (cost, attempts
 
 CREATE OR REPLACE VIEW {{db}}.v_cost_per_pass_window {{on_cluster}} AS
 SELECT
-    tenant, model, spec_tier, canary, variant,
+    unhex(substringIndex(group_key, ':', 1))                   AS tenant,
+    unhex(substringIndex(substringIndex(group_key, ':', 2), ':', -1)) AS model,
+    unhex(substringIndex(substringIndex(group_key, ':', 3), ':', -1)) AS spec_tier,
+    unhex(substringIndex(substringIndex(group_key, ':', 4), ':', -1)) AS canary,
+    unhex(substringIndex(group_key, ':', -1))                  AS variant,
     n_attempts                                                 AS attempts,
     n_passes                                                   AS passes,
     n_passes / n_attempts                                      AS pass_rate,
@@ -45,7 +49,7 @@ SELECT
 FROM
 (
     SELECT
-        tenant, model, spec_tier, canary, variant,
+        group_key,
         count()                   AS n_attempts,
         countIf(outcome = 'pass') AS n_passes,
         sum(cost_usd)             AS sum_cost,
@@ -63,7 +67,7 @@ FROM
         max(started_at)           AS last_started_at
     FROM {{db}}.attempts FINAL
     WHERE started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)}
-    GROUP BY tenant, model, spec_tier, canary, variant
+    GROUP BY group_key
     SETTINGS do_not_merge_across_partitions_select_final = 1
 );
 
@@ -146,7 +150,12 @@ GROUP BY tenant, spec_id;
 -- Pass rate and $/pass per time bucket, for charts and regression alerts.
 CREATE OR REPLACE VIEW {{db}}.v_pass_rate_window {{on_cluster}} AS
 SELECT
-    tenant, model, spec_tier, canary, variant, bucket,
+    unhex(substringIndex(group_key, ':', 1))                   AS tenant,
+    unhex(substringIndex(substringIndex(group_key, ':', 2), ':', -1)) AS model,
+    unhex(substringIndex(substringIndex(group_key, ':', 3), ':', -1)) AS spec_tier,
+    unhex(substringIndex(substringIndex(group_key, ':', 4), ':', -1)) AS canary,
+    unhex(substringIndex(group_key, ':', -1))                  AS variant,
+    bucket,
     n_attempts                                                 AS attempts,
     n_passes                                                   AS passes,
     n_passes / n_attempts                                      AS pass_rate,
@@ -159,7 +168,7 @@ SELECT
 FROM
 (
     SELECT
-        tenant, model, spec_tier, canary, variant,
+        group_key,
         toStartOfInterval(started_at, toIntervalSecond({bucket_seconds:UInt32})) AS bucket,
         count()                   AS n_attempts,
         countIf(outcome = 'pass') AS n_passes,
@@ -170,7 +179,7 @@ FROM
         sum(cache_write_tokens)   AS sum_cache_write
     FROM {{db}}.attempts FINAL
     WHERE started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)}
-    GROUP BY tenant, model, spec_tier, canary, variant, bucket
+    GROUP BY group_key, bucket
     SETTINGS do_not_merge_across_partitions_select_final = 1
 );
 
