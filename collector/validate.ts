@@ -7,7 +7,7 @@
  */
 import { ATTR, describeSpan, isAttemptSpan, parseAttemptAttributes, type SpanRef } from '../contract/index.ts';
 import { attributesToRecord, bytesToHex } from '../otlp/codec.ts';
-import { spanLabels, type RequestFrames, type SpanFrame } from '../otlp/frames.ts';
+import { spanLabels, type RequestFrames, type SpanFrame, type SpanHead } from '../otlp/frames.ts';
 
 /** How many span problems the partial-success message spells out; the count covers the rest. */
 const MAX_PROBLEMS_IN_MESSAGE = 10;
@@ -49,14 +49,15 @@ function idProblem(field: string, id: Uint8Array, bytes: number, optional: boole
 }
 
 /** a < b for the unsigned 64-bit Longs of timestamps, compared by halves (no BigInt for every span). */
-const isBefore = (a: SpanFrame['head']['endTimeUnixNano'], b: SpanFrame['head']['endTimeUnixNano']): boolean =>
+const isBefore = (a: SpanHead['endTimeUnixNano'], b: SpanHead['endTimeUnixNano']): boolean =>
   a.high >>> 0 !== b.high >>> 0 ? a.high >>> 0 < b.high >>> 0 : a.low >>> 0 < b.low >>> 0;
+
+/** The span as messages name it. Only for messages: the name costs a decode, and hex ids would cost more than the checks. */
+const spanRef = (span: SpanFrame, labels = spanLabels(span)): SpanRef => ({ traceId: bytesToHex(span.head.traceId), spanId: bytesToHex(span.head.spanId), name: labels.name });
 
 /** What is wrong with one span, or undefined when it is valid. */
 export function spanProblem(span: SpanFrame): string | undefined {
   const { head } = span;
-  // Hex ids and the name only for messages: the name costs a decode, and hex ids would cost more than the checks.
-  const ref = (): SpanRef => ({ traceId: bytesToHex(head.traceId), spanId: bytesToHex(head.spanId), name: spanLabels(span).name });
   const problems = [
     idProblem('traceId', head.traceId, 16, false),
     idProblem('spanId', head.spanId, 8, false),
@@ -64,13 +65,14 @@ export function spanProblem(span: SpanFrame): string | undefined {
   ].filter((p) => p !== undefined);
   const { startTimeUnixNano: start, endTimeUnixNano: end } = head;
   if ((end.high !== 0 || end.low !== 0) && isBefore(end, start)) problems.push(`endTimeUnixNano ${String(end)} is before startTimeUnixNano ${String(start)}`);
-  if (problems.length > 0) return `${describeSpan(ref())}: ${problems.join('; ')}`;
+  if (problems.length > 0) return `${describeSpan(spanRef(span))}: ${problems.join('; ')}`;
 
   if (!ATTEMPT_KEYS.some((key) => span.bytes.includes(key))) return undefined;
-  const attributes = attributesToRecord(spanLabels(span).attributes.filter((kv) => kv.key.startsWith(FLEET_PREFIX)));
+  const labels = spanLabels(span);
+  const attributes = attributesToRecord(labels.attributes.filter((kv) => kv.key.startsWith(FLEET_PREFIX)));
   if (!isAttemptSpan(attributes)) return undefined;
   try {
-    parseAttemptAttributes(ref(), attributes);
+    parseAttemptAttributes(spanRef(span, labels), attributes);
     return undefined;
   } catch (err) {
     return (err as Error).message;
