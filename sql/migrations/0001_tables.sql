@@ -50,10 +50,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.attempts {{on_cluster}}
     sampling_rate      Float64,
     decision           LowCardinality(String),
     version            UInt64,
-    inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3),
-    -- the views' GROUP BY key (tenant, model, spec_tier, canary, variant) in
-    -- one LowCardinality column; see 0005_group_key.sql
-    group_key          LowCardinality(String) MATERIALIZED concat(hex(tenant), ':', hex(model), ':', hex(spec_tier), ':', hex(canary), ':', hex(variant))
+    inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(started_at)

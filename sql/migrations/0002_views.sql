@@ -25,11 +25,7 @@ CREATE OR REPLACE FUNCTION fleet_cost_per_pass {{on_cluster}} AS (cost, attempts
 
 CREATE OR REPLACE VIEW {{db}}.v_cost_per_pass_window {{on_cluster}} AS
 SELECT
-    unhex(substringIndex(group_key, ':', 1))                   AS tenant,
-    unhex(substringIndex(substringIndex(group_key, ':', 2), ':', -1)) AS model,
-    unhex(substringIndex(substringIndex(group_key, ':', 3), ':', -1)) AS spec_tier,
-    unhex(substringIndex(substringIndex(group_key, ':', 4), ':', -1)) AS canary,
-    unhex(substringIndex(group_key, ':', -1))                  AS variant,
+    tenant, model, spec_tier, canary, variant,
     n_attempts                                                 AS attempts,
     n_passes                                                   AS passes,
     n_passes / n_attempts                                      AS pass_rate,
@@ -49,7 +45,7 @@ SELECT
 FROM
 (
     SELECT
-        group_key,
+        tenant, model, spec_tier, canary, variant,
         count()                   AS n_attempts,
         countIf(outcome = 'pass') AS n_passes,
         sum(cost_usd)             AS sum_cost,
@@ -67,7 +63,7 @@ FROM
         max(started_at)           AS last_started_at
     FROM {{db}}.attempts FINAL
     WHERE started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)}
-    GROUP BY group_key
+    GROUP BY tenant, model, spec_tier, canary, variant
     SETTINGS do_not_merge_across_partitions_select_final = 1
 );
 
@@ -150,12 +146,7 @@ GROUP BY tenant, spec_id;
 -- Pass rate and $/pass per time bucket, for charts and regression alerts.
 CREATE OR REPLACE VIEW {{db}}.v_pass_rate_window {{on_cluster}} AS
 SELECT
-    unhex(substringIndex(group_key, ':', 1))                   AS tenant,
-    unhex(substringIndex(substringIndex(group_key, ':', 2), ':', -1)) AS model,
-    unhex(substringIndex(substringIndex(group_key, ':', 3), ':', -1)) AS spec_tier,
-    unhex(substringIndex(substringIndex(group_key, ':', 4), ':', -1)) AS canary,
-    unhex(substringIndex(group_key, ':', -1))                  AS variant,
-    bucket,
+    tenant, model, spec_tier, canary, variant, bucket,
     n_attempts                                                 AS attempts,
     n_passes                                                   AS passes,
     n_passes / n_attempts                                      AS pass_rate,
@@ -168,7 +159,7 @@ SELECT
 FROM
 (
     SELECT
-        group_key,
+        tenant, model, spec_tier, canary, variant,
         toStartOfInterval(started_at, toIntervalSecond({bucket_seconds:UInt32})) AS bucket,
         count()                   AS n_attempts,
         countIf(outcome = 'pass') AS n_passes,
@@ -179,7 +170,7 @@ FROM
         sum(cache_write_tokens)   AS sum_cache_write
     FROM {{db}}.attempts FINAL
     WHERE started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)}
-    GROUP BY group_key, bucket
+    GROUP BY tenant, model, spec_tier, canary, variant, bucket
     SETTINGS do_not_merge_across_partitions_select_final = 1
 );
 
