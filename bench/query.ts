@@ -125,6 +125,70 @@ FROM
 )`;
 }
 
+/**
+ * `--set views=group_key`: a what-if of the views (issue 9). The five-column
+ * GROUP BY of v_cost_per_pass_window (tenant, model, spec_tier, canary,
+ * variant: LowCardinality columns, which ClickHouse turns into full Strings
+ * and serialises per row when there is more than one key) replaced by one
+ * LowCardinality column holding the five hex-encoded (injective), decoded
+ * back per group. Same numbers (EXCEPT against the five-column GROUP BY,
+ * both ways, empty on the 10M attempts of this benchmark); less
+ * CPU for the whole view, but a filter on tenant / spec_tier no longer
+ * reaches the primary key, so FINAL runs over every unmerged range.
+ */
+export function groupKeyWhatIf(db: string): string[] {
+  return [
+    `ALTER TABLE ${db}.attempts ADD COLUMN IF NOT EXISTS group_key LowCardinality(String) MATERIALIZED concat(hex(tenant), ':', hex(model), ':', hex(spec_tier), ':', hex(canary), ':', hex(variant))`,
+    `CREATE OR REPLACE VIEW ${db}.v_cost_per_pass_window AS
+SELECT
+    unhex(substringIndex(group_key, ':', 1))                   AS tenant,
+    unhex(substringIndex(substringIndex(group_key, ':', 2), ':', -1)) AS model,
+    unhex(substringIndex(substringIndex(group_key, ':', 3), ':', -1)) AS spec_tier,
+    unhex(substringIndex(substringIndex(group_key, ':', 4), ':', -1)) AS canary,
+    unhex(substringIndex(group_key, ':', -1))                  AS variant,
+    n_attempts                                                 AS attempts,
+    n_passes                                                   AS passes,
+    n_passes / n_attempts                                      AS pass_rate,
+    fleet_wilson_low(n_passes, n_attempts, 1.959963984540054)  AS pass_rate_low,
+    fleet_wilson_high(n_passes, n_attempts, 1.959963984540054) AS pass_rate_high,
+    sum_cost                                                   AS cost_usd,
+    sum_cost / nullIf(n_attempts - n_unpriced, 0)              AS cost_per_call,
+    fleet_cost_per_pass(sum_cost, n_attempts, n_attempts - n_unpriced, n_passes) AS cost_per_pass,
+    if(n_passes = 0, NULL, n_attempts / n_passes)              AS expected_attempts,
+    n_unpriced                                                 AS unpriced_attempts,
+    sum_unpriced_calls                                         AS unpriced_calls,
+    sum_reported_cost                                          AS reported_cost_usd,
+    sum_llm_calls AS llm_calls, sum_tool_calls AS tool_calls,
+    sum_input AS input_tokens, sum_cache_read AS cache_read_tokens, sum_cache_write AS cache_write_tokens,
+    sum_output AS output_tokens, sum_reasoning AS reasoning_tokens,
+    first_started_at, last_started_at
+FROM
+(
+    SELECT
+        group_key,
+        count()                   AS n_attempts,
+        countIf(outcome = 'pass') AS n_passes,
+        sum(cost_usd)             AS sum_cost,
+        countIf(cost_usd IS NULL) AS n_unpriced,
+        sum(unpriced_calls)       AS sum_unpriced_calls,
+        sum(reported_cost_usd)    AS sum_reported_cost,
+        sum(llm_calls)            AS sum_llm_calls,
+        sum(tool_calls)           AS sum_tool_calls,
+        sum(input_tokens)         AS sum_input,
+        sum(cache_read_tokens)    AS sum_cache_read,
+        sum(cache_write_tokens)   AS sum_cache_write,
+        sum(output_tokens)        AS sum_output,
+        sum(reasoning_tokens)     AS sum_reasoning,
+        min(started_at)           AS first_started_at,
+        max(started_at)           AS last_started_at
+    FROM ${db}.attempts FINAL
+    WHERE started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)}
+    GROUP BY group_key
+    SETTINGS do_not_merge_across_partitions_select_final = 1
+)`,
+  ];
+}
+
 const QUERIES: Record<string, string> = {
   v_cost_per_pass: 'SELECT * FROM {db}.v_cost_per_pass',
   v_cost_per_pass_tier: "SELECT * FROM {db}.v_cost_per_pass WHERE tenant = 'tenant-0' AND spec_tier = 'tier-3'",
@@ -181,6 +245,9 @@ export const queryBenchmark: Benchmark = {
     /** `toYYYYMM` (the schema's) or `toDate`: a what-if for FINAL on live data. */
     const partitionBy = o.set.partitionBy ?? 'toYYYYMM';
     if (!/^(toYYYYMM|toDate|toMonday)$/.test(partitionBy)) throw new Error(`partitionBy must be toYYYYMM, toDate or toMonday, got ${partitionBy}`);
+    /** `schema` (sql/migrations) or `group_key`: a what-if of v_cost_per_pass_window's GROUP BY (groupKeyWhatIf). */
+    const views = o.set.views ?? 'schema';
+    if (!/^(schema|group_key)$/.test(views)) throw new Error(`views must be schema or group_key, got ${views}`);
     const db = 'fleet';
     const data = tempDir('query');
     const store = openStore({ dataDir: data.dir, database: db });
@@ -194,6 +261,7 @@ export const queryBenchmark: Benchmark = {
         await store.command(`DROP TABLE ${db}.attempts SYNC`);
         await store.command(ddl.replace('PARTITION BY toYYYYMM(started_at)', `PARTITION BY ${partitionBy}(started_at)`));
       }
+      if (views === 'group_key') for (const statement of groupKeyWhatIf(db)) await store.command(statement);
       await store.command(`SYSTEM STOP MERGES ${db}.attempts`);
       // one reference time for every INSERT, so a re-inserted attempt has the same started_at (and sorting key)
       const now = `toDateTime64('${new Date().toISOString().replace('T', ' ').slice(0, 23)}', 9, 'UTC')`;
@@ -248,7 +316,7 @@ export const queryBenchmark: Benchmark = {
     const units: Record<string, string> = {};
     for (const k of Object.keys(metrics)) units[k] = k.endsWith('Ms') ? 'ms' : k.endsWith('Seconds') ? 's' : k.endsWith('MiB') ? 'MiB' : k.endsWith('_rows') ? 'rows' : k.endsWith('_runs') ? 'runs' : k.endsWith('Parts') ? 'parts' : 'rows';
     return {
-      config: { attempts: total, layout, partitionBy: `${partitionBy}(started_at)`, insertBlocks: blocks, runsPerQuery: runs, store: 'embedded chDB (chdb npm), through @clickhouse/client', settings: 'views: FINAL with do_not_merge_across_partitions_select_final = 1; max_threads auto (cores)', queries: QUERIES },
+      config: { attempts: total, layout, partitionBy: `${partitionBy}(started_at)`, views, insertBlocks: blocks, runsPerQuery: runs, store: 'embedded chDB (chdb npm), through @clickhouse/client', settings: 'views: FINAL with do_not_merge_across_partitions_select_final = 1; max_threads auto (cores)', queries: QUERIES },
       metrics,
       units,
       targets: [
