@@ -4,18 +4,10 @@
  * enums and int64 as numbers or strings). Shared by the collector (which
  * validates and re-publishes) and the consumers (which read the topic).
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import { otlpRoot } from './proto.ts';
 
-const PROTO_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'proto');
-
-const root = new protobuf.Root();
-root.resolvePath = (_origin, target) => path.join(PROTO_DIR, target);
-root.loadSync('opentelemetry/proto/collector/trace/v1/trace_service.proto', { keepCase: false });
-
-const RequestType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
-const ResponseType = root.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse');
+const RequestType = otlpRoot.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
+const ResponseType = otlpRoot.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceResponse');
 
 /** Plain-object shapes of the OTLP messages (protobufjs message instances satisfy them). */
 export interface KeyValue { key: string; value?: AnyValue | null }

@@ -1,7 +1,8 @@
 /**
  * The official OTLP trace definitions (otlp/proto, see its README) loaded
- * with protobufjs, for code that builds its own views of the messages
- * (otlp/frames.ts). Field names are lowerCamelCase, as protobufjs decodes them.
+ * with protobufjs once, for the codec (otlp/codec.ts) and for the views of
+ * the messages the collector builds (otlp/frames.ts). Field names are
+ * lowerCamelCase, as protobufjs decodes them.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
