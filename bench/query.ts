@@ -21,7 +21,7 @@
  * user of the Store sees it; `*_engine` runs the same SELECT with FORMAT
  * Null (no rows to the client).
  */
-import { migrate } from '../sql/migrate.ts';
+import { listMigrations, migrate, renderStatements } from '../sql/migrate.ts';
 import { openStore, type Store } from '../storage/store.ts';
 import { percentile, round, type Benchmark } from './lib/common.ts';
 import { tempDir } from './lib/child.ts';
@@ -137,55 +137,33 @@ FROM
  * reaches the primary key, so FINAL runs over every unmerged range.
  */
 export function groupKeyWhatIf(db: string): string[] {
-  return [
-    `ALTER TABLE ${db}.attempts ADD COLUMN IF NOT EXISTS group_key LowCardinality(String) MATERIALIZED concat(hex(tenant), ':', hex(model), ':', hex(spec_tier), ':', hex(canary), ':', hex(variant))`,
-    `CREATE OR REPLACE VIEW ${db}.v_cost_per_pass_window AS
-SELECT
-    unhex(substringIndex(group_key, ':', 1))                   AS tenant,
+  // the schema's own view, rewritten: one definition of the numbers
+  const view = listMigrations()
+    .flatMap((m) => renderStatements(m.template, { database: db }))
+    .findLast((st) => st.includes(`VIEW ${db}.v_cost_per_pass_window`));
+  const rewrites: [string | RegExp, string][] = [
+    [
+      /SELECT\s+tenant, model, spec_tier, canary, variant,\s+n_attempts/,
+      `SELECT
+    unhex(substringIndex(group_key, ':', 1)) AS tenant,
     unhex(substringIndex(substringIndex(group_key, ':', 2), ':', -1)) AS model,
     unhex(substringIndex(substringIndex(group_key, ':', 3), ':', -1)) AS spec_tier,
     unhex(substringIndex(substringIndex(group_key, ':', 4), ':', -1)) AS canary,
-    unhex(substringIndex(group_key, ':', -1))                  AS variant,
-    n_attempts                                                 AS attempts,
-    n_passes                                                   AS passes,
-    n_passes / n_attempts                                      AS pass_rate,
-    fleet_wilson_low(n_passes, n_attempts, 1.959963984540054)  AS pass_rate_low,
-    fleet_wilson_high(n_passes, n_attempts, 1.959963984540054) AS pass_rate_high,
-    sum_cost                                                   AS cost_usd,
-    sum_cost / nullIf(n_attempts - n_unpriced, 0)              AS cost_per_call,
-    fleet_cost_per_pass(sum_cost, n_attempts, n_attempts - n_unpriced, n_passes) AS cost_per_pass,
-    if(n_passes = 0, NULL, n_attempts / n_passes)              AS expected_attempts,
-    n_unpriced                                                 AS unpriced_attempts,
-    sum_unpriced_calls                                         AS unpriced_calls,
-    sum_reported_cost                                          AS reported_cost_usd,
-    sum_llm_calls AS llm_calls, sum_tool_calls AS tool_calls,
-    sum_input AS input_tokens, sum_cache_read AS cache_read_tokens, sum_cache_write AS cache_write_tokens,
-    sum_output AS output_tokens, sum_reasoning AS reasoning_tokens,
-    first_started_at, last_started_at
-FROM
-(
-    SELECT
-        group_key,
-        count()                   AS n_attempts,
-        countIf(outcome = 'pass') AS n_passes,
-        sum(cost_usd)             AS sum_cost,
-        countIf(cost_usd IS NULL) AS n_unpriced,
-        sum(unpriced_calls)       AS sum_unpriced_calls,
-        sum(reported_cost_usd)    AS sum_reported_cost,
-        sum(llm_calls)            AS sum_llm_calls,
-        sum(tool_calls)           AS sum_tool_calls,
-        sum(input_tokens)         AS sum_input,
-        sum(cache_read_tokens)    AS sum_cache_read,
-        sum(cache_write_tokens)   AS sum_cache_write,
-        sum(output_tokens)        AS sum_output,
-        sum(reasoning_tokens)     AS sum_reasoning,
-        min(started_at)           AS first_started_at,
-        max(started_at)           AS last_started_at
-    FROM ${db}.attempts FINAL
-    WHERE started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)}
-    GROUP BY group_key
-    SETTINGS do_not_merge_across_partitions_select_final = 1
-)`,
+    unhex(substringIndex(group_key, ':', -1)) AS variant,
+    n_attempts`,
+    ],
+    [/SELECT\s+tenant, model, spec_tier, canary, variant,\s+count\(\)/, 'SELECT group_key, count()'],
+    ['GROUP BY tenant, model, spec_tier, canary, variant', 'GROUP BY group_key'],
+  ];
+  let rewritten = view ?? '';
+  for (const [from, to] of rewrites) {
+    const next = rewritten.replace(from, to);
+    if (next === rewritten) throw new Error(`groupKeyWhatIf: v_cost_per_pass_window no longer has the shape this what-if rewrites (${String(from)})`);
+    rewritten = next;
+  }
+  return [
+    `ALTER TABLE ${db}.attempts ADD COLUMN IF NOT EXISTS group_key LowCardinality(String) MATERIALIZED concat(hex(tenant), ':', hex(model), ':', hex(spec_tier), ':', hex(canary), ':', hex(variant))`,
+    rewritten,
   ];
 }
 
