@@ -783,6 +783,7 @@ export class KafkaSubscriber implements Subscriber {
       topic: batch.topic,
       partition,
       messages: messages.map((m) => toConsumed(batch.topic, partition, m)),
+      heartbeat: () => payload.heartbeat(),
     });
     if (epoch === this.epoch && this.owned.has(partition)) {
       this.owned.set(partition, BigInt(messages[messages.length - 1]!.offset) + 1n);

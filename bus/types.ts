@@ -53,6 +53,13 @@ export interface TopicPartitionOffset extends TopicPartition {
 /** Messages of one partition, in offset order. */
 export interface PartitionBatch extends TopicPartition {
   messages: ConsumedMessage[];
+  /**
+   * Tells the group this member is alive while it takes long over a batch
+   * (e.g. waiting for ClickHouse); without it the member is evicted after
+   * the session timeout and the group rebalances over and over. Absent on
+   * buses without membership.
+   */
+  heartbeat?(): Promise<void>;
 }
 
 export interface SubscriberHandlers {

@@ -18,6 +18,9 @@
  *   writes is complete again (and wins by its version).
  * - Spans under no attempt (a trace without one, or above its attempts) are
  *   kept in `spans` once the trace has been idle, so nothing vanishes unseen.
+ *   They stay in the decision cache as orphans: an attempt span that arrives
+ *   after its children were written this way (its trace evicted on overflow,
+ *   or idle) still rolls them up, so its row and calls are complete.
  */
 import { isAttemptSpan, parseAttemptAttributes, ContractError } from '../contract/attempt.ts';
 import { ATTR } from '../contract/attributes.ts';
@@ -25,7 +28,7 @@ import type { AttemptRow, Decision, LlmCallRow } from '../contract/rows.ts';
 import type { SpanRecord } from '../otlp/codec.ts';
 import type { Catalog } from '../pricing/catalog.ts';
 import type { MessageRef } from './offsets.ts';
-import { describeMember, llmCallRow, rollUp, tenantOf, type AttemptHeader, type Member } from './rollup.ts';
+import { describeMember, rollUp, tenantOf, type AttemptHeader, type Member } from './rollup.ts';
 import { decideSampling, type SampleDecision, type SamplingPolicy } from './sampling.ts';
 import { spanRow } from './span-row.ts';
 
@@ -36,7 +39,7 @@ export interface AssemblerLimits {
   maxSpans: number;
   /** Encoded span bytes buffered at most (default 256 MiB). */
   maxBytes: number;
-  /** Spans remembered in the decision cache (default 1,000,000). */
+  /** Spans remembered in the decision cache, decided attempts' and orphans' (default 1,000,000). */
   decisionCacheSpans: number;
 }
 
@@ -60,7 +63,10 @@ export interface AssemblerObserver {
   lateSpan?(): void;
   duplicateSpan?(): void;
   outsideAttempt?(spans: number): void;
+  /** A span that broke the attempt contract: kept outside any attempt. */
   invalidSpan?(message: string): void;
+  /** A span that cannot be stored at all (no valid trace or span id). */
+  droppedSpan?(message: string): void;
 }
 
 /** Rows to write, and the message references to release once they are written. */
@@ -109,6 +115,16 @@ interface DecidedAttempt {
   settleAt: number;
 }
 
+/** Spans of a trace written outside any attempt, remembered for an attempt span that may still come. */
+interface Orphans {
+  traceId: string;
+  members: Map<string, Member>;
+  /** Attempt-looking spans that broke the contract: no attempt adopts through them. */
+  invalid: Set<string>;
+  refs: MessageRef[];
+  settleAt: number;
+}
+
 const spanKey = (traceId: string, spanId: string) => `${traceId}/${spanId}`;
 const hasEnded = (s: SpanRecord) => s.endTimeUnixNano > 0n && s.endTimeUnixNano >= s.startTimeUnixNano;
 
@@ -116,8 +132,14 @@ export class Assembler {
   private readonly traces = new Map<string, TraceState>();
   /** Decided attempts, least recently touched first. */
   private readonly decided = new Map<string, DecidedAttempt>();
+  /** Those still holding their messages, least recently touched first (so tick stops at the first unsettled). */
+  private readonly unsettled = new Map<string, DecidedAttempt>();
   /** trace/span → key of the decided attempt that owns it. */
   private readonly decidedSpans = new Map<string, string>();
+  /** trace id → its orphans, least recently touched first. */
+  private readonly orphans = new Map<string, Orphans>();
+  private readonly unsettledOrphans = new Map<string, Orphans>();
+  private orphanSpans = 0;
   private bufferedSpans = 0;
   private bufferedBytes = 0;
   private readonly now: () => number;
@@ -129,14 +151,21 @@ export class Assembler {
   }
 
   stats() {
-    return { traces: this.traces.size, spans: this.bufferedSpans, bytes: this.bufferedBytes, decidedAttempts: this.decided.size, decidedSpans: this.decidedSpans.size };
+    return {
+      traces: this.traces.size,
+      spans: this.bufferedSpans,
+      bytes: this.bufferedBytes,
+      decidedAttempts: this.decided.size,
+      decidedSpans: this.decidedSpans.size,
+      orphanSpans: this.orphanSpans,
+    };
   }
 
   /** Takes one span. Returns rows that are ready at once (late spans, overflow decisions). */
   add(span: SpanRecord, ref: MessageRef, bytes: number): Output {
     const out = emptyOutput();
     if (!/^[0-9a-f]{32}$/.test(span.traceId) || !/^[0-9a-f]{16}$/.test(span.spanId)) {
-      this.options.observer?.invalidSpan?.(`span ${span.spanId || '(no id)'} "${span.name}" of trace ${span.traceId || '(no id)'}: trace id must be 16 bytes and span id 8 bytes`);
+      this.options.observer?.droppedSpan?.(`span ${span.spanId || '(no id)'} "${span.name}" of trace ${span.traceId || '(no id)'}: trace id must be 16 bytes and span id 8 bytes`);
       out.refs.push(ref);
       return out;
     }
@@ -173,9 +202,15 @@ export class Assembler {
     const out = emptyOutput();
     const now = this.now();
     // least recently touched first, and settleAt = last touch + timeout: stop at the first unsettled
-    for (const entry of this.decided.values()) {
+    for (const entry of this.unsettled.values()) {
       if (entry.settleAt > now) break;
       out.refs.push(...entry.refs.splice(0));
+      this.unsettled.delete(entry.key);
+    }
+    for (const o of this.unsettledOrphans.values()) {
+      if (o.settleAt > now) break;
+      out.refs.push(...o.refs.splice(0));
+      this.unsettledOrphans.delete(o.traceId);
     }
     for (const trace of [...this.traces.values()]) {
       const idle = now - trace.lastSeen >= this.options.traceTimeoutMs;
@@ -192,7 +227,10 @@ export class Assembler {
   drainAll(): Output {
     const out = emptyOutput();
     for (const trace of [...this.traces.values()]) this.evict(trace, 'shutdown', out);
-    for (const entry of this.decided.values()) out.refs.push(...entry.refs.splice(0));
+    for (const entry of this.unsettled.values()) out.refs.push(...entry.refs.splice(0));
+    this.unsettled.clear();
+    for (const o of this.unsettledOrphans.values()) out.refs.push(...o.refs.splice(0));
+    this.unsettledOrphans.clear();
     return out;
   }
 
@@ -292,9 +330,13 @@ export class Assembler {
       if (owner.sampling.keep) out.spans.push(spanRow(b.span, { attemptId: owner.header.attemptId, rate: owner.sampling.rate, reason: owner.sampling.reason }));
       owner.refs.push(b.ref);
     }
-    const { row, calls } = rollUp(owner.header, owner.members);
-    const lateIds = new Set(late.map((b) => b.span.spanId));
-    out.llmCalls.push(...calls.filter((c) => lateIds.has(c.spanId)).map((c) => llmCallRow(owner.header.attemptId, owner.header.tenant, c)));
+    // orphans below the spans that joined now belong to the attempt too
+    const before = new Set(owner.members.keys());
+    owner.refs.push(...this.adoptOrphans(trace.traceId, owner.header.spanId, owner.members));
+    for (const id of owner.members.keys()) if (!before.has(id)) this.decidedSpans.set(spanKey(trace.traceId, id), owner.key);
+    // every call row again at the new version: a late inner call turns a billed call into a wrapper
+    const { row, callRows } = rollUp(owner.header, owner.members);
+    out.llmCalls.push(...callRows);
     out.attempts.push({ ...row, sampled: owner.sampling.keep, sampling_rate: owner.sampling.rate, decision: owner.decision });
     this.touch(owner);
     this.dropIfEmpty(trace);
@@ -322,7 +364,8 @@ export class Assembler {
     trace.attempts.delete(attemptSpanId);
     const memberSpans = this.subtree(trace, attemptSpanId);
     const members = new Map<string, Member>(memberSpans.map((b) => [b.span.spanId, describeMember(b.span, this.options.catalog)]));
-    const { row, calls } = rollUp(pending.header, members);
+    const orphanRefs = this.adoptOrphans(trace.traceId, attemptSpanId, members);
+    const { row, callRows } = rollUp(pending.header, members);
     const sampling = decideSampling(row, this.options.sampling);
     const key = spanKey(trace.traceId, attemptSpanId);
     const entry: DecidedAttempt = {
@@ -332,13 +375,14 @@ export class Assembler {
       sampling,
       decision,
       partition: trace.partition,
-      refs: memberSpans.map((b) => b.ref),
+      refs: [...memberSpans.map((b) => b.ref), ...orphanRefs],
       settleAt: this.now() + this.options.traceTimeoutMs,
     };
     this.decided.set(key, entry);
+    this.unsettled.set(key, entry);
     for (const id of members.keys()) this.decidedSpans.set(spanKey(trace.traceId, id), key);
     out.attempts.push({ ...row, sampled: sampling.keep, sampling_rate: sampling.rate, decision });
-    out.llmCalls.push(...calls.map((c) => llmCallRow(pending.header.attemptId, pending.header.tenant, c)));
+    out.llmCalls.push(...callRows);
     if (sampling.keep) {
       for (const b of memberSpans) out.spans.push(spanRow(b.span, { attemptId: pending.header.attemptId, rate: sampling.rate, reason: sampling.reason }));
     }
@@ -347,16 +391,61 @@ export class Assembler {
     this.dropIfEmpty(trace);
   }
 
-  /** Spans of an idle trace that belong to no attempt: kept whole, marked. */
+  /**
+   * Spans of an idle or evicted trace that belong to no attempt: kept whole,
+   * marked, and remembered as orphans (their messages held like a decided
+   * attempt's) for an attempt span still to come.
+   */
   private releaseOutside(trace: TraceState, out: Output): void {
     if (trace.spans.size === 0) return this.dropIfEmpty(trace);
     this.options.observer?.outsideAttempt?.(trace.spans.size);
+    let orphans = this.orphans.get(trace.traceId);
+    if (!orphans) {
+      orphans = { traceId: trace.traceId, members: new Map(), invalid: new Set(), refs: [], settleAt: 0 };
+      this.orphans.set(trace.traceId, orphans);
+    }
     for (const id of [...trace.spans.keys()]) {
       const b = this.unbuffer(trace, id)!;
-      out.spans.push(spanRow(b.span, { attemptId: '', rate: 1, reason: trace.invalid.has(id) ? 'invalid_attempt' : 'outside_attempt' }));
-      out.refs.push(b.ref);
+      const invalid = trace.invalid.has(id);
+      out.spans.push(spanRow(b.span, { attemptId: '', rate: 1, reason: invalid ? 'invalid_attempt' : 'outside_attempt' }));
+      if (!orphans.members.has(id)) this.orphanSpans++;
+      orphans.members.set(id, describeMember(b.span, this.options.catalog));
+      if (invalid) orphans.invalid.add(id);
+      orphans.refs.push(b.ref);
     }
+    this.touchOrphans(orphans);
+    this.evictDecisions(out);
     this.dropIfEmpty(trace);
+  }
+
+  /**
+   * Moves the orphans an attempt span owns (nearest attempt ancestor) into
+   * its members. Returns the orphans' messages once none is left, for the
+   * attempt to hold from then on.
+   */
+  private adoptOrphans(traceId: string, attemptSpanId: string, members: Map<string, Member>): MessageRef[] {
+    const orphans = this.orphans.get(traceId);
+    if (!orphans) return [];
+    const ours = (id: string): boolean => {
+      const seen = new Set<string>();
+      for (let p = orphans.members.get(id)?.parentSpanId; p && !seen.has(p); p = orphans.members.get(p)?.parentSpanId) {
+        seen.add(p);
+        if (p === attemptSpanId || members.has(p)) return true;
+        if (!orphans.members.has(p) || orphans.invalid.has(p)) return false;
+      }
+      return false;
+    };
+    const adopted = [...orphans.members.keys()].filter((id) => !orphans.invalid.has(id) && ours(id));
+    for (const id of adopted) {
+      members.set(id, orphans.members.get(id)!);
+      orphans.members.delete(id);
+      this.orphanSpans--;
+      this.options.observer?.lateSpan?.();
+    }
+    if (orphans.members.size > 0) return [];
+    this.orphans.delete(traceId);
+    this.unsettledOrphans.delete(traceId);
+    return orphans.refs.splice(0);
   }
 
   private evict(trace: TraceState, decision: Decision, out: Output): void {
@@ -378,16 +467,36 @@ export class Assembler {
 
   private touch(entry: DecidedAttempt): void {
     entry.settleAt = this.now() + this.options.traceTimeoutMs;
-    this.decided.delete(entry.key);
-    this.decided.set(entry.key, entry);
+    for (const map of [this.decided, this.unsettled]) {
+      map.delete(entry.key);
+      map.set(entry.key, entry);
+    }
   }
 
+  private touchOrphans(orphans: Orphans): void {
+    orphans.settleAt = this.now() + this.options.traceTimeoutMs;
+    for (const map of [this.orphans, this.unsettledOrphans]) {
+      map.delete(orphans.traceId);
+      map.set(orphans.traceId, orphans);
+    }
+  }
+
+  /** Keeps the decision cache within its bound: least recently touched decided attempts go first, then orphans. */
   private evictDecisions(out: Output): void {
+    const limit = this.options.limits.decisionCacheSpans;
     for (const entry of this.decided.values()) {
-      if (this.decidedSpans.size <= this.options.limits.decisionCacheSpans) return;
-      out.refs.push(...entry.refs);
+      if (this.decidedSpans.size + this.orphanSpans <= limit) return;
+      out.refs.push(...entry.refs.splice(0));
       this.decided.delete(entry.key);
+      this.unsettled.delete(entry.key);
       for (const id of entry.members.keys()) this.decidedSpans.delete(spanKey(entry.header.traceId, id));
+    }
+    for (const o of this.orphans.values()) {
+      if (this.orphanSpans <= limit) return;
+      out.refs.push(...o.refs.splice(0));
+      this.orphans.delete(o.traceId);
+      this.unsettledOrphans.delete(o.traceId);
+      this.orphanSpans -= o.members.size;
     }
   }
 }

@@ -6,7 +6,7 @@ import { Counter, Gauge, type Registry, type RegistryContentType } from 'prom-cl
 import type { PartitionLag } from '../bus/types.ts';
 
 export interface ConsumerStateSource {
-  buffered(): { traces: number; spans: number; bytes: number; decidedAttempts: number };
+  buffered(): { traces: number; spans: number; bytes: number; decidedAttempts: number; orphanSpans: number };
   pendingRows(): number;
   lag(): Promise<PartitionLag[]>;
 }
@@ -26,6 +26,7 @@ export function createConsumerMetrics(registry: Registry<RegistryContentType>, s
   gauge('fleet_consumer_buffered_spans', 'Undecided spans in memory (bounded).', () => source.buffered().spans);
   gauge('fleet_consumer_buffered_bytes', 'Encoded bytes of undecided spans in memory (bounded).', () => source.buffered().bytes);
   gauge('fleet_consumer_decision_cache_attempts', 'Decided attempts remembered for late spans.', () => source.buffered().decidedAttempts);
+  gauge('fleet_consumer_decision_cache_orphan_spans', 'Spans written outside any attempt, remembered for an attempt span still to come.', () => source.buffered().orphanSpans);
   gauge('fleet_consumer_pending_rows', 'Rows decided but not yet written to ClickHouse.', () => source.pendingRows());
   new Gauge({
     name: 'fleet_consumer_lag_messages',
@@ -53,7 +54,12 @@ export function createConsumerMetrics(registry: Registry<RegistryContentType>, s
     lateSpans: new Counter({ name: 'fleet_consumer_late_spans_total', help: 'Spans that joined an attempt after it was decided.', registers }),
     duplicateSpans: new Counter({ name: 'fleet_consumer_duplicate_spans_total', help: 'Spans received again (exporter retries, redelivery) and ignored.', registers }),
     outsideAttempt: new Counter({ name: 'fleet_consumer_outside_attempt_spans_total', help: 'Spans under no attempt, kept in spans with sample_reason outside_attempt.', registers }),
-    invalidSpans: new Counter({ name: 'fleet_consumer_invalid_spans_total', help: 'Spans breaking the wire contract (reported in the log).', registers }),
+    invalidSpans: new Counter({
+      name: 'fleet_consumer_invalid_spans_total',
+      help: 'Spans breaking the wire contract (reported in the log), by what became of them: kept outside any attempt, or dropped (no valid trace or span id to store them by).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
     rowsWritten: new Counter({ name: 'fleet_consumer_rows_written_total', help: 'Rows inserted into ClickHouse, by table.', labelNames: ['table'] as const, registers }),
     insertErrors: new Counter({ name: 'fleet_consumer_insert_errors_total', help: 'Failed inserts (retried with backoff).', registers }),
     commits: new Counter({ name: 'fleet_consumer_offset_commits_total', help: 'Offset commits of the consumer group.', registers }),

@@ -5,7 +5,7 @@
  * were decided and written; everything written is idempotent, so whatever a
  * crash or rebalance makes the bus deliver again changes no number.
  */
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import type { PartitionBatch, Publisher, Subscriber, TopicPartition } from '../bus/types.ts';
 import { decodeTraceRequest, flattenSpans, OtlpDecodeError } from '../otlp/codec.ts';
@@ -16,6 +16,9 @@ import { createConsumerMetrics, type ConsumerMetrics } from './metrics.ts';
 import { OffsetTracker } from './offsets.ts';
 import { DEFAULT_SAMPLING, type SamplingPolicy } from './sampling.ts';
 import { BatchWriter, DEFAULT_WRITER, type WriterOptions } from './writer.ts';
+
+/** How often a member blocked on ClickHouse heartbeats (kafkajs's default heartbeat interval). */
+const HEARTBEAT_MS = 3000;
 
 export interface ConsumerPipelineOptions {
   topic: string;
@@ -86,8 +89,12 @@ export class ConsumerPipeline {
         duplicateSpan: () => metrics.duplicateSpans.inc(),
         outsideAttempt: (n) => metrics.outsideAttempt.inc(n),
         invalidSpan: (message) => {
-          metrics.invalidSpans.inc();
+          metrics.invalidSpans.inc({ result: 'kept' });
           this.log(`invalid span, kept outside any attempt: ${message}`);
+        },
+        droppedSpan: (message) => {
+          metrics.invalidSpans.inc({ result: 'dropped' });
+          this.log(`invalid span, dropped: ${message}`);
         },
       },
     });
@@ -149,10 +156,27 @@ export class ConsumerPipeline {
       for (const span of spans) this.emit(this.assembler.add(span, ref, bytes));
     }
     // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
-    if (this.writer.pendingRows >= this.maxPendingRows) await this.flush();
+    if (this.writer.pendingRows >= this.maxPendingRows) await this.heartbeating(this.flush(), batch);
     // Batches fetched ahead arrive as a chain of resolved promises: let timers
     // (decisions, commits) and I/O (/metrics) run between two of them.
     await nextTurn();
+  }
+
+  /** Waits for `work`, heartbeating the group meanwhile: a member waiting on ClickHouse is alive, not dead. */
+  private async heartbeating(work: Promise<void>, batch: PartitionBatch): Promise<void> {
+    if (!batch.heartbeat) return work;
+    let done = false;
+    const finished = work.finally(() => (done = true));
+    const timers = new AbortController();
+    try {
+      while (!done) {
+        await Promise.race([finished, sleep(HEARTBEAT_MS, undefined, { signal: timers.signal }).catch(() => {})]);
+        if (!done) await batch.heartbeat().catch((err: unknown) => this.log(`heartbeat failed: ${(err as Error).message}`));
+      }
+    } finally {
+      timers.abort();
+    }
+    return finished;
   }
 
   private async deadLetter(topic: string, partition: number, offset: string, key: string, value: Uint8Array, reason: string): Promise<void> {

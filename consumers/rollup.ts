@@ -134,11 +134,12 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
 }
 
 /**
- * The calls that were billed: an LLM-call span with another LLM-call span
- * below it is a wrapper (a framework span around the provider client's
- * span), and counting both would count the tokens twice — keep the leaves.
+ * The LLM calls of an attempt, billed or not: an LLM-call span with another
+ * LLM-call span below it is a wrapper (a framework span around the provider
+ * client's span), and counting both would count the tokens twice — the
+ * leaves are billed, the wrappers are not.
  */
-export function billedCalls(members: ReadonlyMap<string, Member>): Member[] {
+export function llmCalls(members: ReadonlyMap<string, Member>): { billed: PricedCall[]; wrappers: PricedCall[] } {
   const wrappers = new Set<string>();
   for (const m of members.values()) {
     if (m.role !== 'llm_call') continue;
@@ -148,13 +149,21 @@ export function billedCalls(members: ReadonlyMap<string, Member>): Member[] {
       if (p.role === 'llm_call') wrappers.add(p.spanId);
     }
   }
-  return [...members.values()].filter((m) => m.role === 'llm_call' && !wrappers.has(m.spanId));
+  const out: { billed: PricedCall[]; wrappers: PricedCall[] } = { billed: [], wrappers: [] };
+  for (const m of members.values()) if (m.call) (wrappers.has(m.spanId) ? out.wrappers : out.billed).push(m.call);
+  return out;
 }
 
 export type AttemptFigures = Omit<AttemptRow, 'sampled' | 'sampling_rate' | 'decision'>;
 
-export function rollUp(header: AttemptHeader, members: ReadonlyMap<string, Member>): { row: AttemptFigures; calls: PricedCall[] } {
-  const calls = billedCalls(members).map((m) => m.call!);
+/**
+ * The attempt's row and the rows of its LLM calls, all at one version (the
+ * members counted): billed calls, and a tombstone for each wrapper, so a
+ * partial re-assembly that billed a wrapper (its inner call missing) loses
+ * to the complete one in ClickHouse as the attempt row does.
+ */
+export function rollUp(header: AttemptHeader, members: ReadonlyMap<string, Member>): { row: AttemptFigures; callRows: LlmCallRow[] } {
+  const { billed: calls, wrappers } = llmCalls(members);
   let tokens = zeroTokens();
   let cost: bigint | null = 0n;
   let reported: bigint | null = null;
@@ -169,8 +178,9 @@ export function rollUp(header: AttemptHeader, members: ReadonlyMap<string, Membe
   const lastEnd = [...members.values()].reduce((max, m) => (m.call && m.call.endNs > max ? m.call.endNs : max), header.startNs);
   const endNs = ended ? header.endNs : lastEnd;
   const a = header.attrs;
+  const version = members.size;
   return {
-    calls,
+    callRows: [...calls.map((c) => llmCallRow(header, c, version, 0)), ...wrappers.map((c) => llmCallRow(header, c, version, 1))],
     row: {
       attempt_id: header.attemptId,
       tenant: header.tenant,
@@ -198,7 +208,7 @@ export function rollUp(header: AttemptHeader, members: ReadonlyMap<string, Membe
       unpriced_calls: unpriced,
       trace_id: header.traceId,
       span_id: header.spanId,
-      version: members.size,
+      version,
     },
   };
 }
@@ -224,10 +234,10 @@ function costliestModel(calls: PricedCall[]): string {
   return best ? best.requestModel || best.model : '';
 }
 
-export function llmCallRow(attemptId: string, tenant: string, c: PricedCall): LlmCallRow {
+function llmCallRow(header: AttemptHeader, c: PricedCall, version: number, isDeleted: 0 | 1): LlmCallRow {
   return {
-    tenant,
-    attempt_id: attemptId,
+    tenant: header.tenant,
+    attempt_id: header.attemptId,
     trace_id: c.traceId,
     span_id: c.spanId,
     started_at: formatInstant(c.startNs),
@@ -247,5 +257,7 @@ export function llmCallRow(attemptId: string, tenant: string, c: PricedCall): Ll
     price_from: c.priceFromNs === null ? null : formatInstant(c.priceFromNs),
     unpriced_reason: c.unpricedReason,
     dialect: c.dialect,
+    version,
+    is_deleted: isDeleted,
   };
 }

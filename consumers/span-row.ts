@@ -57,5 +57,7 @@ export function spanRow(span: SpanRecord, sampling: SpanSampling): object {
     events: span.events.map((e) => ({ time: formatInstant(e.timeUnixNano), name: e.name, attributes: textMap(e.attributes) })),
     sampling_rate: sampling.rate,
     sample_reason: sampling.reason,
+    // a span attributed to its attempt wins over the same span a re-reading consumer wrote outside any
+    version: sampling.attemptId ? 1 : 0,
   };
 }

@@ -78,6 +78,10 @@ export const LlmCallRowSchema = z.object({
   unpriced_reason: z.string(),
   /** Which attribute convention the call was read from. */
   dialect: z.string(),
+  /** The roll-up version of the attempt that wrote the row (attempts.version): the newest wins. */
+  version: count,
+  /** 1: the span wraps another LLM call of the attempt (a framework span around the client's), not billed; FINAL hides it. */
+  is_deleted: z.union([z.literal(0), z.literal(1)]),
 });
 export type LlmCallRow = z.infer<typeof LlmCallRowSchema>;
 

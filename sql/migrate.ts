@@ -1,8 +1,10 @@
 /**
  * Migration runner: applies sql/migrations/NNNN_name.sql in order and
- * records each applied version in `<db>.schema_migrations`. Every statement
- * is idempotent (IF NOT EXISTS / OR REPLACE), so two processes migrating at
- * once, or a migration re-run after a crash, do no harm.
+ * records each applied version with its checksum in `<db>.schema_migrations`.
+ * Every statement is idempotent (IF NOT EXISTS / OR REPLACE), so two
+ * processes migrating at once, or a migration re-run after a crash, do no
+ * harm. An applied migration whose file changed since is an error, not
+ * something to skip silently.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -78,6 +80,8 @@ export function bootstrapStatements(options: RenderOptions): string[] {
   return options.cluster ? clusterStatements(statements, { database: options.database, cluster: options.cluster }) : statements;
 }
 
+const label = (m: Migration) => `${String(m.version).padStart(4, '0')}_${m.name}`;
+
 export interface MigrateResult {
   applied: number[];
   alreadyApplied: number[];
@@ -86,12 +90,23 @@ export interface MigrateResult {
 export async function migrate(store: Store, options: Omit<RenderOptions, 'database'> = {}): Promise<MigrateResult> {
   const render = { ...options, database: store.database };
   for (const statement of bootstrapStatements(render)) await store.command(statement);
-  const done = new Set(
-    (await store.query<{ version: number }>(`SELECT version FROM ${store.database}.schema_migrations FINAL`)).map((r) => Number(r.version)),
+  const done = new Map(
+    (await store.query<{ version: number; checksum: string }>(`SELECT version, checksum FROM ${store.database}.schema_migrations FINAL`)).map((r) => [
+      Number(r.version),
+      r.checksum,
+    ]),
   );
   const result: MigrateResult = { applied: [], alreadyApplied: [] };
   for (const m of listMigrations()) {
-    if (done.has(m.version)) {
+    const applied = done.get(m.version);
+    if (applied !== undefined) {
+      // An applied migration that changed would leave this database on a schema the code no longer matches.
+      if (applied !== m.checksum) {
+        throw new Error(
+          `migration ${label(m)} was applied to database ${store.database} (${store.location}) with checksum ${applied}, but the file now has ${m.checksum}: ` +
+            'the database was created by another perpass schema. Keep its data elsewhere and start from an empty database (or data directory).',
+        );
+      }
       result.alreadyApplied.push(m.version);
       continue;
     }
@@ -99,7 +114,7 @@ export async function migrate(store: Store, options: Omit<RenderOptions, 'databa
       try {
         await store.command(statement);
       } catch (err) {
-        throw new Error(`migration ${String(m.version).padStart(4, '0')}_${m.name} failed: ${(err as Error).message}\n--- statement ---\n${statement}`, { cause: err });
+        throw new Error(`migration ${label(m)} failed: ${(err as Error).message}\n--- statement ---\n${statement}`, { cause: err });
       }
     }
     await store.insert('schema_migrations', [{ version: m.version, name: m.name, checksum: m.checksum }]);

@@ -31,7 +31,7 @@ async function serve(handler: () => { status: number; body: string }): Promise<s
 function consumerRegistry(lag: { topic: string; partition: number; lag: number }[], deadLetters: number) {
   const registry = new Registry();
   const metrics = createConsumerMetrics(registry, {
-    buffered: () => ({ traces: 0, spans: 0, bytes: 0, decidedAttempts: 0 }),
+    buffered: () => ({ traces: 0, spans: 0, bytes: 0, decidedAttempts: 0, orphanSpans: 0 }),
     pendingRows: () => 0,
     lag: async () => lag,
   });
@@ -107,7 +107,7 @@ describe('Prometheus text parser', () => {
     expect(healthFromSamples('t', parsePrometheusText(await registry.metrics()))).toEqual({ target: 't', lagByTopic: { otlp_spans: 150, other: 5 }, deadLetters: 3 });
     // a labelled counter never incremented prints only HELP/TYPE: zero dead letters, not unknown
     const quiet = new Registry();
-    createConsumerMetrics(quiet, { buffered: () => ({ traces: 0, spans: 0, bytes: 0, decidedAttempts: 0 }), pendingRows: () => 0, lag: async () => [] });
+    createConsumerMetrics(quiet, { buffered: () => ({ traces: 0, spans: 0, bytes: 0, decidedAttempts: 0, orphanSpans: 0 }), pendingRows: () => 0, lag: async () => [] });
     expect(healthFromSamples('q', parsePrometheusText(await quiet.metrics()))).toEqual({ target: 'q', lagByTopic: {}, deadLetters: 0 });
     // a process without consumer metrics: unknown
     expect(healthFromSamples('none', parsePrometheusText('up 1\n'))).toEqual({ target: 'none' });

@@ -151,6 +151,8 @@ function calls(s: { tenant?: string; provider: string; model: string; from: numb
       price_from: null,
       unpriced_reason: priced.priced ? '' : priced.reason,
       dialect: 'gen_ai',
+      version: 2,
+      is_deleted: 0,
     });
   });
 }

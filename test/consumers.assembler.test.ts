@@ -122,7 +122,11 @@ describe('assembler', () => {
     expect(h.events).toContain('late');
     expect(late.attempts).toHaveLength(1);
     expect(late.attempts[0]).toMatchObject({ llm_calls: 2, input_tokens: 1_000_010, version: 3, decision: 'ended', sampled: true });
-    expect(late.llmCalls.map((c) => c.span_id)).toEqual([S(3)]);
+    // every call again at the new version, so a changed wrapper status reaches ClickHouse too
+    expect(late.llmCalls.map((c) => [c.span_id, c.version, c.is_deleted])).toEqual([
+      [S(2), 3, 0],
+      [S(3), 3, 0],
+    ]);
     expect(late.spans).toHaveLength(1);
     // a late grandchild whose parent is late too arrives first, then its parent
     expect(h.add(tool(5, 4)).attempts).toEqual([]);
@@ -195,7 +199,58 @@ describe('assembler', () => {
     h.add(chat(3, 2, 1000, 100));
     const out = h.advance(500);
     expect(out.attempts[0]).toMatchObject({ llm_calls: 1, input_tokens: 1000 });
-    expect(out.llmCalls.map((c) => c.span_id)).toEqual([S(3)]);
+    // the wrapper gets a tombstone at the attempt's version: a partial re-read that bills it loses
+    expect(out.llmCalls.map((c) => [c.span_id, c.version, c.is_deleted])).toEqual([
+      [S(3), 3, 0],
+      [S(2), 3, 1],
+    ]);
+  });
+
+  it('turns a billed call into a tombstoned wrapper when its inner call arrives late', () => {
+    const h = harness();
+    h.add(attempt(1, 'fail'));
+    h.add(chat(2, 1, 1000, 100));
+    const first = h.advance(500);
+    expect(first.llmCalls.map((c) => [c.span_id, c.version, c.is_deleted])).toEqual([[S(2), 2, 0]]);
+    const late = h.add(chat(3, 2, 1000, 100));
+    expect(late.attempts[0]).toMatchObject({ llm_calls: 1, input_tokens: 1000, version: 3 });
+    expect(late.llmCalls.map((c) => [c.span_id, c.version, c.is_deleted])).toEqual([
+      [S(3), 3, 0],
+      [S(2), 3, 1],
+    ]);
+  });
+
+  it('rolls children written before their attempt span (trace evicted on overflow) into the attempt that arrives later', () => {
+    const h = harness({ limits: { ...DEFAULT_LIMITS, maxTraces: 1 } });
+    const other = 'c'.repeat(32);
+    h.add(chat(2, 1, 1_000_000, 0));
+    h.add(tool(3, 1));
+    h.add(span(4, 3, {}));
+    h.add(chat(5, 4, 0, 100_000));
+    // another trace evicts the first before its attempt span came: its spans are written outside any attempt
+    h.add(attempt(1, 'pass', {}, { traceId: other }));
+    expect(h.all.spans.map((s) => (s as { sample_reason: string }).sample_reason)).toEqual(Array(4).fill('outside_attempt'));
+    expect(h.a.stats()).toMatchObject({ traces: 1, orphanSpans: 4 });
+    const decided = h.add(attempt(1, 'fail'));
+    h.advance(500);
+    const row = h.all.attempts.find((a) => a.trace_id === T)!;
+    expect(decided.attempts).toHaveLength(1); // the other trace, evicted in turn
+    expect(row).toMatchObject({ llm_calls: 2, tool_calls: 1, input_tokens: 1_000_000, output_tokens: 100_000, cost_usd: '4.5', version: 5 });
+    expect(h.all.llmCalls.filter((c) => c.trace_id === T).map((c) => c.span_id).sort()).toEqual([S(2), S(5)]);
+    expect(h.a.stats().orphanSpans).toBe(0);
+    // the orphans' messages (offsets 0–3) are held until the attempt that adopted them settles
+    const released = () => new Set(h.all.refs.map((r) => r.offset));
+    expect([0n, 1n, 2n, 3n].filter((o) => released().has(o))).toEqual([]);
+    h.advance(10_000);
+    expect([0n, 1n, 2n, 3n].filter((o) => released().has(o))).toEqual([0n, 1n, 2n, 3n]);
+  });
+
+  it('drops a span without valid ids, saying so, and releases its message', () => {
+    const dropped: string[] = [];
+    const h = harness({ observer: { droppedSpan: (m) => dropped.push(m) } });
+    const out = h.add({ ...chat(2, 1, 1, 1), spanId: 'xyz' });
+    expect(out.refs).toHaveLength(1);
+    expect(dropped).toEqual([expect.stringMatching(/span xyz "span 2" of trace a{32}: trace id must be 16 bytes and span id 8 bytes/)]);
   });
 
   it('leaves a call of an unknown model unpriced: attempt cost NULL, counted', () => {

@@ -37,7 +37,7 @@ function call(i: number): LlmCallRow {
     provider: 'deepseek', model: 'deepseek-v4-flash', service_tier: 'standard',
     input_tokens: 10, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 5, reasoning_tokens: 0,
     cost_usd: '0.000001', reported_cost_usd: null, price_provider: 'deepseek', price_model: 'deepseek-v4-flash',
-    price_from: '2026-01-01 00:00:00.000000000', unpriced_reason: '', dialect: 'genai',
+    price_from: '2026-01-01 00:00:00.000000000', unpriced_reason: '', dialect: 'gen_ai', version: 2, is_deleted: 0,
   };
 }
 

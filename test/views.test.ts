@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatInstant, type AttemptRow } from '../contract/rows.ts';
+import { formatInstant, type AttemptRow, type LlmCallRow } from '../contract/rows.ts';
 import { SEED_CANARY, SEED_TABLE, SEED_TIER } from '../demo/canary.ts';
 import { buildCatalog, formatUsd, parseUsd } from '../pricing/index.ts';
 import { listMigrations, migrate } from '../sql/migrate.ts';
@@ -94,6 +94,18 @@ describe('migrations', () => {
     const names = (await store.query<{ name: string }>("SELECT name FROM system.tables WHERE database = 'fleet' ORDER BY name")).map((r) => r.name);
     for (const n of ['attempts', 'llm_calls', 'spans', 'prices', 'v_cost_per_pass', 'v_cost_per_pass_window', 'v_spec_outcomes', 'v_routing', 'v_routing_window', 'v_pass_rate', 'v_pass_rate_window', 'v_projection']) {
       expect(names).toContain(n);
+    }
+  });
+});
+
+describe('migrations', () => {
+  it('refuse a database whose applied migration changed since (another schema), naming it', async () => {
+    const other = await freshStore('fleet_changed');
+    try {
+      await other.insert('schema_migrations', [{ version: 1, name: 'tables', checksum: '0000000000000000' }]);
+      await expect(migrate(other)).rejects.toThrow(/migration 0001_tables was applied to database fleet_changed .* with checksum 0000000000000000, but the file now has [0-9a-f]{16}/);
+    } finally {
+      await other.close();
     }
   });
 });
@@ -240,5 +252,85 @@ describe('prices table', () => {
     const one = buildCatalog({ cards: [{ provider: 'x_ai', model: 'grok-4.3', periods: [{ from: '2026-01-01', input: 0.2, output: 1.5 }] }] });
     await loadPrices(store, one);
     expect(await store.query('SELECT model FROM fleet.prices')).toEqual([{ model: 'grok-4.3' }]);
+  });
+});
+
+describe('Wilson bounds', () => {
+  it('are exactly 0 at no pass and 1 at all passes, and within [0, 1] everywhere, for n up to 100,000', async () => {
+    const [r] = await store.query<Record<string, number>>(
+      `SELECT
+         countIf(fleet_wilson_low(0, n, z) != 0) AS low_not_zero,
+         countIf(fleet_wilson_high(n, n, z) != 1) AS high_not_one,
+         countIf(fleet_wilson_low(k, n, z) < 0 OR fleet_wilson_high(k, n, z) > 1 OR fleet_wilson_low(k, n, z) > k / n OR fleet_wilson_high(k, n, z) < k / n) AS outside,
+         countIf(fleet_wilson_low(k, n, 0) != k / n) AS point_estimate_off
+       FROM (SELECT number + 1 AS n, cityHash64(number) % (number + 2) AS k, 1.959963984540054 AS z FROM numbers(100000))`,
+    );
+    expect(r).toEqual({ low_not_zero: 0, high_not_one: 0, outside: 0, point_estimate_off: 0 });
+  });
+});
+
+describe('a group with an unpriced attempt', () => {
+  const tenant = 'mixed';
+  const row = (i: number, outcome: AttemptRow['outcome'], cost: string | null): AttemptRow => ({
+    ...attempts[0]!,
+    attempt_id: `mixed-${i}`,
+    tenant,
+    spec_id: `mixed-spec-${i}`,
+    model: 'm-mixed',
+    attempt_number: 1,
+    outcome,
+    cost_usd: cost,
+    unpriced_calls: cost === null ? 1 : 0,
+  });
+  beforeAll(async () => {
+    // 21 never-passing attempts of another model: its Wilson lower bound used to land below 0
+    const never = Array.from({ length: 21 }, (_, i) => ({ ...row(100 + i, 'fail', '0.5'), model: 'm-never' }));
+    await store.insert('attempts', [row(1, 'fail', null), row(2, 'fail', '1'), row(3, 'pass', '3'), ...never]);
+  });
+
+  it('counts it in attempts and passes, leaves it out of cost, and scales $/call by the pass rate (the documented rule)', async () => {
+    const [r] = await store.query<Record<string, unknown>>(`SELECT * FROM fleet.v_cost_per_pass WHERE tenant = '${tenant}' AND model = 'm-mixed'`);
+    // cost_usd sums the priced attempts; cost_per_call is their mean; cost_per_pass = cost_per_call ÷ pass_rate = 2 ÷ (1/3)
+    expect(r).toMatchObject({ attempts: 3, passes: 1, unpriced_attempts: 1, unpriced_calls: 1, cost_usd: '4', cost_per_call: '2', cost_per_pass: '6', expected_attempts: 3 });
+  });
+
+  it('keeps a never-passing model in the routing table at a bar of 0 with N = 21', async () => {
+    const rows = await store.query<{ model: string; pass_rate_low: number; cost_per_pass: string | null }>(
+      `SELECT model, pass_rate_low, cost_per_pass FROM fleet.v_routing_window(since = now64(9) - INTERVAL 1 DAY, until = now64(9) + INTERVAL 1 DAY, min_pass_rate = 0, z = 1.959963984540054)
+       WHERE tenant = '${tenant}' ORDER BY rank`,
+    );
+    expect(rows).toEqual([
+      { model: 'm-mixed', pass_rate_low: expect.any(Number), cost_per_pass: '6' },
+      { model: 'm-never', pass_rate_low: 0, cost_per_pass: null },
+    ]);
+  });
+});
+
+describe('rows written again', () => {
+  const call = (over: Partial<LlmCallRow>): LlmCallRow => ({
+    tenant: 'rewrites', attempt_id: 'rw-1', trace_id: 'c'.repeat(32), span_id: '1'.repeat(16),
+    started_at: formatInstant(now), ended_at: formatInstant(now + 1_000_000n),
+    provider: 'anthropic', model: 'claude-sonnet-4-6', service_tier: 'standard',
+    input_tokens: 100, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 10, reasoning_tokens: 0,
+    cost_usd: '0.00045', reported_cost_usd: null, price_provider: 'anthropic', price_model: 'claude-sonnet-4-6',
+    price_from: null, unpriced_reason: '', dialect: 'gen_ai', version: 3, is_deleted: 0, ...over,
+  });
+
+  it('llm_calls: the newest version wins, and a wrapper tombstone hides the call under FINAL', async () => {
+    const wrapper = '2'.repeat(16);
+    const inner = '3'.repeat(16);
+    // complete assembly: inner billed, wrapper tombstoned (version 3) …
+    await store.insert('llm_calls', [call({ span_id: inner }), call({ span_id: wrapper, is_deleted: 1 })]);
+    // … then a partial re-read without the inner call bills the wrapper at a lower version
+    await store.insert('llm_calls', [call({ span_id: wrapper, version: 2 })]);
+    const rows = await store.query<{ span_id: string }>("SELECT span_id FROM fleet.llm_calls FINAL WHERE tenant = 'rewrites' ORDER BY span_id");
+    expect(rows.map((r) => r.span_id)).toEqual([inner]);
+  });
+
+  it('spans: a row attributed to its attempt wins over the same span written outside any attempt', async () => {
+    const base = { tenant: 'rewrites', trace_id: 'd'.repeat(32), span_id: '4'.repeat(16), parent_span_id: '', name: 'chat m', kind: 'CLIENT', start_time: formatInstant(now), end_time: formatInstant(now), duration_ns: '0', status_code: 'UNSET', status_message: '', attributes: {}, resource_attributes: {}, scope_name: '', scope_version: '', events: [], sampling_rate: 1 };
+    await store.insert('spans', [{ ...base, attempt_id: 'rw-2', sample_reason: 'failure', version: 1 }]);
+    await store.insert('spans', [{ ...base, attempt_id: '', sample_reason: 'outside_attempt', version: 0 }]);
+    expect(await store.query("SELECT attempt_id, sample_reason FROM fleet.spans FINAL WHERE tenant = 'rewrites'")).toEqual([{ attempt_id: 'rw-2', sample_reason: 'failure' }]);
   });
 });

@@ -5,9 +5,15 @@
 -- (attempt_id, span_id) in ReplacingMergeTree tables, and every view reads
 -- them with FINAL. Redelivered Kafka ranges, OTLP exporter retries and
 -- re-assembly after a consumer crash all rewrite the same keys, so a number
--- never counts a row twice. For attempts the `version` column (spans counted
--- into the row) makes the most complete assembly win over a partial one made
--- from a redelivered suffix of a partition.
+-- never counts a row twice. For attempts and llm_calls the `version` column
+-- (spans counted into the attempt's roll-up) makes the most complete assembly
+-- win over a partial one made from a redelivered suffix of a partition; for
+-- spans, a row attributed to its attempt wins over the same span written as
+-- `outside_attempt` by a consumer that re-read it without its attempt.
+-- In llm_calls, `is_deleted` marks tombstones (ReplacingMergeTree(version,
+-- is_deleted)): FINAL hides a call whose newest row is a tombstone — an LLM span
+-- that turned out to wrap another LLM call (a framework span around the
+-- provider client's) once the inner call arrived, so it is not billed twice.
 --
 -- Partitions are by month of the attempt's start, and the start is part of
 -- the key's inputs, so all versions of a row share a partition: the views can
@@ -82,9 +88,13 @@ CREATE TABLE IF NOT EXISTS {{db}}.llm_calls {{on_cluster}}
     price_from         Nullable(DateTime64(9, 'UTC')),
     unpriced_reason    String CODEC(ZSTD(1)),
     dialect            LowCardinality(String),
+    -- the roll-up version of the attempt that wrote the row (attempts.version)
+    version            UInt64,
+    -- 1: a wrapper around another LLM call of the attempt, not billed (hidden by FINAL)
+    is_deleted         UInt8,
     inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3)
 )
-ENGINE = ReplacingMergeTree
+ENGINE = ReplacingMergeTree(version, is_deleted)
 PARTITION BY toYYYYMM(started_at)
 ORDER BY (tenant, toDate(started_at), attempt_id, span_id);
 
@@ -112,9 +122,11 @@ CREATE TABLE IF NOT EXISTS {{db}}.spans {{on_cluster}}
     -- 1 for kept failures and outliers, the configured fraction for sampled passes
     sampling_rate       Float64,
     sample_reason       LowCardinality(String),
+    -- 0 = written outside any attempt, 1 = attributed to its attempt
+    version             UInt8,
     inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
 )
-ENGINE = ReplacingMergeTree
+ENGINE = ReplacingMergeTree(version)
 PARTITION BY toDate(start_time)
 ORDER BY (tenant, trace_id, span_id)
 TTL toDateTime(start_time) + INTERVAL {{spans_ttl_days}} DAY

@@ -12,11 +12,16 @@
 
 -- Wilson score interval for k passes of n at z standard deviations
 -- (z = 1.959963984540054 for 95 %; z = 0 gives the point estimate).
+-- The bounds are exactly 0 at k = 0 and 1 at k = n, and clamped to [0, 1]
+-- elsewhere: the float formula lands a hair outside (-1e-17 at k = 0, n = 21),
+-- which would drop a model from a routing bar of 0.
 CREATE OR REPLACE FUNCTION fleet_wilson_low {{on_cluster}} AS (k, n, z) ->
-    if(n = 0, NULL, ((k / n) + z * z / (2 * n) - z * sqrt((k / n) * (1 - k / n) / n + z * z / (4 * n * n))) / (1 + z * z / n));
+    if(n = 0, NULL, if(k = 0, 0, greatest(0, least(1,
+        ((k / n) + z * z / (2 * n) - z * sqrt((k / n) * (1 - k / n) / n + z * z / (4 * n * n))) / (1 + z * z / n)))));
 
 CREATE OR REPLACE FUNCTION fleet_wilson_high {{on_cluster}} AS (k, n, z) ->
-    if(n = 0, NULL, ((k / n) + z * z / (2 * n) + z * sqrt((k / n) * (1 - k / n) / n + z * z / (4 * n * n))) / (1 + z * z / n));
+    if(n = 0, NULL, if(k = n, 1, greatest(0, least(1,
+        ((k / n) + z * z / (2 * n) + z * sqrt((k / n) * (1 - k / n) / n + z * z / (4 * n * n))) / (1 + z * z / n)))));
 
 -- Σcost over priced attempts, scaled to all attempts, per pass. Multiplying
 -- before dividing keeps it exact (Decimal division truncates at 1e-18 USD).
