@@ -95,9 +95,11 @@
  *   ai.model.provider: "openai.chat", "anthropic.messages", "google.vertex.chat".
  */
 import { ATTR, GEN_AI, LLM_OPERATIONS, SERVICE_TIERS, TOOL_OPERATION, type ServiceTier } from '../contract/attributes.ts';
+import { normalizeProvider } from '../contract/providers.ts';
 import { InvalidUsageError, tokensFromGenAiUsage, type TokenCounts } from '../contract/tokens.ts';
 import type { AttrValue } from '../otlp/codec.ts';
 import { formatUsd, parseUsd } from '../pricing/decimal.ts';
+import { noUsageReason } from '../pricing/engine.ts';
 
 export type Dialect = 'gen_ai' | 'openllmetry' | 'openinference' | 'vercel_ai';
 
@@ -111,6 +113,8 @@ export interface LlmCall {
   requestModel: string;
   serviceTier: ServiceTier;
   tokens: TokenCounts; // exclusive kinds
+  /** Of tokens.cache_write, the 1-hour cache writes (fleet.usage.cache_write_1h.input_tokens), priced at their own rate. */
+  cacheWrite1hTokens?: number;
   /** Provider-reported cost in USD as a plain decimal string (fleet.cost.reported_usd, OpenInference llm.cost.total), if any. */
   reportedCostUsd?: string;
 }
@@ -201,64 +205,6 @@ export function spanRole(name: string, attributes: Record<string, AttrValue>): S
   const oiKind = str(attributes, OI.SPAN_KIND);
   if (oiKind !== undefined) return openInferenceRole(oiKind.toUpperCase(), attributes);
   return genAiRole(attributes);
-}
-
-// ---------------------------------------------------------------------------
-// Provider names
-// ---------------------------------------------------------------------------
-
-/** gen_ai.provider.name well-known values, kept as they are. */
-const WELL_KNOWN_PROVIDERS = new Set([
-  'openai', 'anthropic', 'cohere', 'deepseek', 'groq', 'perplexity', 'mistral_ai', 'x_ai', 'aws.bedrock',
-  'azure.ai.inference', 'azure.ai.openai', 'gcp.gemini', 'gcp.gen_ai', 'gcp.vertex_ai', 'ibm.watsonx.ai',
-]);
-
-/**
- * Other spellings → well-known value. Keys are lowercase and may be a dotted
- * prefix of the raw value (longest prefix wins: 'google.vertex.chat' →
- * 'google.vertex'). Sources: OpenInference llm.system / llm.provider values,
- * Traceloop's VENDOR_MAPPING, Vercel ai.model.provider ids, older GenAI values.
- */
-const PROVIDER_ALIASES: Record<string, string> = {
-  xai: 'x_ai', // GenAI ≤1.36 gen_ai.system, OpenInference, Vercel 'xai.chat'
-  mistral: 'mistral_ai', // Vercel 'mistral.chat'
-  mistralai: 'mistral_ai', // OpenInference, Traceloop 'MistralAI'
-  google: 'gcp.gemini', // Vercel '@ai-sdk/google' = Gemini API; Traceloop 'Google'
-  gemini: 'gcp.gemini',
-  'google.generative-ai': 'gcp.gemini', // Vercel v4–v6
-  'google-generative-ai': 'gcp.gemini',
-  vertex: 'gcp.vertex_ai', // Vercel 'vertex.anthropic.messages'
-  vertexai: 'gcp.vertex_ai', // OpenInference llm.system
-  vertex_ai: 'gcp.vertex_ai',
-  'google.vertex': 'gcp.vertex_ai', // Vercel 'google.vertex.chat'
-  'google-vertex': 'gcp.vertex_ai',
-  bedrock: 'aws.bedrock',
-  'amazon-bedrock': 'aws.bedrock', // Vercel
-  aws: 'aws.bedrock', // OpenInference llm.provider, Traceloop 'AWS'
-  amazon: 'aws.bedrock', // OpenInference llm.system ("Amazon Bedrock native")
-  azure: 'azure.ai.openai', // OpenInference llm.provider (Azure-hosted OpenAI)
-  'azure-openai': 'azure.ai.openai', // Vercel 'azure-openai.chat'
-  'az.ai.openai': 'azure.ai.openai', // GenAI ≤1.36
-  'az.ai.inference': 'azure.ai.inference', // GenAI ≤1.36
-  moonshotai: 'moonshot', // Vercel 'moonshotai.chat'
-  google_genai: 'gcp.gen_ai', // @google/genai SDK instrumentations: AI Studio or Vertex, backend unknown
-};
-
-/**
- * A provider name as gen_ai.provider.name would spell it. `apiSuffix` (Vercel
- * ids like 'openrouter.chat') drops the API flavour of an unknown provider.
- */
-export function normalizeProvider(raw: string | undefined, apiSuffix = false): string {
-  const lower = (raw ?? '').trim().toLowerCase();
-  if (lower === '' || WELL_KNOWN_PROVIDERS.has(lower)) return lower;
-  const parts = lower.split('.');
-  for (let n = parts.length; n >= 1; n--) {
-    const prefix = parts.slice(0, n).join('.');
-    const alias = PROVIDER_ALIASES[prefix];
-    if (alias !== undefined) return alias;
-    if (WELL_KNOWN_PROVIDERS.has(prefix)) return prefix;
-  }
-  return apiSuffix ? (parts[0] ?? lower) : lower;
 }
 
 // ---------------------------------------------------------------------------
@@ -479,6 +425,10 @@ interface CallParts {
   /** Embedding spans without usage are not calls. */
   requireUsage: boolean;
   errorType?: string;
+  /** fleet.usage.invalid: the perpass SDK found the usage untrustworthy and left it out. */
+  usageInvalid?: string;
+  /** fleet.usage.cache_write_1h.input_tokens, if any. Throws InvalidUsageError. */
+  cacheWrite1h?: () => number | undefined;
 }
 
 function callRole(p: CallParts): SpanRole {
@@ -489,15 +439,21 @@ function callRole(p: CallParts): SpanRole {
     model: p.model,
     reason,
   });
+  if (p.usageInvalid) return invalid(p.usageInvalid);
   let tokens: TokenCounts | undefined;
   let tier: ServiceTier;
+  let write1h: number | undefined;
   try {
     tokens = p.tokens();
     if (tokens === undefined) {
       if (p.requireUsage) return OTHER;
-      return invalid(p.errorType ? `no token usage (the call failed: error.type ${p.errorType})` : 'no token usage');
+      return invalid(noUsageReason(p.errorType));
     }
     tier = p.tier();
+    write1h = p.cacheWrite1h?.();
+    if (write1h !== undefined && write1h > tokens.cache_write) {
+      throw new InvalidUsageError(`${ATTR.USAGE_CACHE_WRITE_1H_INPUT_TOKENS} ${write1h} exceeds the cache writes ${tokens.cache_write}`);
+    }
   } catch (err) {
     if (err instanceof InvalidUsageError) return invalid(err.message);
     throw err;
@@ -509,6 +465,7 @@ function callRole(p: CallParts): SpanRole {
     requestModel: p.requestModel,
     serviceTier: tier,
     tokens,
+    ...(write1h && { cacheWrite1hTokens: write1h }),
   };
   for (const c of p.reportedCost) {
     const usd = plainUsd(c);
@@ -581,6 +538,8 @@ function genAiCall(dialect: Dialect, a: Attrs, requireUsage: boolean): SpanRole 
     reportedCost: [a[ATTR.COST_REPORTED_USD]],
     requireUsage,
     errorType: str(a, 'error.type'),
+    usageInvalid: str(a, ATTR.USAGE_INVALID),
+    cacheWrite1h: () => readCount(a, ATTR.USAGE_CACHE_WRITE_1H_INPUT_TOKENS)?.value,
   });
 }
 

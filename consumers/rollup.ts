@@ -74,13 +74,10 @@ function decimalAttribute(v: unknown): bigint | null {
   }
 }
 
-/** Prices a dated snapshot with its base model's card when the catalog lacks the snapshot ("gpt-4o-2024-08-06" → "gpt-4o"). */
-function priceWithSnapshotFallback(catalog: Catalog, call: LlmCall, startedAtMs: number) {
-  const request = { provider: call.provider, model: call.model, startedAtMs, serviceTier: call.serviceTier, tokens: call.tokens };
-  const result = priceCall(catalog, request);
-  if (result.priced || !call.requestModel || call.requestModel === call.model || !call.model.startsWith(`${call.requestModel}-`)) return result;
-  const base = priceCall(catalog, { ...request, model: call.requestModel });
-  return base.priced ? base : result;
+/** Prices a call as the SDK's cost preview does: the engine picks the card (a dated snapshot without one of its own: its request model's). */
+function priceLlmCall(catalog: Catalog, call: LlmCall, startedAtMs: number) {
+  const { provider, model, requestModel, serviceTier, tokens, cacheWrite1hTokens } = call;
+  return priceCall(catalog, { provider, model, requestModel, startedAtMs, serviceTier, tokens, cacheWrite1hTokens });
 }
 
 export function describeMember(span: SpanRecord, catalog: Catalog): Member {
@@ -111,7 +108,7 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
     };
   }
   const c = role.call;
-  const priced = priceWithSnapshotFallback(catalog, c, nsToMs(span.startTimeUnixNano));
+  const priced = priceLlmCall(catalog, c, nsToMs(span.startTimeUnixNano));
   return {
     ...member,
     role: 'llm_call',

@@ -3,3 +3,4 @@ export * from './attributes.ts';
 export * from './tokens.ts';
 export * from './attempt.ts';
 export * from './rows.ts';
+export * from './providers.ts';

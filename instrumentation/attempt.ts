@@ -4,7 +4,7 @@
  * makes it the active span so the LLM and tool spans inside become its
  * children, and ends it with the verdict the agent gave.
  */
-import { context, createContextKey, diag, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { context, createContextKey, diag, isSpanContextValid, SpanKind, SpanStatusCode, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { ATTR, type Outcome } from '../contract/attributes.ts';
 import type { Catalog } from '../pricing/index.ts';
 import { pipelineCatalog, previewCost, type CostPreview, type RecordedCall } from './cost-preview.ts';
@@ -155,6 +155,21 @@ class AttemptHandle implements Attempt {
   }
 }
 
+let warnedNotRecording = false;
+
+/**
+ * Head sampling that drops attempts biases $/pass: the dropped ones are
+ * neither counted nor priced. A valid span context that is not recording is
+ * exactly that (a disabled SDK gives an invalid one). Warned once.
+ */
+function warnIfSampledOut(span: Span, what: string): void {
+  if (warnedNotRecording || span.isRecording() || !isSpanContextValid(span.spanContext())) return;
+  warnedNotRecording = true;
+  diag.warn(
+    `perpass: ${what} is not recorded: the tracer provider's sampler dropped it (head sampling), so the pipeline never sees it and $/pass is biased. Sample every attempt (OTEL_TRACES_SAMPLER=parentbased_always_on): perpass keeps or drops traces itself, after the verdict. Warned once.`,
+  );
+}
+
 /** The attempt's attributes, or a TypeError naming the option (and the attribute it becomes) that is wrong. */
 function attemptAttributes(options: AttemptOptions): Attributes {
   if (typeof options !== 'object' || options === null) throw new TypeError(`withAttempt: options must be an object, got ${show(options)}`);
@@ -196,6 +211,7 @@ export async function withAttempt<T>(options: AttemptOptions, fn: (attempt: Atte
   }
   const span = tracer().startSpan(`attempt ${options.specId}`, { kind: SpanKind.INTERNAL, attributes }, parent);
   const attempt = new AttemptHandle(span, options);
+  warnIfSampledOut(span, attempt.description);
   try {
     return await context.with(trace.setSpan(parent, span).setValue(ATTEMPT_KEY, attempt), () => fn(attempt));
   } catch (err) {

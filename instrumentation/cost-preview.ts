@@ -1,22 +1,27 @@
 /**
  * The running cost of an attempt's LLM calls, priced locally by the
- * pipeline's own engine (pricing/), so a preview and the pipeline's $/pass
- * can never disagree about a price. A preview only: it is never put on a
- * span, because cost is the pipeline's job (DESIGN.md "Wire contract").
+ * pipeline's own engine (pricing/) with what the pipeline reads from the
+ * same spans (normalised provider, billed and requested model, 1-hour cache
+ * writes), so a preview and the pipeline's $/pass can never disagree about
+ * a price. A preview only: it is never put on a span, because cost is the
+ * pipeline's job (DESIGN.md "Wire contract").
  */
 import type { ServiceTier } from '../contract/attributes.ts';
 import type { TokenCounts } from '../contract/tokens.ts';
-import { formatUsd, loadCatalogFile, loadDefaultCatalog, priceCall, type Catalog } from '../pricing/index.ts';
+import { formatUsd, loadCatalogFile, loadDefaultCatalog, noUsageReason, priceCall, type Catalog } from '../pricing/index.ts';
 
 /** One LLM call as the SDK recorded it. */
 export interface RecordedCall {
+  /** Normalised as the pipeline normalises gen_ai.provider.name. */
   provider: string;
   /** The response model when the provider named one (dated names resolve through card aliases), else the request model. */
   model: string;
+  requestModel: string;
   serviceTier: ServiceTier;
   startedAtMs: number;
-  /** Absent when the usage was missing or invalid; `problem` says why. */
+  /** Absent when the usage was missing or invalid, or the call failed; `problem` says why. */
   tokens?: TokenCounts;
+  cacheWrite1hTokens?: number;
   problem?: string;
 }
 
@@ -48,12 +53,13 @@ export function previewCost(calls: readonly RecordedCall[], catalog: Catalog): C
   let atto = 0n;
   const unpriced: UnpricedCall[] = [];
   for (const call of calls) {
-    const { provider, model } = call;
-    if (!call.tokens) {
-      unpriced.push({ provider, model, reason: call.problem ?? 'no usage recorded' });
+    const { provider, model, tokens, problem, ...rest } = call;
+    if (!tokens) {
+      // Worded as the pipeline's roll-up words an LLM span without usage (consumers/rollup.ts).
+      unpriced.push({ provider, model, reason: `invalid usage: ${problem ?? noUsageReason()}` });
       continue;
     }
-    const result = priceCall(catalog, { provider, model, startedAtMs: call.startedAtMs, serviceTier: call.serviceTier, tokens: call.tokens });
+    const result = priceCall(catalog, { provider, model, tokens, ...rest });
     if (result.priced) atto += result.costAtto;
     else unpriced.push({ provider, model, reason: result.reason });
   }

@@ -3,20 +3,23 @@
  * taken from the provider's own usage object and written in the
  * convention's inclusive form (cache counts inside input_tokens, reasoning
  * inside output_tokens). A usage that cannot be trusted is recorded as an
- * exception on the span and its counts are left out: a missing count makes
- * the pipeline report the call as unpriced, a wrong one would be billed.
- * Telemetry problems never fail the agent's call.
+ * exception on the span, its counts are left out and `fleet.usage.invalid`
+ * says why: the pipeline reports the call as unpriced with that reason,
+ * where a wrong count would be billed. Telemetry problems never fail the
+ * agent's call.
  */
 import { context, diag, SpanKind, trace, type Span } from '@opentelemetry/api';
 import { ATTR, GEN_AI, LLM_OPERATIONS, SERVICE_TIERS, type ServiceTier } from '../contract/attributes.ts';
 import { genAiUsageFromTokens } from '../contract/tokens.ts';
+import { normalizeProvider } from '../contract/providers.ts';
+import { noUsageReason } from '../pricing/engine.ts';
 import { activeAttempt, type AttemptHandle } from './attempt.ts';
 import type { RecordedCall } from './cost-preview.ts';
-import { recordError, tracer } from './spans.ts';
-import { show } from './usage/fields.ts';
+import { errorType, recordError, tracer } from './spans.ts';
+import { show, type LlmOperation } from './usage/fields.ts';
 import { formatOfProvider, isUsageFormat, USAGE_FORMATS, type ResponseReader, type UsageFormat } from './usage/index.ts';
 
-export type LlmOperation = (typeof LLM_OPERATIONS)[number];
+export type { LlmOperation };
 
 export interface LlmCallOptions {
   /** `gen_ai.provider.name`, e.g. `openai`, `anthropic`, `gcp.gemini`, `deepseek`, `openrouter`. */
@@ -25,8 +28,9 @@ export interface LlmCallOptions {
   requestModel: string;
   /**
    * How to read the response's usage. Default: by provider (`anthropic`,
-   * `deepseek`, `gcp.*` → gemini, `openrouter`), else `openai` (Chat
-   * Completions or Responses, recognised by their field names).
+   * `deepseek`, `gcp.*` → gemini, `openrouter`, `x_ai` → xai, `moonshot`),
+   * else `openai` (Chat Completions or Responses, recognised by their field
+   * names; Embeddings for operation `embeddings`).
    */
   format?: UsageFormat;
   /** `fleet.service_tier`. Default: what the response says (OpenAI `service_tier`, Anthropic `usage.service_tier`), else `standard`. */
@@ -74,9 +78,18 @@ function validate(options: LlmCallOptions, api: string): void {
 
 const epochMs = (t: Date | number | undefined): number => (t === undefined ? Date.now() : typeof t === 'number' ? t : t.getTime());
 
+/** A call's start or end given to recordLlmCall: a valid Date or finite epoch milliseconds. */
+function validTime(api: string, key: string, t: unknown): void {
+  const valid = t === undefined || (typeof t === 'number' && Number.isFinite(t)) || (t instanceof Date && Number.isFinite(t.getTime()));
+  if (!valid) throw new TypeError(`${api}: ${key} must be a Date or epoch milliseconds, got ${t instanceof Date ? 'an invalid Date' : show(t)}`);
+}
+
 class LlmCallSpan implements LlmCall {
   readonly span: Span;
   readonly #options: LlmCallOptions;
+  readonly #operation: LlmOperation;
+  /** As the pipeline normalises gen_ai.provider.name ('xai' → 'x_ai'), so the reader and the preview's card are the ones it uses. */
+  readonly #provider: string;
   readonly #reader: ResponseReader;
   readonly #attempt: AttemptHandle | undefined;
   readonly #startedAtMs: number;
@@ -85,10 +98,12 @@ class LlmCallSpan implements LlmCall {
 
   constructor(options: LlmCallOptions, startTime?: Date | number) {
     this.#options = options;
-    this.#reader = USAGE_FORMATS[options.format ?? formatOfProvider(options.provider)];
+    this.#provider = normalizeProvider(options.provider);
+    this.#reader = USAGE_FORMATS[options.format ?? formatOfProvider(this.#provider)];
     this.#attempt = activeAttempt();
     this.#startedAtMs = epochMs(startTime);
     const operation = options.operation ?? 'chat';
+    this.#operation = operation;
     this.#name = `${operation} ${options.requestModel}`;
     this.span = tracer().startSpan(this.#name, {
       kind: SpanKind.CLIENT,
@@ -118,14 +133,9 @@ class LlmCallSpan implements LlmCall {
     if (meta.responseId) span.setAttribute(GEN_AI.RESPONSE_ID, meta.responseId);
     const serviceTier = this.#options.serviceTier ?? meta.serviceTier ?? 'standard';
     span.setAttribute(ATTR.SERVICE_TIER, serviceTier);
-    const call: RecordedCall = {
-      provider: this.#options.provider,
-      model: meta.responseModel ?? this.#options.requestModel,
-      serviceTier,
-      startedAtMs: this.#startedAtMs,
-    };
+    const call = this.#call(meta.responseModel, serviceTier);
     try {
-      const { tokens, reportedCostUsd } = this.#reader.usage(response);
+      const { tokens, reportedCostUsd, cacheWrite1hTokens } = this.#reader.usage(response, this.#operation);
       const usage = genAiUsageFromTokens(tokens);
       span.setAttributes({
         [GEN_AI.USAGE_INPUT_TOKENS]: usage.inputTokens,
@@ -136,19 +146,32 @@ class LlmCallSpan implements LlmCall {
         [GEN_AI.USAGE_REASONING_OUTPUT_TOKENS]: usage.reasoningTokens,
       });
       if (reportedCostUsd !== undefined) span.setAttribute(ATTR.COST_REPORTED_USD, reportedCostUsd);
+      if (cacheWrite1hTokens) span.setAttribute(ATTR.USAGE_CACHE_WRITE_1H_INPUT_TOKENS, cacheWrite1hTokens);
       call.tokens = tokens;
+      if (cacheWrite1hTokens) call.cacheWrite1hTokens = cacheWrite1hTokens;
     } catch (err) {
       // Parsers throw InvalidUsageError; anything else is a bug here, which must not fail the agent's call either.
       const problem = err instanceof Error ? err.message : String(err);
       span.recordException(err instanceof Error ? err : problem);
+      span.setAttribute(ATTR.USAGE_INVALID, problem);
       diag.warn(`perpass: LLM call "${this.#name}": token usage not exported: ${problem}`);
-      call.problem = `usage not recorded: ${problem}`;
+      call.problem = problem;
     }
     this.#attempt?.addCall(call);
   }
 
+  /** The call as the attempt's cost preview records it, without usage yet. */
+  #call(responseModel: string | undefined, serviceTier: ServiceTier): RecordedCall {
+    const { requestModel } = this.#options;
+    return { provider: this.#provider, model: responseModel ?? requestModel, requestModel, serviceTier, startedAtMs: this.#startedAtMs };
+  }
+
   thrown(err: unknown): void {
-    recordError(this.span, err);
+    const error = recordError(this.span, err);
+    if (this.#recorded) return;
+    // The span ends without usage: the pipeline reports the call unpriced ("no token usage", naming error.type), and so does the preview.
+    this.#recorded = true;
+    this.#attempt?.addCall({ ...this.#call(undefined, this.#options.serviceTier ?? 'standard'), problem: noUsageReason(errorType(error)) });
   }
 
   end(endTime?: Date | number): void {
@@ -180,6 +203,11 @@ export async function llmCall<T>(options: LlmCallOptions, fn: (call: LlmCall) =>
 /** Records an LLM call that already happened (e.g. a batch result) as a finished child span of the active span. */
 export function recordLlmCall(options: RecordLlmCallOptions): void {
   validate(options, 'recordLlmCall');
+  validTime('recordLlmCall', 'startTime', options.startTime);
+  validTime('recordLlmCall', 'endTime', options.endTime);
+  if (options.startTime !== undefined && options.endTime !== undefined && epochMs(options.endTime) < epochMs(options.startTime)) {
+    throw new RangeError(`recordLlmCall: endTime (${show(options.endTime)}) is before startTime (${show(options.startTime)})`);
+  }
   const call = new LlmCallSpan(options, options.startTime);
   call.record(options.response);
   call.end(options.endTime);

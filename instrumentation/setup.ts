@@ -106,7 +106,8 @@ function validate(options: PerpassOptions): void {
   if (options.protocol !== undefined && !OTLP_PROTOCOLS.includes(options.protocol)) {
     throw new TypeError(`setupPerpass: protocol must be one of ${OTLP_PROTOCOLS.join(', ')}, got ${show(options.protocol)}`);
   }
-  if (options.headers !== undefined && (typeof options.headers !== 'object' || Object.values(options.headers).some((v) => typeof v !== 'string'))) {
+  const { headers } = options;
+  if (headers !== undefined && (typeof headers !== 'object' || headers === null || Array.isArray(headers) || Object.values(headers).some((v) => typeof v !== 'string'))) {
     throw new TypeError(`setupPerpass: headers must map header names to strings, got ${show(options.headers)}`);
   }
   for (const [key, v] of Object.entries(options.batch ?? {})) {

@@ -15,11 +15,14 @@ const SCOPE_NAME = 'perpass';
  */
 export const tracer = (): Tracer => trace.getTracer(SCOPE_NAME);
 
+/** The `error.type` of an error: its class name. */
+export const errorType = (error: Error): string => error.name || 'Error';
+
 /** Records a thrown value as the span's exception, `error.type` and ERROR status; returns it as an Error. */
 export function recordError(span: Span, thrown: unknown): Error {
   const error = thrown instanceof Error ? thrown : new Error(String(thrown));
   span.recordException(error);
-  span.setAttribute(ATTR_ERROR_TYPE, error.name || 'Error');
+  span.setAttribute(ATTR_ERROR_TYPE, errorType(error));
   span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
   return error;
 }

@@ -4,6 +4,7 @@
  * integers here so the arithmetic in engine.ts never rounds.
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { SERVICE_TIERS, type ServiceTier } from '../contract/attributes.ts';
 import { TOKEN_KINDS, type TokenKind } from '../contract/tokens.ts';
@@ -46,6 +47,8 @@ const PeriodSchema = z.strictObject({
   output: price,
   cache_read: price.optional(),
   cache_write: price.optional(),
+  /** Writes to a 1-hour cache (Anthropic bills them at 2× input, 5-minute writes at 1.25×). */
+  cache_write_1h: price.optional(),
   reasoning: price.optional(),
   batch_multiplier: multiplier.optional(),
   flex_multiplier: multiplier.optional(),
@@ -57,6 +60,8 @@ const CardSchema = z.strictObject({
   provider: z.string().min(1),
   model: z.string().min(1),
   aliases: z.array(z.string().min(1)).optional(),
+  /** Other `gen_ai.provider.name` values whose calls this card prices: resellers that charge the same. */
+  providers: z.array(z.string().min(1)).optional(),
   source: z.string().optional(),
   periods: z.array(PeriodSchema).min(1, 'needs at least one period'),
 });
@@ -78,6 +83,8 @@ export interface PricePeriod {
   /** The period's `from` as written in the catalog (reported with each priced call). */
   fromText: string;
   prices: Record<TokenKind, bigint>;
+  /** Price of the 1-hour subset of the cache writes (default: the cache_write price). */
+  cacheWrite1h: bigint;
   multipliers: Partial<Record<ServiceTier, bigint>>;
 }
 
@@ -85,6 +92,8 @@ export interface PriceCard {
   provider: string;
   model: string;
   aliases: string[];
+  /** Providers besides `provider` whose calls the card prices. */
+  providers: string[];
   source?: string;
   /** Sorted by `from`, non-overlapping. */
   periods: PricePeriod[];
@@ -114,6 +123,7 @@ function toPeriod(p: z.infer<typeof PeriodSchema>): PricePeriod {
     cache_write: p.cache_write === undefined ? input : per(p.cache_write),
     reasoning: p.reasoning === undefined ? output : per(p.reasoning),
   };
+  const cacheWrite1h = p.cache_write_1h === undefined ? prices.cache_write : per(p.cache_write_1h);
   const given: Partial<Record<ServiceTier, number | undefined>> = {
     batch: p.batch_multiplier,
     flex: p.flex_multiplier,
@@ -124,7 +134,7 @@ function toPeriod(p: z.infer<typeof PeriodSchema>): PricePeriod {
     const m = given[tier] ?? DEFAULT_MULTIPLIERS[tier];
     if (m !== undefined) multipliers[tier] = toScaled(m, MULTIPLIER_SCALE);
   }
-  return { from: Date.parse(p.from), to: p.to === undefined ? Infinity : Date.parse(p.to), fromText: p.from, prices, multipliers };
+  return { from: Date.parse(p.from), to: p.to === undefined ? Infinity : Date.parse(p.to), fromText: p.from, prices, cacheWrite1h, multipliers };
 }
 
 const formatIssues = (error: z.ZodError): string =>
@@ -147,17 +157,22 @@ export function buildCatalog(json: unknown, origin = 'price catalog'): Catalog {
       const cur = periods[k]!;
       if (cur.from < prev.to) problems.push(`${where}: periods from ${prev.fromText} and from ${cur.fromText} overlap`);
     }
-    return { provider: c.provider, model: c.model, aliases: c.aliases ?? [], ...(c.source && { source: c.source }), periods };
+    const providers = c.providers ?? [];
+    if (providers.includes(c.provider)) problems.push(`${where}: providers repeats the card's own provider ${c.provider}`);
+    return { provider: c.provider, model: c.model, aliases: c.aliases ?? [], providers, ...(c.source && { source: c.source }), periods };
   });
 
   const byName = new Map<string, PriceCard[]>();
   const seen = new Map<string, string>();
   for (const card of cards) {
     for (const name of new Set([card.model, ...card.aliases])) {
-      const key = `${card.provider}\u0000${name}`;
-      const other = seen.get(key);
-      if (other) problems.push(`${card.provider}/${name} is named by two cards (${other} and ${card.model})`);
-      seen.set(key, card.model);
+      // A call of any provider the card answers for must find one card, whichever provider it names.
+      for (const provider of new Set([card.provider, ...card.providers])) {
+        const key = `${provider}\u0000${name}`;
+        const other = seen.get(key);
+        if (other) problems.push(`${provider}/${name} is named by two cards (${other} and ${card.model})`);
+        seen.set(key, card.model);
+      }
       byName.set(name, [...(byName.get(name) ?? []), card]);
     }
   }
@@ -178,5 +193,6 @@ export function loadCatalogFile(path: string): Catalog {
 
 /** The catalog shipped with perpass (pricing/prices.json). */
 export function loadDefaultCatalog(): Catalog {
-  return loadCatalogFile(new URL('./prices.json', import.meta.url).pathname);
+  // fileURLToPath, not URL.pathname: the latter keeps %20 and breaks on paths with spaces.
+  return loadCatalogFile(fileURLToPath(new URL('./prices.json', import.meta.url)));
 }

@@ -46,14 +46,3 @@ export function formatScaled(value: bigint, scale: number): string {
 
 export const formatUsd = (atto: bigint): string => formatScaled(atto, USD_SCALE);
 export const parseUsd = (usd: number | string): bigint => toScaled(usd, USD_SCALE);
-
-/** a × b / 10^scale, rounded half away from zero (used only below 1e-18 USD). */
-export function mulScaled(a: bigint, b: bigint, scale: number): bigint {
-  const unit = 10n ** BigInt(scale);
-  const product = a * b;
-  const q = product / unit;
-  const r = product % unit;
-  const twice = (r < 0n ? -r : r) * 2n;
-  if (twice >= unit) return product < 0n ? q - 1n : q + 1n;
-  return q;
-}

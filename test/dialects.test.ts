@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { zeroTokens, type TokenCounts } from '../contract/tokens.ts';
 import type { AttrValue } from '../otlp/codec.ts';
-import { normalizeProvider, spanRole, type LlmCall, type SpanRole } from '../consumers/dialects.ts';
+import { normalizeProvider } from '../contract/providers.ts';
+import { spanRole, type LlmCall, type SpanRole } from '../consumers/dialects.ts';
 
 type Attrs = Record<string, AttrValue>;
 

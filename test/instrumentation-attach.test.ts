@@ -6,7 +6,7 @@
 import { context, diag, DiagLogLevel, propagation, trace, type TracerProvider } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { NodeSDK } from '@opentelemetry/sdk-node';
-import { SimpleSpanProcessor, TracerProvider as SdkTracerProvider } from '@opentelemetry/sdk-trace';
+import { AlwaysOffSampler, SimpleSpanProcessor, TracerProvider as SdkTracerProvider } from '@opentelemetry/sdk-trace';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { llmCall, setupPerpass, withAttempt } from '../instrumentation/index.ts';
 import { FIXTURES } from './instrumentation-usage-fixtures.ts';
@@ -68,7 +68,27 @@ describe('setupPerpass with an SDK already registered', () => {
 
     await perpass.shutdown(); // flushes only: the provider is the app's
     expect(registered()).toBe(appProvider);
+    expect(logs.join('\n')).not.toMatch(/not recorded/);
     await sdk.shutdown();
+  });
+
+  it("warns once when the app's sampler drops attempts, because $/pass would be biased", async () => {
+    const provider = new SdkTracerProvider({
+      sampler: new AlwaysOffSampler(),
+      spanProcessors: [new SimpleSpanProcessor({ exporter: new OTLPTraceExporter({ url: `${receiver.url}/v1/traces` }) })],
+    });
+    trace.setGlobalTracerProvider(provider);
+    const perpass = setupPerpass();
+    await oneAttemptWithACall();
+    await oneAttemptWithACall();
+    await perpass.forceFlush();
+    expect(receiver.spans).toEqual([]);
+    const warnings = logs.filter((l) => l.includes('is not recorded'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(
+      /^perpass: attempt 1 of spec "spec-attached" \(trace [0-9a-f]{32}\) is not recorded: the tracer provider's sampler dropped it \(head sampling\), so the pipeline never sees it and \$\/pass is biased\. Sample every attempt/,
+    );
+    await provider.shutdown();
   });
 
   it('attaches to a bare provider registered without a context manager, and registers one so spans still nest', async () => {

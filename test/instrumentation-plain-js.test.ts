@@ -2,10 +2,13 @@
  * The SDK from plain JavaScript: `npm run build` emits JS + .d.ts to dist/,
  * and a .mjs program imports `perpass/instrumentation` through the package's
  * exports map, in a separate Node process configured only by OTEL_*
- * environment variables.
+ * environment variables. An installed copy (under node_modules, where Node
+ * strips no types) resolves every entry of the exports map.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,8 +44,32 @@ async function runAgent(env: Record<string, string>): Promise<{ mode: string }> 
 }
 
 describe('plain JavaScript use of the built SDK', () => {
-  it('builds JS and type declarations for the package entry', () => {
-    for (const file of ['dist/instrumentation/index.js', 'dist/instrumentation/index.d.ts', 'dist/pricing/prices.json']) expect(existsSync(`${root}${file}`), file).toBe(true);
+  it('builds JS and type declarations for every package entry', () => {
+    for (const entry of ['instrumentation', 'pricing', 'contract']) {
+      for (const file of [`dist/${entry}/index.js`, `dist/${entry}/index.d.ts`]) expect(existsSync(`${root}${file}`), file).toBe(true);
+    }
+    expect(existsSync(`${root}dist/pricing/prices.json`)).toBe(true);
+  });
+
+  it('an installed copy under node_modules, in a directory with a space, imports perpass/pricing and perpass/contract and loads the shipped catalog', async () => {
+    // What npm install leaves: the package's files under node_modules/perpass (its dependencies beside it).
+    const app = mkdtempSync(path.join(tmpdir(), 'perpass app '));
+    try {
+      const pkg = path.join(app, 'node_modules', 'perpass');
+      for (const entry of ['package.json', 'dist', 'pricing', 'contract']) cpSync(path.join(root, entry), path.join(pkg, entry), { recursive: true });
+      symlinkSync(path.join(root, 'node_modules'), path.join(pkg, 'node_modules'));
+      const program = [
+        "import { loadDefaultCatalog, priceCall, formatUsd } from 'perpass/pricing';",
+        "import { TOKEN_KINDS, zeroTokens } from 'perpass/contract';",
+        "import { withAttempt } from 'perpass/instrumentation';",
+        'const r = priceCall(loadDefaultCatalog(), { provider: "anthropic", model: "claude-sonnet-4-6", startedAtMs: Date.parse("2026-05-19"), serviceTier: "standard", tokens: { ...zeroTokens(), input: 1000000 } });',
+        'console.log(JSON.stringify({ usd: r.priced ? formatUsd(r.costAtto) : r.reason, kinds: TOKEN_KINDS, sdk: typeof withAttempt }));',
+      ].join('\n');
+      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', program], { cwd: app, env: { PATH: process.env.PATH ?? '' } });
+      expect(JSON.parse(stdout)).toEqual({ usd: '3', kinds: ['input', 'cache_read', 'cache_write', 'output', 'reasoning'], sdk: 'function' });
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
   });
 
   it('OTEL_SDK_DISABLED turns it off without breaking the agent', async () => {

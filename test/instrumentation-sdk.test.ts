@@ -7,8 +7,9 @@ import { diag, DiagLogLevel, SpanStatusCode, trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseAttemptAttributes } from '../contract/attempt.ts';
 import { genAiUsageFromTokens, tokensFromGenAiUsage } from '../contract/tokens.ts';
+import { describeMember, rollUp, tenantOf } from '../consumers/rollup.ts';
 import type { AttrValue, SpanRecord } from '../otlp/codec.ts';
-import { formatUsd, loadDefaultCatalog, priceCall } from '../pricing/index.ts';
+import { formatUsd, loadDefaultCatalog, priceCall, type Catalog } from '../pricing/index.ts';
 import {
   buildCatalog,
   DEFAULT_SCHEDULED_DELAY_MS,
@@ -17,6 +18,7 @@ import {
   setupPerpass,
   withAttempt,
   withToolCall,
+  type CostPreview,
   type PerpassHandle,
 } from '../instrumentation/index.ts';
 import { FIXTURES, type Fixture } from './instrumentation-usage-fixtures.ts';
@@ -178,6 +180,8 @@ describe('attempts, LLM calls and tool calls on the wire', () => {
       'gen_ai.usage.cache_read.input_tokens': 12000,
       'gen_ai.usage.cache_write.input_tokens': 556,
       'gen_ai.usage.reasoning.output_tokens': 300,
+      // of the 556 written, the 100 for one hour (billed at 2x input, the others at 1.25x)
+      'fleet.usage.cache_write_1h.input_tokens': 100,
     });
     expect(tool1.attributes).toEqual({ 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 'run_tests', 'gen_ai.tool.call.id': 'toolu_1' });
     expect(tool2.attributes['gen_ai.tool.call.id']).toBe('toolu_2');
@@ -188,16 +192,19 @@ describe('attempts, LLM calls and tool calls on the wire', () => {
     const specId = 'spec-providers';
     const fixtures = Object.values(FIXTURES) as Fixture[];
     await withAttempt({ specId, tier: 'tier-2', attempt: 1 }, async (attempt) => {
-      for (const f of fixtures) await llmCall({ provider: f.provider, requestModel: f.requestModel }, () => f.response);
+      for (const f of fixtures) await llmCall({ provider: f.provider, requestModel: f.requestModel, ...(f.operation && { operation: f.operation }) }, () => f.response);
       attempt.pass();
     });
     const spans = await spansOf(specId, fixtures.length + 1);
     const attempt = one(spans, `attempt ${specId}`);
-    const calls = spans.filter((s) => s.attributes['gen_ai.operation.name'] === 'chat');
+    const calls = spans.filter((s) => s.parentSpanId === attempt.spanId);
     expect(calls).toHaveLength(fixtures.length);
     for (const f of fixtures) {
-      const span = calls.find((s) => s.attributes['gen_ai.response.id'] === f.responseId)!;
+      const span = f.responseId ? calls.find((s) => s.attributes['gen_ai.response.id'] === f.responseId)! : one(calls, `${f.operation} ${f.requestModel}`);
       expect(span, f.source).toBeDefined();
+      expect(span.attributes['gen_ai.operation.name']).toBe(f.operation ?? 'chat');
+      expect(span.attributes['fleet.usage.cache_write_1h.input_tokens'], f.source).toBe(f.cacheWrite1hTokens);
+      expect(span.attributes['fleet.usage.invalid'], f.source).toBeUndefined();
       expect(span.parentSpanId).toBe(attempt.spanId);
       expect(span.attributes['gen_ai.provider.name']).toBe(f.provider);
       expect(usageAttrs(span.attributes), f.source).toEqual(expectedUsage(f));
@@ -280,16 +287,11 @@ describe('attempts, LLM calls and tool calls on the wire', () => {
     expect(call.attributes).toMatchObject({ 'gen_ai.response.model': 'gpt-4o-2024-08-06', 'gen_ai.response.id': 'chatcmpl-bad', 'fleet.service_tier': 'standard' });
     expect(call.status.code).toBe(SpanStatusCode.UNSET); // the model call itself succeeded
     expect(call.events.map((e) => e.name)).toEqual(['exception']);
-    expect(call.events[0]!.attributes).toMatchObject({
-      'exception.type': 'InvalidUsageError',
-      'exception.message': 'OpenAI Chat Completions usage: prompt_tokens_details.cached_tokens (120) exceeds prompt_tokens (100)',
-    });
-    expect(preview).toEqual({
-      usd: '0',
-      calls: 1,
-      unpricedCalls: 1,
-      unpriced: [{ provider: 'openai', model: 'gpt-4o-2024-08-06', reason: 'usage not recorded: OpenAI Chat Completions usage: prompt_tokens_details.cached_tokens (120) exceeds prompt_tokens (100)' }],
-    });
+    const problem = 'OpenAI Chat Completions usage: prompt_tokens_details.cached_tokens (120) exceeds prompt_tokens (100)';
+    expect(call.events[0]!.attributes).toMatchObject({ 'exception.type': 'InvalidUsageError', 'exception.message': problem });
+    // The reason travels on the span, for the pipeline's llm_calls.unpriced_reason.
+    expect(call.attributes['fleet.usage.invalid']).toBe(problem);
+    expect(preview).toEqual({ usd: '0', calls: 1, unpricedCalls: 1, unpriced: [{ provider: 'openai', model: 'gpt-4o-2024-08-06', reason: `invalid usage: ${problem}` }] });
     expect(warnings.join('\n')).toMatch(/LLM call "chat gpt-4o": token usage not exported/);
   });
 
@@ -301,15 +303,25 @@ describe('attempts, LLM calls and tool calls on the wire', () => {
     const call = one(await spansOf('spec-no-usage', 2), 'chat claude-haiku-4-5');
     expect(usageAttrs(call.attributes)).toEqual({});
     expect(call.events[0]!.attributes['exception.message']).toBe('Anthropic Messages usage must be an object, got undefined');
+    expect(call.attributes['fleet.usage.invalid']).toBe('Anthropic Messages usage must be an object, got undefined');
   });
 
   it('a failing LLM call and a failing tool call are recorded (error.type, status ERROR) and re-thrown', async () => {
     const rateLimited = Object.assign(new Error('429 Too Many Requests'), { name: 'RateLimitError' });
     const toolError = new TypeError('patch does not apply');
+    let preview;
     await withAttempt({ specId: 'spec-call-errors', tier: 'tier-2', attempt: 1 }, async (attempt) => {
       await expect(llmCall({ provider: 'openai', requestModel: 'gpt-5.4' }, async () => Promise.reject(rateLimited))).rejects.toBe(rateLimited);
       await expect(withToolCall('apply_patch', () => { throw toolError; })).rejects.toBe(toolError);
+      preview = attempt.costPreview(loadDefaultCatalog());
       attempt.fail('gave up');
+    });
+    // Billed or not, the pipeline cannot price it: an LLM span without usage is unpriced, and so is it in the preview.
+    expect(preview).toEqual({
+      usd: '0',
+      calls: 1,
+      unpricedCalls: 1,
+      unpriced: [{ provider: 'openai', model: 'gpt-5.4', reason: 'invalid usage: no token usage (the call failed: error.type RateLimitError)' }],
     });
     const spans = await spansOf('spec-call-errors', 3);
     const call = one(spans, 'chat gpt-5.4');
@@ -390,7 +402,17 @@ describe('attempts, LLM calls and tool calls on the wire', () => {
     await expect(llmCall({ provider: 'openai', requestModel: 'gpt-4o', serviceTier: 'cheap' as never }, fn)).rejects.toThrow(
       /serviceTier must be one of standard, batch, flex, priority, got "cheap"/,
     );
-    await expect(llmCall({ provider: 'openai', requestModel: 'gpt-4o', format: 'bedrock' as never }, fn)).rejects.toThrow(/format must be one of openai, anthropic, deepseek, gemini, openrouter/);
+    await expect(llmCall({ provider: 'openai', requestModel: 'gpt-4o', format: 'bedrock' as never }, fn)).rejects.toThrow(
+      /format must be one of openai, anthropic, deepseek, gemini, openrouter, xai, moonshot, got "bedrock"/,
+    );
+    const recorded = { provider: 'openai', requestModel: 'gpt-4o', response: FIXTURES.openaiChatCached.response };
+    expect(() => recordLlmCall({ ...recorded, startTime: '2026-11-20T10:00:00Z' as never })).toThrow(
+      new TypeError('recordLlmCall: startTime must be a Date or epoch milliseconds, got "2026-11-20T10:00:00Z"'),
+    );
+    expect(() => recordLlmCall({ ...recorded, endTime: new Date('not a date') })).toThrow(/endTime must be a Date or epoch milliseconds, got an invalid Date/);
+    expect(() => recordLlmCall({ ...recorded, startTime: Number.NaN })).toThrow(/startTime must be a Date or epoch milliseconds, got NaN/);
+    expect(() => recordLlmCall({ ...recorded, startTime: 2_000, endTime: 1_000 })).toThrow(/recordLlmCall: endTime \(1000\) is before startTime \(2000\)/);
+    expect(() => setupPerpass({ headers: null as never })).toThrow(new TypeError('setupPerpass: headers must map header names to strings, got null'));
     await expect(withToolCall('', fn)).rejects.toThrow(/withToolCall: name must be a non-empty string/);
     expect(called).toBe(false);
     await expect(withAttempt(base, (a) => a.fail(42 as never))).rejects.toThrow(/attempt\.fail\(reason\): reason must be a string, got 42/);
@@ -425,6 +447,68 @@ describe('cost preview', () => {
     ]);
     const spans = await spansOf('spec-cost', 4);
     for (const s of spans) expect(Object.keys(s.attributes).filter((k) => k.includes('cost'))).toEqual([]);
+  });
+
+  it("equals what the pipeline's roll-up computes from the same spans, for every way a call is priced or not", async () => {
+    const cards: Catalog = buildCatalog({
+      cards: [
+        // no alias for the dated response model gpt-4o-2024-08-06: both price it with the card it was requested as
+        { provider: 'openai', model: 'gpt-4o', periods: [{ from: '2025-01-01', input: 2.5, cache_read: 1.25, output: 10 }] },
+        { provider: 'anthropic', model: 'claude-sonnet-4-6', periods: [{ from: '2025-01-01', input: 3, cache_read: 0.3, cache_write: 3.75, cache_write_1h: 6, output: 15, priority_multiplier: 2 }] },
+        { provider: 'x_ai', model: 'grok-4.3', periods: [{ from: '2025-01-01', input: 0.2, cache_read: 0.05, output: 1.5 }] },
+        { provider: 'moonshot', model: 'kimi-k2.6', periods: [{ from: '2025-01-01', input: 0.95, cache_read: 0.16, output: 4 }] },
+      ],
+    });
+    const specId = 'spec-preview-is-pipeline';
+    let preview: CostPreview | undefined;
+    await withAttempt({ specId, tier: 'tier-2', attempt: 1 }, async (attempt) => {
+      await llmCall({ provider: 'openai', requestModel: 'gpt-4o' }, () => FIXTURES.openaiChatCached.response);
+      await llmCall({ provider: 'anthropic', requestModel: 'claude-sonnet-4-6' }, () => FIXTURES.anthropicCached.response); // 1-hour writes, priority tier
+      await llmCall({ provider: 'xai', requestModel: 'grok-4.3' }, () => FIXTURES.xaiReasoningDocumented.response); // 'xai' is x_ai to both
+      await llmCall({ provider: 'moonshot', requestModel: 'kimi-k2.6' }, () => FIXTURES.moonshotDocumented.response);
+      await llmCall({ provider: 'azure.ai.openai', requestModel: 'gpt-4o' }, () => FIXTURES.openaiChatCached.response); // only openai's card
+      await llmCall({ provider: 'openai', requestModel: 'gpt-4o' }, async () => ({ model: 'gpt-4o', usage: { prompt_tokens: 12 } }));
+      await expect(llmCall({ provider: 'anthropic', requestModel: 'claude-sonnet-4-6' }, async () => Promise.reject(new Error('overloaded')))).rejects.toThrow('overloaded');
+      preview = attempt.costPreview(cards);
+      attempt.pass();
+    });
+    const spans = await spansOf(specId, 8);
+    const span = one(spans, `attempt ${specId}`);
+    const members = new Map(spans.filter((s) => s !== span).map((s) => [s.spanId, describeMember(s, cards)]));
+    const { row } = rollUp(
+      {
+        attemptId: `${span.traceId}-${span.spanId}`,
+        tenant: tenantOf(span),
+        pool: '',
+        attrs: parseAttemptAttributes(span, span.attributes),
+        traceId: span.traceId,
+        spanId: span.spanId,
+        startNs: span.startTimeUnixNano,
+        endNs: span.endTimeUnixNano,
+      },
+      members,
+    );
+    const calls = [...members.values()].map((m) => m.call!);
+    const byReason = (a: { reason: string }, b: { reason: string }) => a.reason.localeCompare(b.reason);
+    expect({ ...preview!, unpriced: [...preview!.unpriced].sort(byReason) }).toEqual({
+      usd: formatUsd(calls.reduce((sum, c) => sum + (c.costAtto ?? 0n), 0n)),
+      calls: row.llm_calls,
+      unpricedCalls: row.unpriced_calls,
+      unpriced: calls
+        .filter((c) => c.costAtto === null)
+        .map((c) => ({ provider: c.provider, model: c.model, reason: c.unpricedReason }))
+        .sort(byReason),
+    });
+    // By hand, USD per million tokens: gpt-4o 86×2.5 + 1920×1.25 + 300×10 = 5615;
+    // sonnet (50×3 + 12000×0.3 + 456×3.75 + 100×6 + 503×15) × 2 = 27210; grok 26×0.2 + 6×0.05 + 103×1.5 = 160;
+    // kimi 9×0.95 + 10×0.16 + 21×4 = 94.15. Σ 33079.15 → 0.03307915.
+    expect(preview!.usd).toBe('0.03307915');
+    expect(preview!.unpriced.map((u) => u.reason).sort()).toEqual([
+      'invalid usage: OpenAI Chat Completions usage: completion_tokens is missing',
+      'invalid usage: no token usage (the call failed: error.type Error)',
+      'model "gpt-4o" has price cards only for provider openai, not for the call\'s provider "azure.ai.openai" (a card lists the resellers that charge the same in "providers")',
+    ]);
+    expect(row).toMatchObject({ llm_calls: 7, unpriced_calls: 3, cost_usd: null });
   });
 
   it('defaults to the catalog the pipeline loads, and agrees with priceCall on it', async () => {

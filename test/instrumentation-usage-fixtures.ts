@@ -5,13 +5,18 @@
  * otherwise built from the provider's field documentation (said so).
  */
 import type { TokenCounts } from '../contract/tokens.ts';
+import type { LlmOperation } from '../instrumentation/index.ts';
 
 export interface Fixture {
   source: string;
   provider: string;
   requestModel: string;
+  /** `gen_ai.operation.name` of the call (default chat). */
+  operation?: LlmOperation;
   response: Record<string, unknown>;
   tokens: TokenCounts;
+  /** Of tokens.cache_write, the 1-hour cache writes. */
+  cacheWrite1hTokens?: number;
   responseModel?: string;
   responseId?: string;
   serviceTier?: string;
@@ -105,6 +110,7 @@ export const FIXTURES = {
       },
     },
     tokens: { input: 50, cache_read: 12000, cache_write: 556, output: 203, reasoning: 300 },
+    cacheWrite1hTokens: 100,
     responseModel: 'claude-sonnet-4-6',
     responseId: 'msg_013Zva2CMHLNnXjNJJKqJ2EF',
     serviceTier: 'priority',
@@ -196,5 +202,82 @@ export const FIXTURES = {
     responseModel: 'anthropic/claude-sonnet-4.6',
     responseId: 'gen-openrouter-1',
     reportedCostUsd: 0.95,
+  },
+  xaiReasoningDocumented: {
+    source:
+      'xAI docs, Consumption and Rate Limits, usage object example: reasoning_tokens 94 are counted "separately from completion_tokens" 9 but in total_tokens 135 = 32 + 9 + 94; cached_tokens 6 inside prompt_tokens; id/model added',
+    provider: 'x_ai',
+    requestModel: 'grok-4.3',
+    response: {
+      id: 'xai-reasoning-1',
+      object: 'chat.completion',
+      model: 'grok-4.3',
+      usage: {
+        prompt_tokens: 32,
+        completion_tokens: 9,
+        total_tokens: 135,
+        prompt_tokens_details: { text_tokens: 32, audio_tokens: 0, image_tokens: 0, cached_tokens: 6 },
+        completion_tokens_details: { reasoning_tokens: 94, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+        num_sources_used: 0,
+      },
+    },
+    tokens: { input: 26, cache_read: 6, cache_write: 0, output: 9, reasoning: 94 },
+    responseModel: 'grok-4.3',
+    responseId: 'xai-reasoning-1',
+  },
+  xaiGrok3Mini: {
+    source: 'vercel/ai#12425, real xAI grok-3-mini usage: completion_tokens 1, reasoning_tokens 386, total_tokens 399 (prompt 12 = 399 - 1 - 386); id added',
+    provider: 'x_ai',
+    requestModel: 'grok-3-mini',
+    response: {
+      id: 'xai-grok-3-mini-1',
+      model: 'grok-3-mini',
+      usage: { prompt_tokens: 12, completion_tokens: 1, total_tokens: 399, completion_tokens_details: { reasoning_tokens: 386 } },
+    },
+    tokens: { input: 12, cache_read: 0, cache_write: 0, output: 1, reasoning: 386 },
+    responseModel: 'grok-3-mini',
+    responseId: 'xai-grok-3-mini-1',
+  },
+  moonshotDocumented: {
+    source: 'Moonshot / Kimi API reference, chat completion usage (platform.kimi.ai/docs/api/chat): cache hits at the top level, cached_tokens 10 of prompt_tokens 19; id/model added',
+    provider: 'moonshot',
+    requestModel: 'kimi-k2.6',
+    response: {
+      id: 'chatcmpl-kimi-1',
+      object: 'chat.completion',
+      model: 'kimi-k2.6',
+      usage: { prompt_tokens: 19, completion_tokens: 21, total_tokens: 40, cached_tokens: 10 },
+    },
+    tokens: { input: 9, cache_read: 10, cache_write: 0, output: 21, reasoning: 0 },
+    responseModel: 'kimi-k2.6',
+    responseId: 'chatcmpl-kimi-1',
+  },
+  moonshotK2Both: {
+    source: 'AstrBotDevs/AstrBot#6614, final chunk of kimi-k2-0905-preview on the Moonshot API: cached_tokens 1280 both at the top level and in prompt_tokens_details',
+    provider: 'moonshot',
+    requestModel: 'kimi-k2-0905-preview',
+    response: {
+      id: 'chatcmpl-69bbcc292af1bf47c1d8a74b',
+      object: 'chat.completion.chunk',
+      model: 'kimi-k2-0905-preview',
+      usage: { prompt_tokens: 1336, completion_tokens: 31, total_tokens: 1367, cached_tokens: 1280, prompt_tokens_details: { cached_tokens: 1280 } },
+    },
+    tokens: { input: 56, cache_read: 1280, cache_write: 0, output: 31, reasoning: 0 },
+    responseModel: 'kimi-k2-0905-preview',
+    responseId: 'chatcmpl-69bbcc292af1bf47c1d8a74b',
+  },
+  openaiEmbeddings: {
+    source: 'OpenAI API reference, create embeddings response example: usage { prompt_tokens: 8, total_tokens: 8 } (no completion); embedding vector shortened',
+    provider: 'openai',
+    requestModel: 'text-embedding-3-small',
+    operation: 'embeddings',
+    response: {
+      object: 'list',
+      data: [{ object: 'embedding', embedding: [0.0023064255, -0.009327292, -0.0028842222], index: 0 }],
+      model: 'text-embedding-3-small',
+      usage: { prompt_tokens: 8, total_tokens: 8 },
+    },
+    tokens: { input: 8, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 },
+    responseModel: 'text-embedding-3-small',
   },
 } satisfies Record<string, Fixture>;

@@ -4,14 +4,20 @@ import {
   parseAnthropicUsage,
   parseDeepSeekUsage,
   parseGeminiUsage,
+  parseMoonshotUsage,
   parseOpenAiChatUsage,
+  parseOpenAiEmbeddingsUsage,
   parseOpenAiResponsesUsage,
   parseOpenAiUsage,
   parseOpenRouterUsage,
+  parseXaiUsage,
+  readAnthropicUsage,
   USAGE_FORMATS,
 } from '../instrumentation/index.ts';
+import { SEED_FLEET } from '../demo/plan.ts';
+import { providerResponse } from '../demo/send.ts';
 import { formatOfProvider } from '../instrumentation/usage/index.ts';
-import { FIXTURES } from './instrumentation-usage-fixtures.ts';
+import { FIXTURES, type Fixture } from './instrumentation-usage-fixtures.ts';
 
 const usageOf = (f: { response: Record<string, unknown> }) => f.response.usage;
 
@@ -35,6 +41,14 @@ describe('usage parsers: documented provider examples', () => {
 
   it('Anthropic: input_tokens excludes cache reads and writes; thinking is inside output_tokens', () => {
     expect(parseAnthropicUsage(usageOf(FIXTURES.anthropicCached))).toEqual(FIXTURES.anthropicCached.tokens);
+  });
+
+  it('Anthropic: the 1-hour cache writes are reported besides the total (they are billed at 2x input, not 1.25x)', () => {
+    expect(readAnthropicUsage(usageOf(FIXTURES.anthropicCached))).toEqual({ tokens: FIXTURES.anthropicCached.tokens, cacheWrite1hTokens: 100 });
+    // Without the TTL split there is no 1-hour count to report.
+    expect(readAnthropicUsage({ input_tokens: 3, output_tokens: 5, cache_creation_input_tokens: 7 })).toEqual({
+      tokens: { input: 3, cache_read: 0, cache_write: 7, output: 5, reasoning: 0 },
+    });
   });
 
   it('Anthropic: a usage without the TTL split or details (older responses) still parses', () => {
@@ -63,6 +77,41 @@ describe('usage parsers: documented provider examples', () => {
     expect(parseGeminiUsage(FIXTURES.geminiThinking.response.usageMetadata)).toEqual(FIXTURES.geminiThinking.tokens);
     // Proto3 JSON leaves zero counts out.
     expect(parseGeminiUsage({ promptTokenCount: 11, totalTokenCount: 11 })).toEqual({ input: 11, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 });
+    // An omitted promptTokenCount is 0 when the total says so.
+    expect(parseGeminiUsage({ candidatesTokenCount: 3, totalTokenCount: 3 })).toEqual({ input: 0, cache_read: 0, cache_write: 0, output: 3, reasoning: 0 });
+  });
+
+  it('xAI: reasoning_tokens are outside completion_tokens (both billed as output), as total_tokens shows', () => {
+    expect(parseXaiUsage(usageOf(FIXTURES.xaiReasoningDocumented))).toEqual(FIXTURES.xaiReasoningDocumented.tokens);
+    expect(parseXaiUsage(usageOf(FIXTURES.xaiGrok3Mini))).toEqual(FIXTURES.xaiGrok3Mini.tokens);
+    // The OpenAI reading of the same usage refuses it (reasoning above completion), which left every xAI reasoning call unpriced.
+    expect(() => parseOpenAiChatUsage(usageOf(FIXTURES.xaiReasoningDocumented))).toThrow(/reasoning_tokens \(94\) exceeds completion_tokens \(9\)/);
+    // Without total_tokens: xAI's documented accounting.
+    expect(parseXaiUsage({ prompt_tokens: 32, completion_tokens: 9, completion_tokens_details: { reasoning_tokens: 94 } })).toEqual({ input: 32, cache_read: 0, cache_write: 0, output: 9, reasoning: 94 });
+  });
+
+  it('xAI: a gateway that folded reasoning into completion_tokens is recognised by its total_tokens', () => {
+    // infron.ai's x-ai/grok-4.1-fast-reasoning usage: completion 241 includes reasoning 204; total 404 = 163 + 241.
+    const gateway = { prompt_tokens: 163, completion_tokens: 241, total_tokens: 404, prompt_tokens_details: { cached_tokens: 162 }, completion_tokens_details: { reasoning_tokens: 204 } };
+    expect(parseXaiUsage(gateway)).toEqual({ input: 1, cache_read: 162, cache_write: 0, output: 37, reasoning: 204 });
+    // Responses API: reasoning inside output_tokens, total = input + output.
+    const responses = { input_tokens: 40, input_tokens_details: { cached_tokens: 8 }, output_tokens: 50, output_tokens_details: { reasoning_tokens: 30 }, total_tokens: 90 };
+    expect(parseXaiUsage(responses)).toEqual({ input: 32, cache_read: 8, cache_write: 0, output: 20, reasoning: 30 });
+  });
+
+  it('Moonshot: cache hits at the top level (cached_tokens) are inside prompt_tokens; with the OpenAI field too, both agree', () => {
+    expect(parseMoonshotUsage(usageOf(FIXTURES.moonshotDocumented))).toEqual(FIXTURES.moonshotDocumented.tokens);
+    expect(parseMoonshotUsage(usageOf(FIXTURES.moonshotK2Both))).toEqual(FIXTURES.moonshotK2Both.tokens);
+    // Read as OpenAI, the documented response would bill its 10 cache hits as full input.
+    expect(parseOpenAiChatUsage(usageOf(FIXTURES.moonshotDocumented))).toEqual({ input: 19, cache_read: 0, cache_write: 0, output: 21, reasoning: 0 });
+  });
+
+  it('OpenAI Embeddings: prompt_tokens only, no completion; the reader takes it for operation embeddings', () => {
+    expect(parseOpenAiEmbeddingsUsage(usageOf(FIXTURES.openaiEmbeddings))).toEqual(FIXTURES.openaiEmbeddings.tokens);
+    expect(USAGE_FORMATS.openai.usage(FIXTURES.openaiEmbeddings.response, 'embeddings')).toEqual({ tokens: FIXTURES.openaiEmbeddings.tokens });
+    // As a chat usage it has no completion_tokens.
+    expect(() => USAGE_FORMATS.openai.usage(FIXTURES.openaiEmbeddings.response, 'chat')).toThrow(/completion_tokens is missing/);
+    expect(parseOpenAiEmbeddingsUsage({ prompt_tokens: 5, completion_tokens: 0, total_tokens: 5 })).toEqual({ input: 5, cache_read: 0, cache_write: 0, output: 0, reasoning: 0 });
   });
 
   it('OpenRouter: OpenAI-shaped tokens (cache writes inside prompt_tokens) plus the cost it charged', () => {
@@ -71,10 +120,18 @@ describe('usage parsers: documented provider examples', () => {
   });
 
   it('every fixture keeps its total: the inclusive counts it converts to are the provider totals, and they round-trip', () => {
-    for (const [name, f] of Object.entries(FIXTURES)) {
-      const tokens = USAGE_FORMATS[formatOfProvider(f.provider)].usage(f.response).tokens;
+    for (const [name, f] of Object.entries(FIXTURES) as [string, Fixture][]) {
+      const tokens = USAGE_FORMATS[formatOfProvider(f.provider)].usage(f.response, f.operation ?? 'chat').tokens;
       expect(tokens, name).toEqual(f.tokens);
       expect(tokensFromGenAiUsage(genAiUsageFromTokens(tokens)), name).toEqual(tokens);
+    }
+  });
+});
+
+describe("the demo fleet's provider responses", () => {
+  it("read back as the planned tokens with each provider's own reader (the end-to-end tests rely on it)", () => {
+    for (const c of SEED_FLEET) {
+      expect(USAGE_FORMATS[formatOfProvider(c.provider)].usage(providerResponse(c.provider, c.model, c.callTokens), 'chat').tokens, c.model).toEqual(c.callTokens);
     }
   });
 });
@@ -130,6 +187,27 @@ describe('usage parsers: usage that cannot be trusted is an error naming provide
       () => parseDeepSeekUsage({ prompt_tokens: 10, completion_tokens: 5, completion_tokens_details: { reasoning_tokens: 6 } }),
       /completion_tokens_details\.reasoning_tokens \(6\) exceeds completion_tokens \(5\)/,
     ],
+    ['Gemini without any count', () => parseGeminiUsage({}), /^Gemini usage: promptTokenCount is missing \(and there is no totalTokenCount\)$/],
+    ['Gemini with only candidates', () => parseGeminiUsage({ candidatesTokenCount: 5 }), /promptTokenCount is missing/],
+    [
+      'Gemini total is not the sum of its parts',
+      () => parseGeminiUsage({ promptTokenCount: 1200, candidatesTokenCount: 80, thoughtsTokenCount: 420, totalTokenCount: 1280 }),
+      /^Gemini usage: totalTokenCount \(1280\) does not equal promptTokenCount \(1200\) \+ candidatesTokenCount \(80\) \+ toolUsePromptTokenCount \(0\) \+ thoughtsTokenCount \(420\)$/,
+    ],
+    [
+      'xAI total fits neither reading',
+      () => parseXaiUsage({ prompt_tokens: 32, completion_tokens: 9, total_tokens: 100, completion_tokens_details: { reasoning_tokens: 94 } }),
+      /^xAI usage: total_tokens \(100\) is neither prompt_tokens \(32\) \+ completion_tokens \(9\) \+ completion_tokens_details\.reasoning_tokens \(94\) nor prompt_tokens \+ completion_tokens$/,
+    ],
+    ['xAI Responses total', () => parseXaiUsage({ input_tokens: 1, output_tokens: 2, total_tokens: 4 }), /^xAI usage: total_tokens \(4\) does not equal input_tokens \(1\) \+ output_tokens \(2\)$/],
+    [
+      'Moonshot cache counts disagree',
+      () => parseMoonshotUsage({ prompt_tokens: 100, completion_tokens: 1, cached_tokens: 80, prompt_tokens_details: { cached_tokens: 60 } }),
+      /^Moonshot usage: cached_tokens \(80\) and prompt_tokens_details\.cached_tokens \(60\) disagree$/,
+    ],
+    ['Moonshot cached > prompt', () => parseMoonshotUsage({ prompt_tokens: 10, completion_tokens: 1, cached_tokens: 11 }), /^Moonshot usage: cached_tokens \(11\) exceeds prompt_tokens \(10\)$/],
+    ['Embeddings total != prompt', () => parseOpenAiEmbeddingsUsage({ prompt_tokens: 8, total_tokens: 9 }), /^OpenAI Embeddings usage: total_tokens \(9\) does not equal prompt_tokens \(8\)$/],
+    ['Embeddings with a completion', () => parseOpenAiEmbeddingsUsage({ prompt_tokens: 8, completion_tokens: 2 }), /completion_tokens \(2\) must be 0 for an embedding/],
     ['Gemini cached > prompt', () => parseGeminiUsage({ promptTokenCount: 100, cachedContentTokenCount: 101, toolUsePromptTokenCount: 50 }), /^Gemini usage: cachedContentTokenCount \(101\) exceeds promptTokenCount \(100\)$/],
     ['OpenRouter negative cost', () => parseOpenRouterUsage({ prompt_tokens: 1, completion_tokens: 1, cost: -0.5 }), /^OpenRouter usage: cost must be a non-negative number of USD, got -0\.5$/],
     [
@@ -149,7 +227,7 @@ describe('usage parsers: usage that cannot be trusted is an error naming provide
 
 describe('response metadata', () => {
   it('reads model, id and service tier where each provider puts them', () => {
-    for (const [name, f] of Object.entries(FIXTURES)) {
+    for (const [name, f] of Object.entries(FIXTURES) as [string, Fixture][]) {
       const meta = USAGE_FORMATS[formatOfProvider(f.provider)].metadata(f.response);
       expect(meta, name).toEqual({
         responseModel: f.responseModel,

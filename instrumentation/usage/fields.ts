@@ -3,10 +3,13 @@
  * InvalidUsageError naming the provider and the field path, so a bad count is
  * reported where it came from instead of being exported as a token count.
  */
-import type { ServiceTier } from '../../contract/attributes.ts';
+import type { LLM_OPERATIONS, ServiceTier } from '../../contract/attributes.ts';
 import { InvalidUsageError, tokensFromGenAiUsage, type TokenCounts } from '../../contract/tokens.ts';
 
 export type JsonObject = Record<string, unknown>;
+
+/** `gen_ai.operation.name` of an LLM call. */
+export type LlmOperation = (typeof LLM_OPERATIONS)[number];
 
 export const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -44,16 +47,25 @@ export function count(provider: string, usage: JsonObject, path: string, require
 /** A named count, so that consistency errors can name the provider's own fields. */
 export type Field = readonly [name: string, value: number];
 
+/** Whether the usage has this field at all (providers send null for features a request did not use). */
+export const present = (usage: JsonObject, key: string): boolean => usage[key] !== undefined && usage[key] !== null;
+
+/** Usage in the inclusive form, each count with the provider's name for it. */
+export interface InclusiveFields {
+  input: Field;
+  cacheRead: Field;
+  cacheWrite: Field;
+  output: Field;
+  reasoning: Field;
+}
+
 /**
  * Token kinds from counts in the GenAI convention's inclusive form (cache
  * reads and writes inside input, reasoning inside output), checked first with
  * the provider's field names, then converted by the contract's single
  * implementation (contract/tokens.ts).
  */
-export function fromInclusive(
-  provider: string,
-  f: { input: Field; cacheRead: Field; cacheWrite: Field; output: Field; reasoning: Field },
-): TokenCounts {
+export function fromInclusive(provider: string, f: InclusiveFields): TokenCounts {
   const [inName, input] = f.input;
   const [readName, read] = f.cacheRead;
   const [writeName, write] = f.cacheWrite;
@@ -103,11 +115,13 @@ export interface ParsedUsage {
   tokens: TokenCounts;
   /** Cost the provider itself reported, in USD (OpenRouter `usage.cost`). */
   reportedCostUsd?: number;
+  /** Of tokens.cache_write, the writes to a 1-hour cache (Anthropic `cache_creation.ephemeral_1h_input_tokens`), billed at a higher rate. */
+  cacheWrite1hTokens?: number;
 }
 
 /** How to read one provider family's responses. */
 export interface ResponseReader {
   /** Throws InvalidUsageError naming the provider and field when the usage cannot be trusted. */
-  usage(response: unknown): ParsedUsage;
+  usage(response: unknown, operation: LlmOperation): ParsedUsage;
   metadata(response: unknown): ResponseMetadata;
 }
