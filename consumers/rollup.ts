@@ -27,6 +27,8 @@ export interface PricedCall {
   serviceTier: LlmCall['serviceTier'];
   dialect: string;
   tokens: TokenCounts;
+  /** Of tokens.cache_write, the 1-hour cache writes. */
+  cacheWrite1hTokens: number;
   /** null = unpriced. */
   costAtto: bigint | null;
   reportedAtto: bigint | null;
@@ -98,6 +100,7 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
         serviceTier: 'standard',
         dialect: role.dialect,
         tokens: zeroTokens(),
+        cacheWrite1hTokens: 0,
         costAtto: null,
         reportedAtto: null,
         priceProvider: '',
@@ -120,6 +123,7 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
       serviceTier: c.serviceTier,
       dialect: c.dialect,
       tokens: c.tokens,
+      cacheWrite1hTokens: c.cacheWrite1hTokens ?? 0,
       costAtto: priced.priced ? priced.costAtto : null,
       reportedAtto: c.reportedCostUsd === undefined ? null : decimalAttribute(c.reportedCostUsd),
       priceProvider: priced.priced ? priced.card.provider : '',
@@ -247,6 +251,7 @@ function llmCallRow(header: AttemptHeader, c: PricedCall, version: number, isDel
     cache_write_tokens: c.tokens.cache_write,
     output_tokens: c.tokens.output,
     reasoning_tokens: c.tokens.reasoning,
+    cache_write_1h_tokens: c.cacheWrite1hTokens,
     cost_usd: c.costAtto === null ? null : formatUsd(c.costAtto),
     reported_cost_usd: c.reportedAtto === null ? null : formatUsd(c.reportedAtto),
     price_provider: c.priceProvider,

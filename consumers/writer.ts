@@ -1,5 +1,8 @@
 /**
- * Batched, retried inserts. Rows accumulate until `maxRows` or `maxDelayMs`;
+ * Batched, retried inserts. Rows are encoded as JSONEachRow lines as they
+ * come (a waiting batch is flat strings, not object trees the garbage
+ * collector would trace again and again) and accumulate until `maxRows` or
+ * `maxDelayMs`;
  * a flush writes llm_calls and spans before attempts, so a reader never sees
  * an attempt whose calls are not there yet. A backlog (rows piled up while
  * ClickHouse was away) goes out in inserts of at most `maxRows` rows, so
@@ -8,7 +11,7 @@
  * lets the pipeline commit Kafka offsets past it.
  */
 import type { Store } from '../storage/store.ts';
-import { emptyOutput, type Output } from './assembler.ts';
+import type { Output } from './assembler.ts';
 import type { MessageRef } from './offsets.ts';
 
 export interface WriterOptions {
@@ -23,10 +26,22 @@ export interface WriterOptions {
 
 export const DEFAULT_WRITER: WriterOptions = { maxRows: 20_000, maxDelayMs: 200, retryDelayMs: 250 };
 
-const rowCount = (o: Output) => o.attempts.length + o.llmCalls.length + o.spans.length;
+/** A batch of encoded rows, per table, in the order the tables are written. */
+interface Batch {
+  llm_calls: string[];
+  spans: string[];
+  attempts: string[];
+  refs: MessageRef[];
+}
+const TABLES = ['llm_calls', 'spans', 'attempts'] as const;
+const emptyBatch = (): Batch => ({ llm_calls: [], spans: [], attempts: [], refs: [] });
+const rowCount = (b: Batch) => b.llm_calls.length + b.spans.length + b.attempts.length;
+const encode = (into: string[], rows: readonly object[]) => {
+  for (const r of rows) into.push(JSON.stringify(r));
+};
 
 export class BatchWriter {
-  private batch: Output = emptyOutput();
+  private batch: Batch = emptyBatch();
   private since: number | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private readonly now: () => number;
@@ -47,11 +62,11 @@ export class BatchWriter {
   }
 
   add(o: Output): void {
-    if (rowCount(o) === 0 && o.refs.length === 0) return;
-    this.batch.attempts.push(...o.attempts);
-    this.batch.llmCalls.push(...o.llmCalls);
-    this.batch.spans.push(...o.spans);
-    this.batch.refs.push(...o.refs);
+    if (o.attempts.length + o.llmCalls.length + o.spans.length === 0 && o.refs.length === 0) return;
+    encode(this.batch.llm_calls, o.llmCalls);
+    encode(this.batch.spans, o.spans);
+    encode(this.batch.attempts, o.attempts);
+    for (const r of o.refs) this.batch.refs.push(r);
     this.since ??= this.now();
   }
 
@@ -70,31 +85,30 @@ export class BatchWriter {
   private async writeBatch(signal?: AbortSignal): Promise<void> {
     const b = this.batch;
     if (rowCount(b) === 0 && b.refs.length === 0) return;
-    this.batch = emptyOutput();
+    this.batch = emptyBatch();
     this.since = undefined;
     try {
-      await this.insert('llm_calls', b.llmCalls, signal);
-      await this.insert('spans', b.spans, signal);
-      await this.insert('attempts', b.attempts, signal);
+      for (const table of TABLES) await this.insert(table, b[table], signal);
     } catch (err) {
       // put the batch back in front of anything added meanwhile; rows are idempotent, so rewriting a part is harmless
       const later = this.batch;
       this.batch = b;
-      this.add(later);
+      for (const table of TABLES) for (const line of later[table]) b[table].push(line);
+      for (const r of later.refs) b.refs.push(r);
       throw err;
     }
     this.release(b.refs);
   }
 
-  private async insert(table: string, rows: readonly object[], signal?: AbortSignal): Promise<void> {
-    for (let i = 0; i < rows.length; i += this.options.maxRows) await this.insertChunk(table, rows.slice(i, i + this.options.maxRows), signal);
+  private async insert(table: string, lines: readonly string[], signal?: AbortSignal): Promise<void> {
+    for (let i = 0; i < lines.length; i += this.options.maxRows) await this.insertChunk(table, lines.slice(i, i + this.options.maxRows), signal);
   }
 
-  private async insertChunk(table: string, rows: readonly object[], signal?: AbortSignal): Promise<void> {
+  private async insertChunk(table: string, lines: readonly string[], signal?: AbortSignal): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.store.insert(table, rows);
-        this.options.onWritten?.(table, rows.length);
+        await this.store.insertJsonLines(table, lines);
+        this.options.onWritten?.(table, lines.length);
         return;
       } catch (err) {
         this.options.onError?.(err as Error, attempt);

@@ -68,6 +68,8 @@ export const LlmCallRowSchema = z.object({
   model: z.string(),
   service_tier: z.enum(SERVICE_TIERS),
   ...tokenColumns,
+  /** Of cache_write_tokens, those written to a 1-hour cache (priced at the card's cache_write_1h). */
+  cache_write_1h_tokens: count,
   cost_usd: usd.nullable(),
   reported_cost_usd: usd.nullable(),
   /** The card and period that priced the call (empty / NULL when unpriced). */

@@ -26,6 +26,7 @@ export function priceRows(catalog: Catalog): object[] {
         valid_from: msToInstant(p.from),
         valid_to: Number.isFinite(p.to) ? msToInstant(p.to) : null,
         ...Object.fromEntries(TOKEN_KINDS.map((k) => [k, formatScaled(p.prices[k], PRICE_SCALE)])),
+        cache_write_1h: formatScaled(p.cacheWrite1h, PRICE_SCALE),
         batch_multiplier: multiplier('batch'),
         flex_multiplier: multiplier('flex'),
         priority_multiplier: multiplier('priority'),

@@ -6,6 +6,7 @@
  * (`{name:Type}`), never spliced into SQL text.
  */
 import { mkdirSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import path from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions, type ClickHouseSettings } from '@clickhouse/client';
 import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
@@ -23,6 +24,8 @@ export interface Store {
   readonly dataDir?: string;
   /** Inserts rows (JSONEachRow) into `<database>.<table>`. */
   insert(table: string, rows: readonly object[]): Promise<void>;
+  /** Inserts rows already encoded as JSONEachRow lines (one JSON object each, no newline). */
+  insertJsonLines(table: string, lines: readonly string[]): Promise<void>;
   /** Runs a SELECT and returns its rows. */
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>;
   /** Runs a statement that returns no rows (DDL, INSERT … SELECT). */
@@ -81,8 +84,6 @@ function embeddedConnection(dir: string): NonNullable<typeof embedded> {
   return embedded;
 }
 
-/** JSONEachRow: one JSON object per line. */
-const jsonLines = (rows: readonly object[]): string => `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`;
 
 async function releaseEmbedded(): Promise<void> {
   if (!embedded || --embedded.users > 0) return;
@@ -107,17 +108,25 @@ export function openStore(options: StoreOptions = {}): Store {
   const qualified = (table: string) => `${database}.${assertIdentifier(table, 'table')}`;
   let closed = false;
   const dataDir = local?.dir;
+  const insertJsonLines = async (table: string, lines: readonly string[]): Promise<void> => {
+    if (lines.length === 0) return;
+    const body = `${lines.join('\n')}\n`;
+    // In process, hand chDB the text as it is: the client's insert path
+    // would copy the body into a SQL string and have the parser read it back.
+    if (local) {
+      await local.connection.chdb.rawInsert({ table: qualified(table), values: body, format: 'JSONEachRow' });
+      return;
+    }
+    // insert() would encode row objects itself; these are encoded already.
+    const result = await client.exec({ query: `INSERT INTO ${qualified(table)} FORMAT JSONEachRow`, values: Readable.from([body]) });
+    result.stream.destroy();
+  };
   return {
     database,
     location: url ?? `chdb:${dataDir}`,
     ...(dataDir !== undefined && { dataDir }),
-    async insert(table, rows) {
-      if (rows.length === 0) return;
-      // In process, hand chDB the bytes as they are: the client's insert path
-      // would copy the body into a SQL string and have the parser read it back.
-      if (local) await local.connection.chdb.rawInsert({ table: qualified(table), values: Buffer.from(jsonLines(rows)), format: 'JSONEachRow' });
-      else await client.insert({ table: qualified(table), values: rows as object[], format: 'JSONEachRow' });
-    },
+    insert: (table, rows) => insertJsonLines(table, rows.map((r) => JSON.stringify(r))),
+    insertJsonLines,
     async query<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
       const rs = await client.query({ query: sql, format: 'JSONEachRow', ...(params && { query_params: params }), ...(settings && { clickhouse_settings: settings }) });
       return rs.json<T>();

@@ -144,6 +144,7 @@ function calls(s: { tenant?: string; provider: string; model: string; from: numb
       cache_write_tokens: 0,
       output_tokens: 300,
       reasoning_tokens: 0,
+      cache_write_1h_tokens: 0,
       cost_usd: priced.priced ? '0.01' : null,
       reported_cost_usd: null,
       price_provider: priced.priced ? priced.card.provider : '',

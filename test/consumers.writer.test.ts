@@ -35,7 +35,7 @@ function call(i: number): LlmCallRow {
     tenant: 'default', attempt_id: `a-${i}`, trace_id: `t-${i}`, span_id: `c-${i}`,
     started_at: formatInstant(started + BigInt(i)), ended_at: formatInstant(started + BigInt(i) + 1_000n),
     provider: 'deepseek', model: 'deepseek-v4-flash', service_tier: 'standard',
-    input_tokens: 10, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 5, reasoning_tokens: 0,
+    input_tokens: 10, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 5, reasoning_tokens: 0, cache_write_1h_tokens: 0,
     cost_usd: '0.000001', reported_cost_usd: null, price_provider: 'deepseek', price_model: 'deepseek-v4-flash',
     price_from: '2026-01-01 00:00:00.000000000', unpriced_reason: '', dialect: 'gen_ai', version: 2, is_deleted: 0,
   };
@@ -45,9 +45,9 @@ describe('batch writer', () => {
   it('writes a backlog in inserts of at most maxRows, calls before attempts, and releases references after the last', async () => {
     const inserts: { table: string; rows: number; released: number }[] = [];
     let released: MessageRef[] = [];
-    const recording: Store = { ...store, insert: async (table, rows) => {
-      inserts.push({ table, rows: rows.length, released: released.length });
-      await store.insert(table, rows);
+    const recording: Store = { ...store, insertJsonLines: async (table, lines) => {
+      inserts.push({ table, rows: lines.length, released: released.length });
+      await store.insertJsonLines(table, lines);
     } };
     const writer = new BatchWriter(recording, { maxRows: 100, maxDelayMs: 0, retryDelayMs: 10 }, (refs) => (released = refs));
     const out = emptyOutput();

@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS {{db}}.llm_calls {{on_cluster}}
     cache_write_tokens UInt64 CODEC(T64, ZSTD(1)),
     output_tokens      UInt64 CODEC(T64, ZSTD(1)),
     reasoning_tokens   UInt64 CODEC(T64, ZSTD(1)),
+    -- of cache_write_tokens, those written to a 1-hour cache (Anthropic), priced at prices.cache_write_1h
+    cache_write_1h_tokens UInt64 CODEC(T64, ZSTD(1)),
     cost_usd           Nullable(Decimal(38, 18)),
     reported_cost_usd  Nullable(Decimal(38, 18)),
     -- the card and period that priced the call
@@ -145,6 +147,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.prices {{on_cluster}}
     input               Decimal(18, 9),
     cache_read          Decimal(18, 9),
     cache_write         Decimal(18, 9),
+    cache_write_1h      Decimal(18, 9),
     output              Decimal(18, 9),
     reasoning           Decimal(18, 9),
     batch_multiplier    Nullable(Decimal(9, 3)),
