@@ -1,7 +1,7 @@
 /**
  * `fleet demo`: the seed canary fleet through the real OTLP exporter into a
- * running perpass, then its $/pass table — the ranking inversion of
- * per-token price vs $/pass, from live data.
+ * running perpass, then its $/pass table next to each model's per-token
+ * price — the ranking inversion of per-token price vs $/pass, from live data.
  */
 import { randomBytes } from 'node:crypto';
 import cliProgress from 'cli-progress';
@@ -21,9 +21,13 @@ export interface DemoOptions {
   waitMs?: number;
 }
 
+/** `fleet demo`'s traffic plan unless --specs / --seed say otherwise. */
+export const DEMO_DEFAULTS = { specsPerCell: 12, seed: 42 } as const;
+
 export async function runDemo(o: DemoOptions): Promise<void> {
   const run = `demo-${randomBytes(3).toString('hex')}`;
-  const plan = planFleet({ specsPerCell: o.specsPerCell, seed: o.seed, startNs: BigInt(Date.now()) * 1_000_000n, specPrefix: run });
+  const startMs = Date.now();
+  const plan = planFleet({ specsPerCell: o.specsPerCell, seed: o.seed, startNs: BigInt(startMs) * 1_000_000n, specPrefix: run });
   const calls = plan.reduce((n, a) => n + a.calls.length, 0);
   process.stderr.write(`sending ${plan.length} attempts (${calls} LLM calls) of run ${run} to ${o.endpoint}\n`);
   const bar = new cliProgress.SingleBar({ format: '  attempts {bar} {value}/{total}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic);
@@ -47,10 +51,14 @@ export async function runDemo(o: DemoOptions): Promise<void> {
       await new Promise((r) => setTimeout(r, 250));
     }
     if (seen < plan.length) throw new Error(`only ${seen} of ${plan.length} attempts became visible within ${(o.waitMs ?? 60_000) / 1000} s — is fleet start running and reachable?`);
-    process.stderr.write(`all ${plan.length} attempts visible; $/pass over the last 30 days:\n`);
-    process.stdout.write(formatReport('cost-per-pass', await queryReport(store, 'cost-per-pass', {}), 'table'));
+    // This run's window only: an earlier demo run would otherwise double every N.
+    const since = new Date(startMs).toISOString();
+    process.stderr.write(
+      `all ${plan.length} attempts visible; $/pass of the attempts started since ${since} (this run; fleet report cost-per-pass shows the last 30 days), $/M = the input · output price per million tokens of the card in force now:\n`,
+    );
+    process.stdout.write(formatReport('cost-per-pass', await queryReport(store, 'cost-per-pass', { since }), 'table'));
     process.stderr.write('\nrouting: per tier, models whose pass rate is at least 70 % (Wilson 95 % lower bound), cheapest $/pass first:\n');
-    process.stdout.write(formatReport('routing', await queryReport(store, 'routing', { minPassRate: 0.7 }), 'table'));
+    process.stdout.write(formatReport('routing', await queryReport(store, 'routing', { since, minPassRate: 0.7 }), 'table'));
   } finally {
     await store.close();
   }

@@ -5,17 +5,21 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { z } from 'zod';
 import { KafkaPublisher, KafkaSubscriber, ensureTopics } from '../bus/kafka.ts';
 import { startCollector } from '../collector/index.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
+import { findOwner } from '../embedded/owner.ts';
 import { ConfigError, envName, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
 import { configuredCatalog, configuredStore, log, pipelineSettings, prepareStore } from '../config/runtime.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
+import { WRITER_USER } from '../query/endpoint.ts';
 import { openStore, type Store } from '../storage/store.ts';
-import { runDemo } from './demo.ts';
+import { DEMO_DEFAULTS, runDemo } from './demo.ts';
 import { serveMetrics } from './metrics-server.ts';
-import { FORMATS, formatReport, queryReport, REPORTS, type Format, type ReportName } from './report.ts';
+import { formatUnpriced, unpricedCalls } from './prices-check.ts';
+import { checkFilters, FORMATS, formatReport, queryReport, REPORTS, type Format, type ReportFilters, type ReportName } from './report.ts';
 
 const STORE: SettingKey[] = ['dataDir', 'database', 'clickhouseUrl', 'clickhouseUser', 'clickhousePassword', 'clickhouseCluster', 'spansTtlDays', 'prices'];
 const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions'];
@@ -56,16 +60,41 @@ function untilSignal(stop: () => Promise<void>): Promise<never> {
   });
 }
 
+const answers = (url: string): Promise<boolean> => fetch(`${url}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+
 /**
- * The store a report reads: FLEET_CLICKHOUSE_URL if set; else the running
- * `fleet start`'s query endpoint (it owns ./data); else ./data directly.
+ * The store a report reads: FLEET_CLICKHOUSE_URL if set; else the query
+ * endpoint of the `fleet start` that owns --data-dir (it holds chDB's lock,
+ * whatever --query-port it runs on); else the endpoint at --query-host /
+ * --query-port; else --data-dir directly.
  */
 async function readerStore(c: Config): Promise<Store> {
   if (c.clickhouseUrl) return configuredStore(c);
+  const reader = (url: string) => openStore({ url, database: c.database, ...(c.queryToken && { username: 'default', password: c.queryToken }) });
+  const owner = findOwner(c.dataDir);
+  if (owner && (await answers(owner.queryUrl))) return reader(owner.queryUrl);
   const url = `http://${c.queryHost === '0.0.0.0' ? '127.0.0.1' : c.queryHost}:${c.queryPort}`;
-  const running = await fetch(`${url}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
-  if (running) return openStore({ url, database: c.database, ...(c.queryToken && { username: 'default', password: c.queryToken }) });
+  if (await answers(url)) return reader(url);
   return configuredStore(c);
+}
+
+/**
+ * The store a command that writes uses (`fleet alerts` writes the alerts
+ * tables): FLEET_CLICKHOUSE_URL, or --data-dir — through the running
+ * `fleet start`'s write mode when it owns the directory. `prepared` says
+ * whether the owner already migrated it and loaded its own catalog.
+ */
+function writerStore(c: Config, command: string): { store: Store; prepared: boolean } {
+  const owner = c.clickhouseUrl ? undefined : findOwner(c.dataDir);
+  if (!owner) return { store: configuredStore(c), prepared: false };
+  const where = `the embedded store ${c.dataDir} is open in the running fleet start (PID ${owner.pid}, query endpoint ${owner.queryUrl}) and chDB lets one process open it`;
+  if (!owner.writeMode) {
+    throw new ConfigError(
+      `${command}: ${where}. Run alerting inside it (fleet start --alert-rules FILE), or restart it with --query-write-token TOKEN and give ${command} the same --query-write-token: it then writes through the query endpoint's write mode`,
+    );
+  }
+  if (!c.queryWriteToken) throw new ConfigError(`${command}: ${where}; its write mode is on: give ${command} the same --query-write-token (FLEET_QUERY_WRITE_TOKEN) to write through it`);
+  return { store: openStore({ url: owner.queryUrl, database: c.database, username: WRITER_USER, password: c.queryWriteToken }), prepared: true };
 }
 
 const program = new Command('fleet')
@@ -75,11 +104,12 @@ const program = new Command('fleet')
 
 withSettings(
   program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
-  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueBytes'],
+  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueBytes', 'alertRules'],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const running = await startAllInOne(c, log);
-  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${running.query.url} (read-only${c.queryWriteToken ? ', write mode on' : ''}) · metrics ${running.collector.url}/metrics · store ${c.clickhouseUrl ?? c.dataDir}`);
+  const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
+  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'}`);
   log('try: fleet demo   then: fleet report cost-per-pass');
   await untilSignal(async () => {
     await running.close();
@@ -92,7 +122,8 @@ withSettings(program.command('collector').description('run the OTLP/HTTP receive
   const brokers = requireKafka(c, 'fleet collector');
   await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
   const collector = await startCollector({
-    publisher: new KafkaPublisher({ brokers }),
+    // With the topic, /readyz also checks that it exists and every partition has a leader.
+    publisher: new KafkaPublisher({ brokers, topic: c.topic }),
     port: c.collectorPort,
     topic: c.topic,
     maxBodyBytes: c.maxBodyBytes,
@@ -162,15 +193,17 @@ const report = withSettings(program.command('report').description('print live $/
   .option('--z <z>', 'routing: z of the Wilson bound (0 = point estimate)', (v) => nonNegative(v), 1.959963984540054)
   .addOption(new Option('--format <format>', 'output').choices(FORMATS).default('table'));
 report.action(async (name: ReportName, o: Record<string, unknown>, cmd: Command) => {
+  const filters: ReportFilters = {
+    since: o.since as string,
+    ...(o.until !== undefined && { until: o.until as string }),
+    ...Object.fromEntries(['tenant', 'tier', 'model', 'canary', 'variant'].filter((k) => o[k] !== undefined).map((k) => [k, o[k]])),
+    minPassRate: o.minPassRate as number,
+    z: o.z as number,
+  };
+  checkFilters(name, filters); // before opening a store
   const store = await readerStore(config(cmd));
   try {
-    const rows = await queryReport(store, name, {
-      since: o.since as string,
-      ...(o.until !== undefined && { until: o.until as string }),
-      ...Object.fromEntries(['tenant', 'tier', 'model', 'canary', 'variant'].filter((k) => o[k] !== undefined).map((k) => [k, o[k]])),
-      minPassRate: o.minPassRate as number,
-      z: o.z as number,
-    });
+    const rows = await queryReport(store, name, filters);
     process.stdout.write(formatReport(name, rows, o.format as Format));
   } finally {
     await store.close();
@@ -189,41 +222,33 @@ function nonNegative(v: string): number {
 }
 
 const prices = program.command('prices').description('the price catalog');
-withSettings(prices.command('check').description('validate the catalog and list models seen in traffic without a price in force'), [...STORE, 'queryHost', 'queryPort', 'queryToken']).action(
-  async (_o, cmd: Command) => {
-    const c = config(cmd);
-    const catalog = configuredCatalog(c);
-    log(`catalog ${c.prices ?? '(shipped)'}: ${catalog.cards.length} cards, valid`);
-    const store = await readerStore(c);
-    try {
-      const rows = await store.query<{ provider: string; model: string; calls: number; attempts: number; reason: string; last_seen: string }>(
-        `SELECT provider, model, count() AS calls, uniqExact(attempt_id) AS attempts, any(unpriced_reason) AS reason, max(started_at) AS last_seen
-         FROM ${store.database}.llm_calls FINAL WHERE cost_usd IS NULL GROUP BY provider, model ORDER BY calls DESC`,
-      );
-      if (rows.length === 0) {
-        process.stdout.write('every LLM call seen has a price in force\n');
-        return;
-      }
-      process.stdout.write(formatUnpriced(rows));
-      process.exitCode = 1;
-    } finally {
-      await store.close();
+withSettings(
+  prices.command('check').description('validate the catalog (--prices, else the shipped one) and price every LLM call seen in traffic with it: lists what it leaves unpriced, exits 1 if anything'),
+  [...STORE, 'queryHost', 'queryPort', 'queryToken'],
+).action(async (_o, cmd: Command) => {
+  const c = config(cmd);
+  const catalog = configuredCatalog(c);
+  const name = c.prices ? `catalog ${c.prices}` : 'the shipped catalog';
+  log(`${name}: ${catalog.cards.length} cards, valid`);
+  const store = await readerStore(c);
+  try {
+    const unpriced = await unpricedCalls(store, catalog);
+    if (unpriced.length === 0) {
+      process.stdout.write(`every LLM call seen has a price in force in ${name}\n`);
+      return;
     }
-  },
-);
-
-function formatUnpriced(rows: { provider: string; model: string; calls: number; attempts: number; reason: string; last_seen: string }[]): string {
-  return (
-    `${rows.length} model(s) seen without a price in force — their attempts have cost NULL (add a card or an alias):\n` +
-    rows.map((r) => `  ${r.provider || '(no provider)'}/${r.model}: ${r.calls} calls in ${r.attempts} attempts, last ${r.last_seen} — ${r.reason}\n`).join('')
-  );
-}
+    process.stdout.write(formatUnpriced(unpriced, name));
+    process.exitCode = 1;
+  } finally {
+    await store.close();
+  }
+});
 
 prices
   .command('import-litellm')
   .description("convert LiteLLM's model_prices_and_context_window.json into a perpass catalog")
   .argument('<file>', 'LiteLLM price file')
-  .requiredOption('--from <date>', 'date the imported prices take effect (UTC, YYYY-MM-DD)')
+  .requiredOption('--from <date>', 'date the imported prices take effect (UTC, YYYY-MM-DD)', (v: string) => effectiveDate(v))
   .option('--provider <names...>', 'keep only these providers')
   .option('--out <file>', 'write the catalog here (default: stdout)')
   .action((file: string, o: { from: string; provider?: string[]; out?: string }) => {
@@ -239,15 +264,21 @@ prices
     log(`imported ${catalog.cards.length} cards, skipped ${skipped.length} entries${skipped.length ? ` (e.g. ${skipped.slice(0, 3).map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''}`);
   });
 
+const EFFECTIVE_DATE = z.union([z.iso.date(), z.iso.datetime({ offset: true })]);
+function effectiveDate(v: string): string {
+  if (!EFFECTIVE_DATE.safeParse(v).success) throw new InvalidArgumentError('must be a UTC date YYYY-MM-DD (or an ISO instant with offset, e.g. 2026-11-01T00:00:00Z)');
+  return v;
+}
+
 withSettings(
   program
     .command('demo')
     .description('send the seed canary fleet through the real OTLP exporter to a running collector, then print the $/pass table')
     .option('--endpoint <url>', 'collector base URL', 'http://localhost:4318')
-    .option('--specs <n>', 'specs per model × tier cell', (v) => positiveInt(v), 12)
-    .option('--seed <n>', 'seed of the traffic plan', (v) => positiveInt(v), 42)
+    .option('--specs <n>', 'specs per model × tier cell', (v) => positiveInt(v), DEMO_DEFAULTS.specsPerCell)
+    .option('--seed <n>', 'seed of the traffic plan', (v) => positiveInt(v), DEMO_DEFAULTS.seed)
     .option('--token <token>', 'bearer token of the collector, when auth is on'),
-  ['database', 'queryHost', 'queryPort', 'queryToken'],
+  ['dataDir', 'database', 'queryHost', 'queryPort', 'queryToken'],
 ).action(async (o: { endpoint: string; specs: number; seed: number; token?: string }, cmd: Command) => {
   const c = config(cmd);
   await runDemo({ endpoint: o.endpoint, specsPerCell: o.specs, seed: o.seed, ...(o.token && { token: o.token }), openReader: () => readerStore(c) });
@@ -261,13 +292,13 @@ withSettings(
       if (v !== 'check') throw new InvalidArgumentError('the only mode is check');
       return v;
     }),
-  [...STORE, 'alertRules', 'metricsPort', 'kafkaBrokers'],
+  [...STORE, 'alertRules', 'metricsPort', 'kafkaBrokers', 'queryWriteToken'],
 ).action(async (mode: string | undefined, _o, cmd: Command) => {
   const c = config(cmd);
   const { checkAlerts, defaultAlertRules, formatDuration, loadAlertRules, startAlerts } = await import('../alerting/index.ts');
   const rules = c.alertRules ? loadAlertRules(c.alertRules) : defaultAlertRules();
-  const store = configuredStore(c);
-  await prepareStore(store, c, configuredCatalog(c));
+  const { store, prepared } = writerStore(c, mode === 'check' ? 'fleet alerts check' : 'fleet alerts');
+  if (!prepared) await prepareStore(store, c, configuredCatalog(c));
   const publisher = c.kafkaBrokers?.length ? new KafkaPublisher({ brokers: c.kafkaBrokers }) : undefined;
   const options = { store, rules, log, ...(publisher && { publisher }) };
   if (mode === 'check') {

@@ -29,45 +29,82 @@ export const LOW_N = 10;
 type Row = Record<string, unknown>;
 
 const FILTERS = ['tenant', 'tier', 'model', 'canary', 'variant'] as const;
-const COLUMN: Record<(typeof FILTERS)[number], string> = { tenant: 'tenant', tier: 'spec_tier', model: 'model', canary: 'canary', variant: 'variant' };
+type Filter = (typeof FILTERS)[number];
+const COLUMN: Record<Filter, string> = { tenant: 'tenant', tier: 'spec_tier', model: 'model', canary: 'canary', variant: 'variant' };
 
-function where(filters: ReportFilters, available: readonly (typeof FILTERS)[number][]): { sql: string; params: Record<string, unknown> } {
+/** The filters each report applies; any other is refused, never silently dropped. */
+const APPLIES: Record<ReportName, Partial<Record<Filter, (param: string) => string>>> = {
+  'cost-per-pass': Object.fromEntries(FILTERS.map((f) => [f, (p: string) => `${COLUMN[f]} = ${p}`])),
+  routing: { tenant: (p) => `tenant = ${p}`, tier: (p) => `spec_tier = ${p}`, model: (p) => `model = ${p}` },
+  // a spec can be tried on several models: it matches if any attempt used the model
+  specs: { tenant: (p) => `tenant = ${p}`, tier: (p) => `spec_tier = ${p}`, canary: (p) => `canary = ${p}`, model: (p) => `has(models, ${p})` },
+};
+const WHY_NOT: Record<ReportName, string> = {
+  'cost-per-pass': '',
+  routing: 'it ranks models per tier over every canary and variant (fleet report cost-per-pass splits them)',
+  specs: "a spec's attempts are not tied to one variant (fleet report cost-per-pass --variant splits them)",
+};
+
+/** Refuses a filter the report cannot apply, naming it and why. */
+export function checkFilters(report: ReportName, filters: ReportFilters): void {
+  const refused = FILTERS.filter((f) => filters[f] !== undefined && !APPLIES[report][f]);
+  if (refused.length) throw new RangeError(`report ${report} cannot filter by ${refused.map((f) => `--${f}`).join(', ')}: ${WHY_NOT[report]}`);
+}
+
+function where(report: ReportName, filters: ReportFilters): { sql: string; params: Record<string, unknown> } {
+  checkFilters(report, filters);
   const clauses: string[] = [];
   const params: Record<string, unknown> = {};
-  for (const f of available) {
-    if (filters[f] === undefined) continue;
-    clauses.push(`${COLUMN[f]} = {${f}:String}`);
+  for (const f of FILTERS) {
+    const clause = APPLIES[report][f];
+    if (filters[f] === undefined || !clause) continue;
+    clauses.push(clause(`{${f}:String}`));
     params[f] = filters[f];
   }
   return { sql: clauses.length ? `WHERE ${clauses.join(' AND ')}` : '', params };
 }
 
-/** A time bound as ClickHouse DateTime64 text: ISO dates and instants, or relative `7d`, `12h`, `30m`. */
+/** `2026-06-01 10:00[:00[.000]]` or `2026-06-01T10:00…` without an offset: DESIGN's times are UTC. */
+const WITHOUT_OFFSET = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/;
+
+/** A time bound as ClickHouse DateTime64 text: ISO dates and instants (UTC unless they carry an offset), or relative `7d`, `12h`, `30m`. */
 export function parseWhen(text: string, now = Date.now()): string {
   const rel = /^(\d+)([dhm])$/.exec(text);
-  const ms = rel ? now - Number(rel[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[rel[2] as 'd' | 'h' | 'm'] : Date.parse(text);
+  const utc = WITHOUT_OFFSET.exec(text);
+  const ms = rel ? now - Number(rel[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[rel[2] as 'd' | 'h' | 'm'] : Date.parse(utc ? `${utc[1]}T${utc[2]}Z` : text);
   if (!Number.isFinite(ms)) throw new RangeError(`not a time: ${JSON.stringify(text)} (use an ISO date/time or 7d, 12h, 30m)`);
   return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
 }
 
+/**
+ * Per model name (or alias), the input and output price of the card in force
+ * now, USD per million tokens; NULL where no card is in force or cards of
+ * several providers share the name at different prices.
+ */
+const pricesNow = (db: string) => `
+  SELECT name, toNullable(any(input)) AS input_price, toNullable(any(output)) AS output_price
+  FROM (SELECT arrayJoin(arrayDistinct(arrayConcat([model], aliases))) AS name, input, output
+        FROM ${db}.prices WHERE valid_from <= now64(3) AND (valid_to IS NULL OR now64(3) < valid_to))
+  GROUP BY name HAVING uniqExact(input, output) = 1`;
+
 export async function queryReport(store: Store, report: ReportName, filters: ReportFilters): Promise<Row[]> {
   const db = store.database;
+  const w = where(report, filters);
   const window = {
     since: parseWhen(filters.since ?? '30d'),
     until: filters.until ? parseWhen(filters.until) : '2262-01-01 00:00:00',
   };
   if (report === 'cost-per-pass') {
-    const w = where(filters, FILTERS);
     return store.query(
-      `SELECT tenant, model, spec_tier, canary, variant, attempts, passes, pass_rate, pass_rate_low, pass_rate_high,
+      `SELECT tenant, model, spec_tier, canary, variant, input_price, output_price, attempts, passes, pass_rate, pass_rate_low, pass_rate_high,
               cost_usd, cost_per_call, cost_per_pass, expected_attempts, unpriced_attempts
-       FROM ${db}.v_cost_per_pass_window(since = {since:DateTime64(9)}, until = {until:DateTime64(9)}) ${w.sql}
+       FROM (SELECT * FROM ${db}.v_cost_per_pass_window(since = {since:DateTime64(9)}, until = {until:DateTime64(9)}) ${w.sql}) AS c
+       LEFT JOIN (${pricesNow(db)}) AS p ON p.name = c.model
        ORDER BY tenant, spec_tier, cost_per_pass ASC NULLS LAST, model`,
       { ...window, ...w.params },
     );
   }
   if (report === 'routing') {
-    const w = where(filters, ['tenant', 'tier', 'model']);
     return store.query(
       `SELECT tenant, spec_tier, rank, model, attempts, passes, pass_rate, pass_rate_low, cost_per_call, cost_per_pass, expected_attempts, unpriced_attempts
        FROM ${db}.v_routing_window(since = {since:DateTime64(9)}, until = {until:DateTime64(9)}, min_pass_rate = {min:Float64}, z = {z:Float64}) ${w.sql}
@@ -75,7 +112,6 @@ export async function queryReport(store: Store, report: ReportName, filters: Rep
       { ...window, ...w.params, min: filters.minPassRate ?? 0.8, z: filters.z ?? 1.959963984540054 },
     );
   }
-  const w = where(filters, ['tenant', 'tier', 'canary']);
   return store.query(
     `SELECT tenant, spec_id, spec_tier, canary, attempts, passes, passed, first_pass_attempt, first_attempt_passed, first_attempt_model,
             cost_until_first_pass, total_cost_usd, unpriced_attempts
@@ -115,7 +151,13 @@ function humanRow(report: ReportName, r: Row): Record<string, string> {
     tier: String(r.spec_tier),
     model: String(r.model),
   });
-  if (report === 'cost-per-pass') Object.assign(base, { canary: String(r.canary), variant: String(r.variant) });
+  if (report === 'cost-per-pass') {
+    Object.assign(base, {
+      canary: String(r.canary),
+      variant: String(r.variant),
+      '$/M in · out': r.input_price === null || r.output_price === null ? 'no card' : `${money(r.input_price)} · ${money(r.output_price)}`,
+    });
+  }
   return {
     ...base,
     'pass rate': `${pct(r.pass_rate)} (${r.passes}/${n})`,

@@ -3,6 +3,8 @@
  * catalog, the migrated schema with the catalog loaded into `prices`, and the
  * consumer pipeline's settings.
  */
+import path from 'node:path';
+import { findOwner, lockHolder } from '../embedded/owner.ts';
 import { loadCatalogFile, loadDefaultCatalog, type Catalog } from '../pricing/catalog.ts';
 import { migrate } from '../sql/migrate.ts';
 import { loadPrices } from '../storage/prices.ts';
@@ -10,14 +12,43 @@ import { openStore, type Store } from '../storage/store.ts';
 import type { ConsumerPipelineOptions } from '../consumers/pipeline.ts';
 import type { Config } from './settings.ts';
 
+/**
+ * The configured store. An embedded store another process holds (chDB
+ * locks its directory) fails with a message saying who holds it and what to
+ * do instead of chDB's "Cannot lock file …/status".
+ */
 export function configuredStore(config: Config): Store {
-  return openStore({
-    ...(config.clickhouseUrl && { url: config.clickhouseUrl }),
-    ...(config.clickhouseUser !== undefined && { username: config.clickhouseUser }),
-    ...(config.clickhousePassword !== undefined && { password: config.clickhousePassword }),
-    dataDir: config.dataDir,
-    database: config.database,
-  });
+  try {
+    return openStore({
+      ...(config.clickhouseUrl && { url: config.clickhouseUrl }),
+      ...(config.clickhouseUser !== undefined && { username: config.clickhouseUser }),
+      ...(config.clickhousePassword !== undefined && { password: config.clickhousePassword }),
+      dataDir: config.dataDir,
+      database: config.database,
+    });
+  } catch (err) {
+    if (config.clickhouseUrl || (err as { code?: unknown }).code !== 'CHDB_CONNECTION') throw err;
+    const owner = findOwner(config.dataDir);
+    const dir = path.resolve(config.dataDir);
+    if (owner) {
+      throw new StoreLockedError(
+        `the embedded store ${dir} is open in the running fleet start (PID ${owner.pid}, query endpoint ${owner.queryUrl}); chDB lets one process open it. ` +
+          'Read through that endpoint (fleet report, prices check and demo find it themselves), or stop fleet start first',
+        { cause: err },
+      );
+    }
+    const pid = lockHolder(config.dataDir);
+    if (pid === undefined) throw err;
+    throw new StoreLockedError(
+      `the embedded store ${dir} is open in another process (PID ${pid}); chDB lets one process open it. Stop that process, or point this command at a ClickHouse server (--clickhouse-url)`,
+      { cause: err },
+    );
+  }
+}
+
+/** The embedded store is held by another process. */
+export class StoreLockedError extends Error {
+  override name = 'StoreLockedError';
 }
 
 export const configuredCatalog = (config: Config): Catalog => (config.prices ? loadCatalogFile(config.prices) : loadDefaultCatalog());

@@ -55,7 +55,7 @@ export const SETTINGS = {
   queryHost: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface of the embedded ClickHouse-compatible query endpoint' },
   queryPort: { schema: int().max(65535).default(8123), help: 'port of the embedded query endpoint' },
   queryToken: { schema: z.string().min(1).optional(), help: 'password readers of the query endpoint must send (unset: none)' },
-  queryWriteToken: { schema: z.string().min(16, 'must be at least 16 characters').optional(), help: 'enables write mode of the query endpoint for this password (never the default)' },
+  queryWriteToken: { schema: z.string().min(16, 'must be at least 16 characters').optional(), help: 'fleet start: enables write mode of the query endpoint for this password (never the default); fleet alerts: writes through that endpoint with it' },
   metricsPort: { schema: int().max(65535).default(9464), help: 'port of /metrics of a consumer or alerts process' },
   samplingPassRate: { schema: z.coerce.number().min(0).max(1).default(0.05), help: 'fraction of passing attempts whose spans are kept' },
   costOutlierUsd: { schema: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal USD amount').default('1'), help: 'attempts costing more are kept whatever the outcome' },
@@ -63,7 +63,7 @@ export const SETTINGS = {
   decisionWaitMs: { schema: int().default(500), help: 'wait after an attempt ended for late child spans' },
   traceTimeoutMs: { schema: int(1).default(60_000), help: 'idle time after which undecided spans of a trace are decided' },
   queueBytes: { schema: int(1).default(256 * 1024 * 1024), help: 'bound of the embedded in-process queue (bytes awaiting the consumers)' },
-  alertRules: { schema: z.string().min(1).optional(), help: 'alert rules file (JSON or YAML); enables alerting in fleet start' },
+  alertRules: { schema: z.string().min(1).optional(), help: 'alert rules file (JSON or YAML) of fleet alerts; given to fleet start, it runs them in that process' },
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -2,8 +2,8 @@
  * A deterministic fleet of attempts: the shape of the traffic the demo sends
  * and the tests feed through the pipeline, planned up front so the expected
  * numbers are known before any span is emitted. Built around the seed canary
- * matrix (demo/canary.ts) over tier-2 and tier-3 canaries, with retries until
- * pass (bounded), tool calls, cache and reasoning tokens.
+ * matrix of the reference article over tier-2 and tier-3 canaries, with
+ * retries until pass (bounded), tool calls, cache and reasoning tokens.
  */
 import type { Outcome, ServiceTier } from '../contract/attributes.ts';
 import type { TokenCounts } from '../contract/tokens.ts';

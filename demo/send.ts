@@ -26,11 +26,33 @@ export function providerResponse(provider: string, model: string, t: TokenCounts
       },
     };
   }
-  // OpenAI Chat Completions shape (Moonshot, xAI and most others): cached and reasoning counts are inside the totals
+  const prompt = t.input + t.cache_read + t.cache_write;
+  if (provider === 'x_ai') {
+    // xAI counts reasoning outside completion_tokens, inside total_tokens
+    return {
+      model,
+      usage: {
+        prompt_tokens: prompt,
+        completion_tokens: t.output,
+        total_tokens: prompt + t.output + t.reasoning,
+        prompt_tokens_details: { cached_tokens: t.cache_read },
+        completion_tokens_details: { reasoning_tokens: t.reasoning },
+      },
+    };
+  }
+  if (provider === 'moonshot') {
+    // Moonshot reports cache hits at the top level of usage; reasoning is inside completion_tokens
+    const completion = t.output + t.reasoning;
+    return {
+      model,
+      usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, cached_tokens: t.cache_read, completion_tokens_details: { reasoning_tokens: t.reasoning } },
+    };
+  }
+  // OpenAI Chat Completions shape (most others): cached and reasoning counts are inside the totals
   return {
     model,
     usage: {
-      prompt_tokens: t.input + t.cache_read + t.cache_write,
+      prompt_tokens: prompt,
       completion_tokens: t.output + t.reasoning,
       prompt_tokens_details: { cached_tokens: t.cache_read, ...(t.cache_write > 0 && { cache_write_tokens: t.cache_write }) },
       completion_tokens_details: { reasoning_tokens: t.reasoning },

@@ -45,7 +45,8 @@
  * does not know; a value equal to the one in force changes nothing and the
  * engine lets it pass, e.g. `readonly=1`). Settings in the SQL
  * (`SETTINGS …`) are the engine's to refuse, format ones included. A
- * reader's session also carries `max_result_bytes` (`maxResultBytes`).
+ * reader's session also carries `max_result_bytes` (`maxResultBytes`) and
+ * `max_memory_usage` (`maxMemoryUsageBytes`).
  * 64-bit integers and decimals come as this chDB writes them by default
  * (unquoted in JSON); clients ask for quoting with the settings above.
  *
@@ -125,7 +126,9 @@
  * decompression: 413 / QUERY_IS_TOO_LARGE), statements at `maxQuerySize`
  * characters like ClickHouse's `max_query_size` (INSERT data after the
  * statement does not count), URL and headers at 1 MiB, reader results at `maxResultBytes` (the
- * engine's `max_result_bytes`), every query at `maxExecutionTimeSec` (the
+ * engine's `max_result_bytes`), a reader query's memory at
+ * `maxMemoryUsageBytes` (`max_memory_usage`: it shares the process with the
+ * pipeline), every query at `maxExecutionTimeSec` (the
  * engine's `max_execution_time`, for writers a default they may change).
  * At most `maxConcurrentQueries` run at once (chDB runs each on a libuv
  * worker, which the pipeline's own queries share), `maxQueuedQueries` wait
@@ -136,7 +139,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostname } from 'node:os';
+import { hostname, totalmem } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
@@ -147,8 +150,12 @@ import { ClickHouseHttpError } from './errors.ts';
 import { escapedText, hostFileClause, insertsIntoFunction, insertsValues, namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+/** The writer's user name (option `writeUser`) unless configured otherwise. */
+export const WRITER_USER = 'perpass_writer';
 /** The query parameter holding the statement while the engine renders it (set before the user's parameters). */
 const ANALYSED = 'perpass_endpoint_statement';
+/** The engine function that renders it. */
+const CANONICAL = 'formatQuerySingleLine';
 
 /**
  * Settings a reader may send: they change how a result is written, not
@@ -260,11 +267,17 @@ const optionsSchema = z
     writeToken: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Asks for write mode explicitly: refused without `writeToken`. Default: on iff `writeToken` is set. */
     write: z.boolean().optional(),
-    writeUser: z.string().regex(IDENTIFIER, 'must be a plain identifier').default('perpass_writer'),
+    writeUser: z.string().regex(IDENTIFIER, 'must be a plain identifier').default(WRITER_USER),
     maxBodyBytes: z.number().int().min(1).default(64 * 1024 * 1024),
     maxQuerySize: z.number().int().min(1024).default(262_144),
     /** Cap on a reader's result (the engine's max_result_bytes); 0 = none. */
     maxResultBytes: z.number().int().min(0).default(256 * 1024 * 1024),
+    /**
+     * Cap on the memory of one reader query (the engine's max_memory_usage),
+     * so a dashboard cannot starve the pipeline in the same process; 0 = none.
+     * Default: a quarter of the machine's memory.
+     */
+    maxMemoryUsageBytes: z.number().int().min(0).default(Math.floor(totalmem() / 4)),
     maxExecutionTimeSec: z.number().positive().max(86_400).default(60),
     maxConcurrentQueries: z.number().int().min(1).max(64).default(2),
     maxQueuedQueries: z.number().int().min(0).default(64),
@@ -622,6 +635,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       ...base,
       `--max_execution_time=${maxExecutionTime}`,
       ...(o.maxResultBytes > 0 ? [`--max_result_bytes=${o.maxResultBytes}`, '--result_overflow_mode=throw'] : []),
+      ...(o.maxMemoryUsageBytes > 0 ? [`--max_memory_usage=${o.maxMemoryUsageBytes}`] : []),
       ...allowed.map(([k, v]) => `--${k}=${v}`),
       // Last, so nothing before it can matter: the session is read-only from its first query.
       '--readonly=1',
@@ -711,7 +725,13 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     const truncated = sql.length > o.maxQuerySize;
     const text = truncated ? sql.slice(0, o.maxQuerySize) : sql;
     await session.queryAsync(`SET param_${ANALYSED} = ${stringLiteral(escapedText(text))}`, { format: 'TSV', timeout });
-    const canonical = (await session.queryAsync(`SELECT formatQuerySingleLine({${ANALYSED}:String})`, { format: 'RawBLOB', timeout })).text();
+    let canonical: string;
+    try {
+      canonical = (await session.queryAsync(`SELECT ${CANONICAL}({${ANALYSED}:String})`, { format: 'RawBLOB', timeout })).text();
+    } catch (err) {
+      // A syntax error names this wrapper as its scope; the client sent only the statement.
+      throw ClickHouseHttpError.fromEngine(err).withoutScope(`SELECT ${CANONICAL}(`);
+    }
     if (truncated && !(statementKind(canonical) === 'INSERT' && /\bFORMAT\s+[A-Za-z][A-Za-z0-9_]*\s*$/.test(canonical))) {
       throw ClickHouseHttpError.of('SYNTAX_ERROR', `Max query size exceeded (${o.maxQuerySize} bytes)`);
     }
@@ -790,9 +810,10 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     } else socket.destroy();
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const onError = (err: Error) => reject(new Error(`query endpoint cannot listen on ${o.host}:${o.port}: ${err.message}`, { cause: err }));
+    server.once('error', onError);
     server.listen(o.port, o.host, () => {
-      server.off('error', reject);
+      server.off('error', onError);
       resolve();
     });
   });

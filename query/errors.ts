@@ -32,6 +32,19 @@ export const CODES = {
 
 export type ErrorName = keyof typeof CODES;
 
+/**
+ * chDB re-wraps some errors in their own text ("Code: 73. DB::Exception:
+ * Code: 73. DB::Exception: Unknown format X. (UNKNOWN_FORMAT) (version V).
+ * (UNKNOWN_FORMAT) (version V)"): the innermost one, as a server says it.
+ */
+function unnested(message: string): string {
+  for (;;) {
+    const m = /^Code: (\d+)\. DB::Exception: (Code: \1\. DB::Exception: [\s\S]*?)(?: \(version [^()]*\))?\. \([A-Z][A-Z0-9_]+\)(?: \(version [^()]*\))?$/.exec(message);
+    if (!m) return message;
+    message = m[2]!;
+  }
+}
+
 /** exceptionCodeToHTTPStatus of ClickHouse, by code; everything else is 500. */
 const STATUS_BY_CODE = new Map<number, number>([
   [194, 401],
@@ -90,8 +103,22 @@ export class ClickHouseHttpError extends Error {
     }
     const types = [...message.matchAll(/\(([A-Z][A-Z0-9_]{2,})\)/g)];
     const type = types.at(-1)?.[1] ?? 'UNKNOWN_EXCEPTION';
-    const text = message.startsWith('Code: ') ? message : `Code: ${code}. DB::Exception: ${message} (${type})`;
+    const text = message.startsWith('Code: ') ? unnested(message) : `Code: ${code}. DB::Exception: ${message} (${type})`;
     return new ClickHouseHttpError({ code, type, message, text, cause: err });
+  }
+
+  /**
+   * The same error without the engine's "In scope <query>" where that query
+   * is the endpoint's own wrapper around the client's statement (beginning
+   * `wrapper`): the client never sent it.
+   */
+  withoutScope(wrapper: string): ClickHouseHttpError {
+    const at = this.text.indexOf(`In scope ${wrapper}`);
+    if (at < 0) return this;
+    const tail = /\. \([A-Z][A-Z0-9_]+\)(?: \(version [^()]*\))?$/.exec(this.text);
+    if (!tail || tail.index < at) return this;
+    const text = `${this.text.slice(0, at).replace(/[\s.:]+$/, '')}${tail[0]}`;
+    return new ClickHouseHttpError({ code: this.code, type: this.type, message: text, text, status: this.status, headers: this.headers, cause: this.cause });
   }
 
   /** The response body: the text, the server version as ClickHouse appends it, a newline. */

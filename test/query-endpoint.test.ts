@@ -295,6 +295,21 @@ describe('plain HTTP (curl-shaped)', () => {
     ]);
   });
 
+  it('words errors as a server does: the client\'s statement as scope, one Code prefix', async () => {
+    for (const query of ['SELEC 1', "SELECT 1 FROM numbers(10) WHERE x = 'a"]) {
+      const body = await expectHttpError(await get(open.url, { query }), 400, 62, 'SYNTAX_ERROR');
+      expect(body).toMatch(/^Code: 62\. DB::Exception: [^\n]*Syntax error: failed at position \d+/);
+      expect(body).not.toMatch(/formatQuerySingleLine|In scope/);
+    }
+    const scoped = await expectHttpError(await get(open.url, { query: 'SELECT no_such_function(1)' }), 404, 46, 'UNKNOWN_FUNCTION');
+    expect(scoped).toMatch(/In scope SELECT no_such_function\(1\)\. \(UNKNOWN_FUNCTION\)/); // the client's own statement stays
+    const unknownFormat: Record<string, string>[] = [{ query: 'SELECT 1 FORMAT NoSuchFormat' }, { query: 'SELECT 1', default_format: 'NoSuchFormat' }];
+    for (const params of unknownFormat) {
+      const body = await expectHttpError(await get(open.url, params), 404, 73, 'UNKNOWN_FORMAT');
+      expect(body).toMatch(/^Code: 73\. DB::Exception: Unknown format NoSuchFormat\. \(UNKNOWN_FORMAT\) \(version [\d.]+\)\n$/);
+    }
+  });
+
   it('answers /ping, GET / and unknown paths as a server does', async () => {
     const ping = await fetch(`${open.url}/ping`);
     expect(await ping.text()).toBe('Ok.\n');
@@ -542,6 +557,19 @@ describe('limits and robustness', () => {
       await expectHttpError(await get(quick.url, { query: 'SELECT count() FROM system.numbers_mt WHERE NOT ignore(sipHash64(number))' }), 408, 159, 'TIMEOUT_EXCEEDED');
     } finally {
       await quick.close();
+    }
+  });
+
+  it('caps the memory of a reader\'s query, which the reader cannot lift', async () => {
+    const lean = await startQueryEndpoint({ store, port: 0, maxMemoryUsageBytes: 16 * 1024 * 1024 });
+    try {
+      const hungry = 'SELECT length(groupArray(number)) FROM numbers(20000000) FORMAT TSV'; // ~160 MB of array
+      await expectHttpError(await get(lean.url, { query: hungry }), 500, 241, 'MEMORY_LIMIT_EXCEEDED');
+      await expectHttpError(await get(lean.url, { query: hungry, max_memory_usage: '0' }), 500, 164, 'READONLY');
+      expect(await (await get(lean.url, { query: 'SELECT count() FROM numbers(20000000) FORMAT TSV' })).text()).toBe('20000000\n');
+      expect(await (await get(open.url, { query: hungry })).text()).toBe('20000000\n'); // the default cap: a quarter of the machine's memory
+    } finally {
+      await lean.close();
     }
   });
 

@@ -1,7 +1,8 @@
 /**
  * The seed canary table of the reference article ("Cost-Per-Pass, Not
- * Cost-Per-Call", tier-3 canary 197e215e-record-cost-on-send-error): the
- * ground truth the demo and the tests reproduce.
+ * Cost-Per-Call", tier-3 canary 197e215e-record-cost-on-send-error), as the
+ * article prints it: the view tests load these attempts and check the
+ * article's numbers come out. (The demo's traffic is demo/plan.ts.)
  */
 export interface CanaryCell {
   provider: string;
