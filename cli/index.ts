@@ -162,7 +162,8 @@ withSettings(program.command('consumer').description('run one consumer-group mem
     await deadLetters.close();
     await metrics.close();
     await store.close();
-    log('consumer: left the group; everything decided is written and committed');
+    // decided attempts still inside their settle window stay uncommitted: the next member re-reads them, idempotently
+    log('consumer: left the group; everything decided is written, and committed up to the attempts still settling');
   });
 });
 

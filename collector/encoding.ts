@@ -4,7 +4,7 @@
  * "Response"). Success bodies are ExportTraceServiceResponse, failure bodies
  * google.rpc.Status.
  */
-import { encodeTraceRequest, encodeTraceResponse, OtlpDecodeError, traceRequestFromJson } from '../otlp/codec.ts';
+import { encodeTraceRequest, encodeTraceResponse, jsonTraceRequest, OtlpDecodeError } from '../otlp/codec.ts';
 import { decodeFrames, type RequestFrames } from '../otlp/frames.ts';
 import { encodeStatus, statusToJson, type RpcStatus } from '../otlp/status.ts';
 
@@ -34,8 +34,11 @@ function exactIntegers(_key: string, value: unknown, context?: { source?: string
 }
 
 /**
- * Body → request frames; throws OtlpDecodeError saying what is wrong. A JSON
- * body is converted to protobuf first, so both take the same path from here.
+ * Body → request frames; throws OtlpDecodeError saying what is wrong with a
+ * body that is no export request, and marks the frames of spans, resources
+ * and scopes that are unusable (validateRequest rejects them). A JSON body
+ * is converted to protobuf first, so both take the same path from here;
+ * what its conversion set apart is marked at the same positions.
  */
 export function decodeRequest(encoding: PayloadEncoding, body: Buffer): RequestFrames {
   if (encoding === 'protobuf') return decodeFrames(body);
@@ -45,7 +48,8 @@ export function decodeRequest(encoding: PayloadEncoding, body: Buffer): RequestF
   } catch (err) {
     throw new OtlpDecodeError(`invalid JSON: ${(err as Error).message}`);
   }
-  return decodeFrames(encodeTraceRequest(traceRequestFromJson(json)));
+  const { request, rejected } = jsonTraceRequest(json);
+  return decodeFrames(encodeTraceRequest(request), rejected);
 }
 
 export interface EncodedBody {

@@ -6,6 +6,7 @@
 import { Registry } from 'prom-client';
 import { z } from 'zod';
 import type { Publisher } from '../bus/types.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../otlp/split.ts';
 
 const MiB = 1024 * 1024;
 
@@ -31,6 +32,15 @@ const CollectorOptionsSchema = z
       .default('otlp_spans'),
     /** Cap on a request body, applied to the bytes on the wire and again after decompression. */
     maxBodyBytes: z.number().int('must be an integer').positive().default(64 * MiB),
+    /**
+     * Bound of one bus message (an OTLP protobuf of one trace's spans): a
+     * trace with more is published as several messages, a span that does
+     * not fit one with its resource and scope is rejected (partial success).
+     * Keep it under the topic's max.message.bytes (Kafka's default 1 MiB
+     * applies to the compressed record batch; the default here leaves room
+     * for incompressible spans and batch overhead).
+     */
+    maxMessageBytes: z.number().int('must be an integer').min(1024).max(64 * MiB).default(DEFAULT_MAX_MESSAGE_BYTES),
     /**
      * Budget of request bytes (after decompression) being processed at once.
      * A request that would exceed it gets 429 + Retry-After. At least

@@ -157,8 +157,12 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
       metrics.requestBytes.inc({ stage: 'wire' }, wireBytes);
       metrics.requestBytes.inc({ stage: 'decoded' }, body.length);
 
-      const result = validateRequest(decodeRequest(encoding, body));
-      const rejected = result.problems.length;
+      const decoded = decodeRequest(encoding, body);
+      // With auth on, the token decides the tenant: whatever the client put in fleet.tenant is overwritten.
+      // Stamped before validation, so the size check sees the resources as they will be published.
+      const stamped = tenant === undefined ? decoded : withResourceAttribute(decoded, ATTR.TENANT, tenant);
+      const result = validateRequest(stamped, { maxMessageBytes: options.maxMessageBytes });
+      const { rejected } = result;
       const accepted = result.total - rejected;
       metrics.spansReceived.inc(result.total);
       if (rejected > 0) metrics.spansRejected.inc({ reason: 'invalid' }, rejected);
@@ -167,9 +171,7 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
         throw new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: rejectionMessage(result), fieldViolations: rejectionViolations(result) });
       }
 
-      // With auth on, the token decides the tenant: whatever the client put in fleet.tenant is overwritten.
-      const valid = tenant === undefined ? result.valid : withResourceAttribute(result.valid, ATTR.TENANT, tenant);
-      const messages = traceMessages(valid);
+      const messages = traceMessages(result.valid, options.maxMessageBytes);
       if (messages.length > 0) {
         const stopTimer = metrics.publishDuration.startTimer();
         try {

@@ -1,13 +1,17 @@
 /**
- * Span validation at the edge. A span the consumers could not place (bad
- * ids, time running backwards) or an attempt span breaking the wire contract
- * is rejected here, where the sender still gets told (OTLP partial success),
- * instead of silently skewing $/pass downstream. Everything else of a valid
- * span passes through untouched.
+ * Span validation at the edge. A span the consumers could not decode
+ * (malformed protobuf, bad OTLP/JSON values: marked on its frame by the
+ * decoding), could not place (bad ids, time running backwards) or that
+ * breaks the attempt wire contract, or one too large for a bus message, is
+ * rejected here, where the sender still gets told (OTLP partial success),
+ * instead of being dead-lettered with its whole trace message or silently
+ * skewing $/pass downstream. A malformed resource or scope rejects its
+ * spans. Everything else of a valid span passes through untouched.
  */
 import { ATTR, describeSpan, isAttemptSpan, parseAttemptAttributes, type SpanRef } from '../contract/index.ts';
 import { attributesToRecord, bytesToHex } from '../otlp/codec.ts';
-import { spanLabels, type RequestFrames, type SpanFrame, type SpanHead } from '../otlp/frames.ts';
+import { spanLabels, spanName, type RequestFrames, type SpanFrame, type SpanHead } from '../otlp/frames.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, envelopeBytes, spanBytes } from '../otlp/split.ts';
 
 /** How many span problems the partial-success message spells out; the count covers the rest. */
 const MAX_PROBLEMS_IN_MESSAGE = 10;
@@ -23,20 +27,29 @@ const FLEET_PREFIX = 'fleet.';
  */
 const ATTEMPT_KEYS = [ATTR.SPEC_ID, ATTR.ATTEMPT_NUMBER].map((key) => Buffer.from(key));
 
+export interface ValidationOptions {
+  /** Bound of one bus message (otlp/split.ts): a span that does not fit one with its resource and scope is rejected. */
+  maxMessageBytes: number;
+}
+
 export interface ValidationResult {
   /** The request without the rejected spans (the input itself when none was rejected). */
   valid: RequestFrames;
   /** Spans in the request. */
   total: number;
-  /** One entry per rejected span, naming the span and the field. */
+  /** Spans rejected (the sum of the problems' spans). */
+  rejected: number;
+  /** One entry per rejected span, or per malformed resource or scope with all its spans. */
   problems: SpanProblem[];
 }
 
 export interface SpanProblem {
-  /** Where the span sits in the request, e.g. `resourceSpans[0].scopeSpans[1].spans[4]`. */
+  /** Where it sits in the request, e.g. `resourceSpans[0].scopeSpans[1].spans[4]` or `resourceSpans[0].resource`. */
   path: string;
   /** What is wrong, naming the span (id, name, trace) and the field. */
   message: string;
+  /** How many spans it rejects: 1 for a span, all of them for a resource or scope. */
+  spans: number;
 }
 
 const isAllZero = (b: Uint8Array): boolean => b.every((x) => x === 0);
@@ -53,10 +66,14 @@ const isBefore = (a: SpanHead['endTimeUnixNano'], b: SpanHead['endTimeUnixNano']
   a.high >>> 0 !== b.high >>> 0 ? a.high >>> 0 < b.high >>> 0 : a.low >>> 0 < b.low >>> 0;
 
 /** The span as messages name it. Only for messages: the name costs a decode, and hex ids would cost more than the checks. */
-const spanRef = (span: SpanFrame, labels = spanLabels(span)): SpanRef => ({ traceId: bytesToHex(span.head.traceId), spanId: bytesToHex(span.head.spanId), name: labels.name });
+const spanRef = (span: SpanFrame, name = spanName(span)): SpanRef => ({ traceId: bytesToHex(span.head.traceId), spanId: bytesToHex(span.head.spanId), name });
 
-/** What is wrong with one span, or undefined when it is valid. */
-export function spanProblem(span: SpanFrame): string | undefined {
+/** What is wrong with one span (`bytes`: of a message holding it alone, see envelopeBytes), or undefined when it is valid. */
+export function spanProblem(span: SpanFrame, bytes: number, options: ValidationOptions): string | undefined {
+  if (span.problem !== undefined) return `${describeSpan(spanRef(span))}: ${span.problem}`;
+  if (bytes > options.maxMessageBytes) {
+    return `${describeSpan(spanRef(span))}: with its resource and scope it takes ${bytes} bytes, more than the ${options.maxMessageBytes} bytes of a bus message (collector option maxMessageBytes)`;
+  }
   const { head } = span;
   const problems = [
     idProblem('traceId', head.traceId, 16, false),
@@ -72,43 +89,59 @@ export function spanProblem(span: SpanFrame): string | undefined {
   const attributes = attributesToRecord(labels.attributes.filter((kv) => kv.key.startsWith(FLEET_PREFIX)));
   if (!isAttemptSpan(attributes)) return undefined;
   try {
-    parseAttemptAttributes(spanRef(span, labels), attributes);
+    parseAttemptAttributes(spanRef(span, labels.name), attributes);
     return undefined;
   } catch (err) {
     return (err as Error).message;
   }
 }
 
-export function validateRequest(request: RequestFrames): ValidationResult {
+export function validateRequest(request: RequestFrames, options: ValidationOptions = { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES }): ValidationResult {
   let total = 0;
   const problems: SpanProblem[] = [];
   const rejected = new Set<SpanFrame>();
+  const reject = (path: string, message: string, spans: SpanFrame[]) => {
+    problems.push({ path, message, spans: spans.length });
+    for (const span of spans) rejected.add(span);
+  };
+  /** A malformed resource or scope: none of its spans can be published. */
+  const rejectEnvelope = (path: string, problem: string, spans: SpanFrame[]) => {
+    total += spans.length;
+    if (spans.length > 0) reject(path, `${path}: ${problem} (its ${spans.length} span${spans.length === 1 ? ' is' : 's are'} rejected)`, spans);
+  };
   for (const [i, rs] of request.resourceSpans.entries()) {
+    if (rs.resourceProblem !== undefined) {
+      rejectEnvelope(`resourceSpans[${i}].resource`, rs.resourceProblem, rs.scopeSpans.flatMap((ss) => ss.spans));
+      continue;
+    }
     for (const [j, ss] of rs.scopeSpans.entries()) {
+      if (ss.scopeProblem !== undefined) {
+        rejectEnvelope(`resourceSpans[${i}].scopeSpans[${j}].scope`, ss.scopeProblem, ss.spans);
+        continue;
+      }
+      const envelope = envelopeBytes(rs, ss);
       for (const [k, span] of ss.spans.entries()) {
         total += 1;
-        const message = spanProblem(span);
-        if (message === undefined) continue;
-        problems.push({ path: `resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`, message });
-        rejected.add(span);
+        const message = spanProblem(span, envelope + spanBytes(span), options);
+        if (message !== undefined) reject(`resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`, message, [span]);
       }
     }
   }
-  if (rejected.size === 0) return { valid: request, total, problems };
+  if (rejected.size === 0) return { valid: request, total, rejected: 0, problems };
   const valid = {
     resourceSpans: request.resourceSpans.map((rs) => ({
       ...rs,
       scopeSpans: rs.scopeSpans.map((ss) => ({ ...ss, spans: ss.spans.filter((span) => !rejected.has(span)) })),
     })),
   };
-  return { valid, total, problems };
+  return { valid, total, rejected: rejected.size, problems };
 }
 
 /** The message for a validation with rejected spans (partial-success `error_message`, or a 400's Status). */
 export function rejectionMessage(result: ValidationResult): string {
   const shown = result.problems.slice(0, MAX_PROBLEMS_IN_MESSAGE).map((p) => p.message);
   const more = result.problems.length - shown.length;
-  return `rejected ${result.problems.length} of ${result.total} spans: ${shown.join(' | ')}` + (more > 0 ? ` | and ${more} more` : '');
+  return `rejected ${result.rejected} of ${result.total} spans: ${shown.join(' | ')}` + (more > 0 ? ` | and ${more} more problems` : '');
 }
 
 /** The same problems as google.rpc.BadRequest field violations (as many as the message spells out). */

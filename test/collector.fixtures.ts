@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import zlib from 'node:zlib';
+import protobuf from 'protobufjs';
 import type { MemoryBus } from '../bus/memory.ts';
 import type { ConsumedMessage } from '../bus/types.ts';
 import { decodeTraceRequest, type KeyValue, type OtlpSpan, type TraceRequest } from '../otlp/codec.ts';
@@ -36,6 +37,74 @@ export function span(traceSeed: number, spanSeed: number, overrides: Partial<Otl
     status: { code: 2, message: `status ${spanSeed}` },
     ...overrides,
   };
+}
+
+/** A span with every OTLP field set and attribute values of every kind, nested (arrays, key-value lists, bytes, doubles). */
+export function richSpan(traceSeed: number, spanSeed: number): OtlpSpan {
+  const base = span(traceSeed, spanSeed);
+  return {
+    ...base,
+    attributes: [
+      ...base.attributes!,
+      { key: 'list', value: { arrayValue: { values: [{ stringValue: 'ä-☃' }, { intValue: -5 }, { doubleValue: 0.25 }, { boolValue: true }] } } },
+      { key: 'map', value: { kvlistValue: { values: [str('inner', 'x'), { key: 'deeper', value: { kvlistValue: { values: [int('n', 7)] } } }] } } },
+      { key: 'raw', value: { bytesValue: Buffer.from([0, 255, 128]) } },
+    ],
+    events: [...base.events!, { timeUnixNano: '1760000000000000002', name: 'second', attributes: [int('count', 3), { key: 'tags', value: { arrayValue: { values: [{ stringValue: 'a' }] } } }] }],
+  };
+}
+
+/** Byte ranges [start, end) of the values of an encoded span's top-level length-delimited fields numbered `numbers` (up to where its framing breaks, if it does). */
+export function fieldRanges(bytes: Uint8Array, numbers: readonly number[]): [number, number][] {
+  const r = protobuf.Reader.create(bytes);
+  const ranges: [number, number][] = [];
+  try {
+    while (r.pos < r.len) {
+      const tag = r.tag();
+      if ((tag & 7) === 2 && numbers.includes(tag >>> 3)) {
+        const length = r.uint32();
+        if (r.pos + length > r.len) break;
+        ranges.push([r.pos, r.pos + length]);
+        r.pos += length;
+      } else r.skipType(tag & 7);
+    }
+  } catch {
+    // A span corrupted before: the ranges found so far.
+  }
+  return ranges;
+}
+
+/** Span fields holding nested messages: attributes, events, links, status. */
+const NESTED_SPAN_FIELDS = [9, 11, 13, 15];
+
+/**
+ * One random corruption of an encoded span, inside one of its attributes,
+ * events, links or status (a flipped byte, bytes cut out or inserted), or of
+ * the span itself (truncated). The span's own length is re-framed by
+ * whoever encodes it, so the envelopes stay valid.
+ */
+export function corruptSpan(bytes: Buffer, next: () => number): { bytes: Buffer; how: string } {
+  const pick = (n: number) => Math.floor(next() * n);
+  const ranges = fieldRanges(bytes, NESTED_SPAN_FIELDS);
+  const kind = pick(4);
+  if (kind === 3 || ranges.length === 0) {
+    const at = pick(bytes.length);
+    return { bytes: bytes.subarray(0, at), how: `truncated to ${at} bytes` };
+  }
+  const [start, end] = ranges[pick(ranges.length)]!;
+  const at = start + pick(end - start);
+  if (kind === 0) {
+    const out = Buffer.from(bytes);
+    const mask = 1 + pick(255);
+    out[at]! ^= mask;
+    return { bytes: out, how: `byte ${at} xor ${mask}` };
+  }
+  if (kind === 1) {
+    const n = 1 + pick(Math.min(4, end - at));
+    return { bytes: Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + n)]), how: `${n} bytes cut at ${at}` };
+  }
+  const inserted = Buffer.from(Array.from({ length: 1 + pick(3) }, () => pick(256)));
+  return { bytes: Buffer.concat([bytes.subarray(0, at), inserted, bytes.subarray(at)]), how: `${inserted.toString('hex')} inserted at ${at}` };
 }
 
 /** Attributes of a valid attempt span. */

@@ -1,10 +1,13 @@
 /**
  * The collector publishing to a real Kafka broker through KafkaPublisher:
  * what lands on the topic (read back with a plain kafkajs consumer, as any
- * otelcol-compatible reader would), partition affinity, and an outage during
- * which the collector answers 503 + Retry-After and the real OTLP exporter's
- * retry delivers once the broker is back.
+ * otelcol-compatible reader would), partition affinity, a trace too large
+ * for one Kafka message, /readyz for a missing topic (also of `fleet
+ * collector`), and an outage during which the collector answers 503 +
+ * Retry-After and the real OTLP exporter's retry delivers once the broker is
+ * back.
  */
+import { randomBytes } from 'node:crypto';
 import zlib from 'node:zlib';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
@@ -15,10 +18,11 @@ import kafkajs from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaPublisher } from '../bus/kafka.ts';
 import { startCollector, type RunningCollector } from '../collector/index.ts';
-import { decodeTraceRequest, encodeTraceRequest, flattenSpans, type TraceRequest } from '../otlp/codec.ts';
+import { decodeTraceRequest, decodeTraceResponse, encodeTraceRequest, flattenSpans, type TraceRequest } from '../otlp/codec.ts';
 import { decodeStatus } from '../otlp/status.ts';
-import { canonicalSpans, metricValue, mixedRequest, postTraces, span, spanIdHex, traceIdHex, traceIdsOf } from './collector.fixtures.ts';
-import { createTopic, privateBroker, type TestBroker } from './support/kafka.ts';
+import { canonicalSpans, metricValue, mixedRequest, postTraces, span, spanIdHex, str, traceIdHex, traceIdsOf } from './collector.fixtures.ts';
+import { createTopic, privateBroker, uniqueName, type TestBroker } from './support/kafka.ts';
+import { startFleet } from './support/processes.ts';
 
 interface TopicMessage {
   key: string;
@@ -150,6 +154,59 @@ describe('collector → Kafka', () => {
     }
     expect(new Set(messages.map((m) => m.partition)).size).toBeGreaterThan(1);
   });
+});
+
+describe('collector → Kafka: large traces and readiness', () => {
+  it('publishes a trace of more than 2 MiB (incompressible) as several messages under the message bound, one key, one partition, complete', async () => {
+    const { brokers } = broker;
+    const topic = await createTopic('collector-large', 4, brokers);
+    const c = await collectorFor(brokers, topic);
+    // 30 spans of ~80 KiB random bytes each: gzip cannot bring the trace under the broker's 1 MiB max.message.bytes.
+    const spans = Array.from({ length: 30 }, (_, i) => span(60, i + 1, { attributes: [{ key: 'payload', value: { bytesValue: randomBytes(80 * 1024) } }] }));
+    const request = { resourceSpans: [{ resource: { attributes: [str('service.name', 'large')] }, scopeSpans: [{ scope: { name: 'big' }, spans: [...spans, span(61, 99)] }] }] };
+    const body = encodeTraceRequest(request);
+    expect(body.length).toBeGreaterThan(2 * 1024 * 1024);
+    const res = await postTraces(c.url, body);
+    expect(res.status).toBe(200);
+    expect(decodeTraceResponse(res.body).partialSuccess).toBeUndefined();
+
+    // At least ceil(2.4 MiB / 512 KiB) = 5 messages of trace 60, plus the one of trace 61.
+    const messages = await readTopic(brokers, topic, 6);
+    const ofLarge = messages.filter((m) => m.key === traceIdHex(60));
+    expect(ofLarge.length).toBeGreaterThanOrEqual(5);
+    expect(new Set(ofLarge.map((m) => m.partition)).size).toBe(1);
+    for (const m of messages) expect(m.value.length).toBeLessThanOrEqual(512 * 1024);
+    // In offset order the spans come back in the order sent, none lost, none twice.
+    const inOrder = [...ofLarge].sort((a, b) => Number(BigInt(a.offset) - BigInt(b.offset)));
+    expect(inOrder.flatMap((m) => [...flattenSpans(decodeTraceRequest(m.value))].map((x) => x.spanId))).toEqual(spans.map((_, i) => spanIdHex(i + 1)));
+    expect(canonicalSpans(decodeAll(messages))).toEqual(canonicalSpans([roundTripped(request)]));
+  }, 60_000);
+
+  it('/readyz is 503 while the topic is missing, for a publisher told its topic and for `fleet collector` once its topic is deleted', async () => {
+    const { brokers } = broker;
+    const missing = await collectorFor(brokers, `never-created-${Date.now()}`);
+    const notReady = await fetch(`${missing.url}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(await notReady.text()).toBe('not ready: the bus is not accepting writes\n');
+
+    const topic = uniqueName('collector-ready');
+    const cli = startFleet(['collector', '--kafka-brokers', brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}-dlq`, '--topic-partitions', '2', '--collector-host', '127.0.0.1', '--collector-port', '0']);
+    try {
+      const [, url] = await cli.waitFor(/collector: (http:\/\/[^ ]+)\/v1\/traces → Kafka/);
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      const kafka = new kafkajs.Kafka({ clientId: 'collector-test-admin', brokers, logLevel: kafkajs.logLevel.NOTHING });
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        await admin.deleteTopics({ topics: [topic] });
+      } finally {
+        await admin.disconnect();
+      }
+      await waitFor(async () => (await fetch(`${url}/readyz`)).status === 503, 20_000);
+    } finally {
+      await cli.kill();
+    }
+  }, 90_000);
 });
 
 describe('collector → Kafka outage', () => {

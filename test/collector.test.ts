@@ -9,13 +9,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBus } from '../bus/memory.ts';
 import type { Publisher } from '../bus/types.ts';
 import { startCollector, type CollectorOptions, type RunningCollector } from '../collector/index.ts';
+import { prng } from '../demo/plan.ts';
 import { decodeTraceResponse, encodeTraceRequest, flattenSpans, decodeTraceRequest, type TraceRequest } from '../otlp/codec.ts';
+import { decodeFrames, encodeFrames, type SpanFrame } from '../otlp/frames.ts';
 import { decodeStatus } from '../otlp/status.ts';
 import {
   attemptAttributes,
   bytes,
   canonicalSpans,
+  corruptSpan,
   decodeMessages,
+  fieldRanges,
   gzipZeros,
   int,
   metricValue,
@@ -23,6 +27,7 @@ import {
   postTraces,
   published,
   request,
+  richSpan,
   span,
   spanIdHex,
   str,
@@ -292,6 +297,179 @@ describe('partial success', () => {
   });
 });
 
+describe('malformed and oversize spans', () => {
+  /** The request's body with the encodings of some spans (by position in the request) replaced; its envelopes stay valid. */
+  function withSpanBytes(request: TraceRequest, replace: Map<number, Buffer>): Uint8Array {
+    const frames = decodeFrames(encodeTraceRequest(request));
+    let n = 0;
+    const swap = (f: SpanFrame): SpanFrame => {
+      const bytes = replace.get(n++);
+      return bytes ? { ...f, bytes } : f;
+    };
+    for (const rs of frames.resourceSpans) for (const ss of rs.scopeSpans) ss.spans = ss.spans.map(swap);
+    return encodeFrames(frames);
+  }
+  const framesOf = (r: TraceRequest) => decodeFrames(encodeTraceRequest(r)).resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans));
+  /** The spans of published messages as their encodings (the collector forwards them verbatim). */
+  const publishedSpanBytes = async (bus: MemoryBus) =>
+    (await published(bus, TOPIC)).flatMap((m) => decodeFrames(m.value).resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans.map((f) => f.bytes.toString('hex')))));
+
+  it('rejects a span whose attribute runs past its end (partial success naming it and where) and publishes the others, all decodable', async () => {
+    const bus = new MemoryBus();
+    const c = await start(bus);
+    const request = { resourceSpans: [{ scopeSpans: [{ spans: [richSpan(1, 1), richSpan(1, 2), richSpan(2, 3)] }] }] };
+    const [, second] = framesOf(request);
+    // The second span's last attribute (the bytes value) claims 60 bytes more than it holds; the span's own framing is intact.
+    const [, end] = fieldRanges(second!.bytes, [9]).at(-1)!;
+    const bad = Buffer.concat([second!.bytes.subarray(0, end), Buffer.from([(9 << 3) | 2, 4, 0x0a, 60, 0x61, 0x62]), second!.bytes.subarray(end)]);
+    const res = await postTraces(c.url, withSpanBytes(request, new Map([[1, bad]])));
+    expect(res.status).toBe(200);
+    const partial = decodeTraceResponse(res.body).partialSuccess!;
+    expect(Number(partial.rejectedSpans)).toBe(1);
+    expect(partial.errorMessage).toBe(
+      `rejected 1 of 3 spans: span ${spanIdHex(2)} "span-1-2" of trace ${traceIdHex(1)}: malformed protobuf at attributes[5].key: length 60 runs past the end of its message (2 bytes left)`,
+    );
+    const messages = await published(bus, TOPIC);
+    const spans = decodeMessages(messages).flatMap((r) => [...flattenSpans(r)].map((x) => x.name));
+    expect(spans.sort()).toEqual(['span-1-1', 'span-2-3']);
+  });
+
+  it('with auth on, a malformed resource rejects its spans with 400, or with partial success beside a valid resource, never 500', async () => {
+    const bus = new MemoryBus();
+    const c = await start(bus, { authTokens: { 'token-acme-123': 'acme' } });
+    const auth = { Authorization: 'Bearer token-acme-123' };
+    const frames = decodeFrames(encodeTraceRequest({ resourceSpans: [{ scopeSpans: [{ spans: [span(1, 1)] }] }, { scopeSpans: [{ spans: [span(2, 2)] }] }] }));
+    // An attribute (field 1) claiming 50 bytes where one follows.
+    const badResource = Buffer.from([0x0a, 50, 1]);
+    const onlyBad = encodeFrames({ resourceSpans: [{ ...frames.resourceSpans[0]!, resource: badResource }] });
+    const refused = await postTraces(c.url, onlyBad, auth);
+    expect(refused.status).toBe(400);
+    expect(decodeStatus(refused.body)).toMatchObject({
+      code: 3,
+      message: 'rejected 1 of 1 spans: resourceSpans[0].resource: malformed protobuf at attributes[0]: length 50 runs past the end of its message (1 bytes left) (its 1 span is rejected)',
+      fieldViolations: [{ field: 'resourceSpans[0].resource' }],
+    });
+
+    const half = encodeFrames({ resourceSpans: [{ ...frames.resourceSpans[0]!, resource: badResource }, frames.resourceSpans[1]!] });
+    const res = await postTraces(c.url, half, auth);
+    expect(res.status).toBe(200);
+    expect(Number(decodeTraceResponse(res.body).partialSuccess!.rejectedSpans)).toBe(1);
+    const spans = decodeMessages(await published(bus, TOPIC)).flatMap((r) => [...flattenSpans(r)]);
+    expect(spans.map((x) => [x.traceId, x.resource['fleet.tenant']])).toEqual([[traceIdHex(2), 'acme']]);
+  });
+
+  it('publishes only what decodes fully, and every valid span of a half-bad request, over many random corruptions', async () => {
+    const bus = new MemoryBus({ partitions: 4 });
+    const c = await start(bus);
+    const next = prng(4318);
+    const valid = new Set<string>();
+    const undecodable = new Set<string>();
+    let sent = 0;
+    for (let trial = 0; trial < 120; trial++) {
+      // Unique names make every span's encoding unique across trials.
+      const spans = Array.from({ length: 6 }, (_, k) => ({ ...richSpan(1 + (k % 2), k + 1), name: `t${trial}-${k}` }));
+      const request = { resourceSpans: [{ resource: { attributes: [str('service.name', 'fuzz')] }, scopeSpans: [{ scope: { name: 'fuzz' }, spans }] }] };
+      const frames = framesOf(request);
+      const replace = new Map<number, Buffer>();
+      for (let n = 1 + Math.floor(next() * 3); n > 0; n--) {
+        const k = Math.floor(next() * spans.length);
+        replace.set(k, corruptSpan(replace.get(k) ?? frames[k]!.bytes, next).bytes);
+      }
+      for (const [k, f] of frames.entries()) {
+        const bytes = replace.get(k) ?? f.bytes;
+        const body = encodeFrames({ resourceSpans: [{ scopeSpans: [{ spans: [{ ...f, bytes }] }] }] });
+        let decodable = true;
+        try {
+          decodeTraceRequest(body);
+        } catch {
+          decodable = false;
+        }
+        if (!replace.has(k)) valid.add(bytes.toString('hex'));
+        else if (!decodable) undecodable.add(bytes.toString('hex'));
+      }
+      const res = await postTraces(c.url, withSpanBytes(request, replace));
+      // At most three of six corrupted: the rest is accepted.
+      expect(res.status, `trial ${trial}`).toBe(200);
+      const rejected = Number(decodeTraceResponse(res.body).partialSuccess?.rejectedSpans ?? 0);
+      // At least the corrupted ones that no longer decode are rejected; never a valid one.
+      expect(rejected, `trial ${trial}`).toBeLessThanOrEqual(replace.size);
+      sent += 6 - rejected;
+    }
+    const messages = await published(bus, TOPIC);
+    // Everything published decodes with the consumers' full decoder: nothing will be dead-lettered.
+    for (const m of messages) expect(() => decodeTraceRequest(m.value)).not.toThrow();
+    const out = await publishedSpanBytes(bus);
+    expect(out).toHaveLength(sent);
+    const outSet = new Set(out);
+    for (const v of valid) expect(outSet.has(v)).toBe(true);
+    for (const u of undecodable) expect(outSet.has(u)).toBe(false);
+    expect(undecodable.size).toBeGreaterThan(20);
+  });
+
+  it('rejects OTLP/JSON spans with bad values (64-bit integers, ids) with partial success naming the JSON path, publishing the rest exactly', async () => {
+    const bus = new MemoryBus();
+    const c = await start(bus);
+    const good = { traceId: traceIdHex(1), spanId: spanIdHex(1), name: 'ok', startTimeUnixNano: '1760000000000000001', endTimeUnixNano: 1760000000999000000, attributes: [{ key: 'gen_ai.usage.input_tokens', value: { intValue: '1200' } }] };
+    const json = {
+      resourceSpans: [
+        {
+          scopeSpans: [
+            {
+              spans: [
+                good,
+                { ...good, spanId: spanIdHex(2), name: 'tokens-abc', attributes: [{ key: 'gen_ai.usage.input_tokens', value: { intValue: 'abc' } }] },
+                { ...good, spanId: spanIdHex(3), name: 'start-12x', startTimeUnixNano: '12x' },
+                { ...good, spanId: 'not-hex', name: 'bad-id' },
+                { ...good, spanId: spanIdHex(5), name: 'event-time', events: [{ name: 'e', timeUnixNano: 'soon' }] },
+              ],
+            },
+          ],
+        },
+        { resource: { attributes: [{ key: 'n', value: { intValue: '1e3' } }] }, scopeSpans: [{ spans: [{ ...good, spanId: spanIdHex(6), name: 'bad-resource' }] }] },
+      ],
+    };
+    const res = await postTraces(c.url, JSON.stringify(json), { 'Content-Type': 'application/json' });
+    expect(res.status).toBe(200);
+    const { partialSuccess } = JSON.parse(res.body.toString());
+    expect(partialSuccess.rejectedSpans).toBe('5');
+    expect(partialSuccess.errorMessage.split(' | ')).toEqual([
+      `rejected 5 of 6 spans: span ${spanIdHex(2)} "tokens-abc" of trace ${traceIdHex(1)}: attributes[0].value.intValue must be an integer (a JSON number or decimal string), got "abc"`,
+      `span ${spanIdHex(3)} "start-12x" of trace ${traceIdHex(1)}: startTimeUnixNano must be an unsigned integer (a JSON number or decimal string), got "12x"`,
+      `span (no id) "bad-id" of trace ${traceIdHex(1)}: spanId must be a hex string, got "not-hex"`,
+      `span ${spanIdHex(5)} "event-time" of trace ${traceIdHex(1)}: events[0].timeUnixNano must be an unsigned integer (a JSON number or decimal string), got "soon"`,
+      'resourceSpans[1].resource: attributes[0].value.intValue must be an integer (a JSON number or decimal string), got "1e3" (its 1 span is rejected)',
+    ]);
+    const spans = decodeMessages(await published(bus, TOPIC)).flatMap((r) => [...flattenSpans(r)]);
+    expect(spans.map((x) => [x.name, x.startTimeUnixNano, x.endTimeUnixNano, x.attributes])).toEqual([
+      ['ok', 1760000000000000001n, 1760000000999000000n, { 'gen_ai.usage.input_tokens': 1200 }],
+    ]);
+  });
+
+  it('splits a trace larger than maxMessageBytes into several messages on one partition, and rejects a span too large for any', async () => {
+    const bus = new MemoryBus({ partitions: 8 });
+    const limit = 8192;
+    const c = await start(bus, { maxMessageBytes: limit });
+    const spans = [...Array.from({ length: 60 }, (_, i) => richSpan(1, i + 1)), span(2, 100), span(1, 200, { name: 'huge', attributes: [str('blob', 'b'.repeat(limit))] })];
+    const request = { resourceSpans: [{ resource: { attributes: [str('service.name', 'big')] }, scopeSpans: [{ scope: { name: 's' }, spans }] }] };
+    const res = await postTraces(c.url, encodeTraceRequest(request));
+    expect(res.status).toBe(200);
+    const partial = decodeTraceResponse(res.body).partialSuccess!;
+    expect(Number(partial.rejectedSpans)).toBe(1);
+    expect(partial.errorMessage).toMatch(new RegExp(`"huge" of trace ${traceIdHex(1)}: with its resource and scope it takes \\d+ bytes, more than the ${limit} bytes of a bus message`));
+
+    const messages = await published(bus, TOPIC);
+    const ofTrace1 = messages.filter((m) => m.key === traceIdHex(1));
+    expect(ofTrace1.length).toBeGreaterThan(2);
+    expect(new Set(ofTrace1.map((m) => m.partition)).size).toBe(1);
+    for (const m of messages) expect(m.value.length).toBeLessThanOrEqual(limit);
+    const expected = roundTripped(request);
+    expected.resourceSpans![0]!.scopeSpans![0]!.spans = expected.resourceSpans![0]!.scopeSpans![0]!.spans!.filter((x) => x.name !== 'huge');
+    expect(canonicalSpans(decodeMessages(messages))).toEqual(canonicalSpans([expected]));
+    const metrics = await c.registry.metrics();
+    expect(metricValue(metrics, 'fleet_collector_messages_published_total')).toBe(messages.length);
+  });
+});
+
 describe('refused requests', () => {
   /** Status code, content type and decoded google.rpc.Status of a protobuf error answer. */
   const statusOf = (res: { status: number; headers: http.IncomingHttpHeaders; body: Buffer }) => {
@@ -324,9 +502,10 @@ describe('refused requests', () => {
     expect(status.message).toMatch(/^invalid JSON: /);
     expect(status.details).toEqual([{ '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ field: 'body', description: status.message }] }]);
 
+    // A bad id rejects its span; with no other span that leaves nothing to accept.
     const badId = await postTraces(c.url, JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 'xyz', spanId: spanIdHex(1) }] }] }] }), json);
     expect(badId.status).toBe(400);
-    expect(JSON.parse(badId.body.toString()).message).toBe('resourceSpans[0].scopeSpans[0].spans[0].traceId must be a hex string, got "xyz"');
+    expect(JSON.parse(badId.body.toString()).message).toBe(`rejected 1 of 1 spans: span ${spanIdHex(1)} "" of trace (no id): traceId must be a hex string, got "xyz"`);
 
     const notObject = await postTraces(c.url, '[1,2]', json);
     expect(notObject.status).toBe(400);
