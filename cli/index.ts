@@ -23,7 +23,7 @@ import { checkFilters, FORMATS, formatReport, queryReport, REPORTS, type Format,
 
 const STORE: SettingKey[] = ['dataDir', 'database', 'clickhouseUrl', 'clickhouseUser', 'clickhousePassword', 'clickhouseCluster', 'spansTtlDays', 'prices'];
 const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions'];
-const COLLECTOR: SettingKey[] = ['collectorHost', 'collectorPort', 'maxBodyBytes', 'authTokens'];
+const COLLECTOR: SettingKey[] = ['collectorHost', 'collectorPort', 'maxBodyBytes', 'maxMessageBytes', 'authTokens'];
 const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort'];
 const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken'];
 
@@ -127,6 +127,7 @@ withSettings(program.command('collector').description('run the OTLP/HTTP receive
     port: c.collectorPort,
     topic: c.topic,
     maxBodyBytes: c.maxBodyBytes,
+    maxMessageBytes: c.maxMessageBytes,
     ...(c.collectorHost && { host: c.collectorHost }),
     ...(c.authTokens && { authTokens: c.authTokens }),
   });

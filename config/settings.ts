@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../otlp/split.ts';
 
 const int = (min = 0) => z.coerce.number().int('must be an integer').min(min);
 const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().min(1)));
@@ -51,6 +52,10 @@ export const SETTINGS = {
   collectorHost: { schema: z.string().min(1).optional(), help: 'interface the OTLP receiver listens on (default: all)' },
   collectorPort: { schema: int().max(65535).default(4318), help: 'port of the OTLP/HTTP receiver' },
   maxBodyBytes: { schema: int(1).default(64 * 1024 * 1024), help: 'cap on an OTLP request body, before and after decompression' },
+  maxMessageBytes: {
+    schema: int(1024).max(64 * 1024 * 1024).default(DEFAULT_MAX_MESSAGE_BYTES),
+    help: "bound on one bus message: a trace's spans beyond it are split over several messages (keep it under the topic's max.message.bytes)",
+  },
   authTokens: { schema: tokenMap.optional(), help: 'bearer tokens of the receiver: token=tenant,token2=tenant2 (unset: no auth)' },
   queryHost: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface of the embedded ClickHouse-compatible query endpoint' },
   queryPort: { schema: int().max(65535).default(8123), help: 'port of the embedded query endpoint' },

@@ -117,6 +117,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
       port: config.collectorPort,
       topic: config.topic,
       maxBodyBytes: config.maxBodyBytes,
+      maxMessageBytes: config.maxMessageBytes,
       maxInflightBytes: Math.max(config.maxBodyBytes, 256 * 1024 * 1024),
       registry,
       ...(config.collectorHost && { host: config.collectorHost }),
