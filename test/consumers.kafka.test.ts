@@ -2,18 +2,29 @@
  * The consumers on the real Kafka broker and real chDB: two members of one
  * group share the partitions, one dies mid-run and a new one takes over,
  * every message is delivered twice, a poison message goes to the DLQ — and
- * every number equals the hand computation. Also: traces in each external
- * attribute dialect are priced correctly.
+ * every number equals the hand computation: v_cost_per_pass, every row of
+ * attempts and llm_calls field by field, and the spans tail sampling kept.
+ * Also: traces in each external attribute dialect are priced correctly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaPublisher, KafkaSubscriber } from '../bus/kafka.ts';
-import type { BusMessage, ConsumedMessage } from '../bus/types.ts';
+import type { BusMessage, ConsumedMessage, Subscriber } from '../bus/types.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
-import { planFleet, prng } from '../demo/plan.ts';
+import { planFleet, prng, type PlannedAttempt } from '../demo/plan.ts';
 import { encodeTraceRequest, type KeyValue, type OtlpSpan } from '../otlp/codec.ts';
 import { buildCatalog, loadDefaultCatalog, type Catalog } from '../pricing/catalog.ts';
 import type { Store } from '../storage/store.ts';
-import { expectedCostPerPass, loadCards } from './support/ground-truth.ts';
+import {
+  expectedAttemptRows,
+  expectedCallRows,
+  expectedCostPerPass,
+  expectedSampleReason,
+  loadCards,
+  plannedAttemptId,
+  plannedSpanIds,
+  type ExpectedSamplingPolicy,
+  type SampleReason,
+} from './support/ground-truth.ts';
 import { createTopic, kafkaBrokers, uniqueName } from './support/kafka.ts';
 import { fleetMessages, traceRequest } from './support/otlp-fleet.ts';
 import { freshStore } from './support/store.ts';
@@ -33,17 +44,56 @@ beforeAll(async () => {
 });
 afterAll(async () => store?.close());
 
-function member(topic: string, dlq: string, groupId: string, catalog: Catalog, target: Store, dlqPublisher: KafkaPublisher) {
+/**
+ * Tail sampling as configured here: a pass rate well above the 5 % default, so
+ * the binomial check on the kept fraction has a lower bound above zero.
+ */
+const SAMPLING: ExpectedSamplingPolicy = { passRate: 0.25, costOutlierUsd: '1', durationOutlierMs: 15 * 60_000 };
+
+const groupMember = (groupId: string, topic: string) => new KafkaSubscriber({ brokers: kafkaBrokers(), groupId, topic, logLevel: 'nothing' });
+
+function member(topic: string, dlq: string, subscriber: Subscriber, catalog: Catalog, target: Store, dlqPublisher: KafkaPublisher) {
   return new ConsumerPipeline({
     topic,
     store: target,
-    subscriber: new KafkaSubscriber({ brokers: kafkaBrokers(), groupId, topic, logLevel: 'nothing' }),
+    subscriber,
     catalog,
     deadLetter: { publisher: dlqPublisher, topic: dlq },
+    sampling: SAMPLING,
     decisionWaitMs: 200,
     traceTimeoutMs: 5_000,
     log: () => {},
   });
+}
+
+/** A real group member that also records which messages it handed over and which positions it committed. */
+function recording(inner: Subscriber) {
+  const delivered: string[] = []; // `${partition}/${offset}`
+  const committed = new Map<number, bigint>();
+  const subscriber: Subscriber = {
+    start: (handlers) =>
+      inner.start({
+        ...handlers,
+        onBatch: (batch) => {
+          for (const m of batch.messages) delivered.push(`${m.partition}/${m.offset}`);
+          return handlers.onBatch(batch);
+        },
+      }),
+    commit: async (offsets) => {
+      await inner.commit(offsets);
+      for (const o of offsets) committed.set(o.partition, BigInt(o.offset));
+    },
+    lag: () => inner.lag(),
+    stop: () => inner.stop(),
+  };
+  /** Messages handed over at or past the last committed position of their partition: what the next owner reads again. */
+  const uncommitted = () =>
+    delivered.filter((k) => {
+      const [partition, offset] = k.split('/');
+      const position = committed.get(Number(partition));
+      return position === undefined || BigInt(offset!) >= position;
+    });
+  return { subscriber, delivered, uncommitted };
 }
 
 describe('consumer group on Kafka', () => {
@@ -65,28 +115,41 @@ describe('consumer group on Kafka', () => {
     const publish = async (ms: BusMessage[]) => {
       for (let i = 0; i < ms.length; i += 200) await producer.publish(topic, ms.slice(i, i + 200));
     };
-    const a = member(topic, dlq, groupId, catalog, store, dlqPublisher);
-    const b = member(topic, dlq, groupId, catalog, store, dlqPublisher);
+    const ra = recording(groupMember(groupId, topic));
+    const rb = recording(groupMember(groupId, topic));
+    const a = member(topic, dlq, ra.subscriber, catalog, store, dlqPublisher);
+    const b = member(topic, dlq, rb.subscriber, catalog, store, dlqPublisher);
     await a.start();
     await b.start(); // the group rebalances across both
     const third = Math.floor(messages.length / 3);
     await publish(messages.slice(0, third));
     await until('the members to take the first third in', async () => a.stats().spans + b.stats().spans + (await attemptsWritten()) > 0);
     await sleep(1_500);
+    const dying = b.stats();
     await b.abort(); // dies with buffered and unwritten state: its partitions go back to the group
-    const c = member(topic, dlq, groupId, catalog, store, dlqPublisher);
+    // it really died mid-run: spans undecided or rows unwritten, and messages it had read but not committed
+    expect(dying.spans + dying.pendingRows).toBeGreaterThan(0);
+    expect(dying.pendingMessages).toBeGreaterThan(0);
+    const leftUncommitted = rb.uncommitted();
+    expect(leftUncommitted.length).toBeGreaterThan(0);
+    const aReadBeforeAbort = ra.delivered.length;
+    const rc = recording(groupMember(groupId, topic));
+    const c = member(topic, dlq, rc.subscriber, catalog, store, dlqPublisher);
     await c.start();
     await publish(messages.slice(third));
     await until('every attempt to be written', async () => (await attemptsWritten()) === plan.length);
     await Promise.all([a.settle(), c.settle()]);
+    // whatever the dead member left uncommitted was read again by a survivor
+    const readAgain = new Set([...ra.delivered.slice(aReadBeforeAbort), ...rc.delivered]);
+    expect(leftUncommitted.filter((m) => !readAgain.has(m))).toEqual([]);
 
+    const cards = loadCards();
     const rows = await store.query<Record<string, unknown>>(
       "SELECT tenant, model, spec_tier, canary, variant, attempts, passes, unpriced_attempts, cost_usd, cost_per_pass FROM fleet.v_cost_per_pass_window(since = '2000-01-01 00:00:00', until = '2200-01-01 00:00:00') ORDER BY tenant, model, spec_tier, canary, variant",
     );
     const key = (r: { tenant: unknown; model: unknown; spec_tier: unknown; canary: unknown; variant: unknown }) => [r.tenant, r.model, r.spec_tier, r.canary, r.variant].join("|");
-    expect(rows).toEqual(expectedCostPerPass(loadCards(), plan).sort((x, y) => (key(x) < key(y) ? -1 : 1)));
-    const [calls] = await store.query<{ n: number }>('SELECT count() AS n FROM fleet.llm_calls FINAL');
-    expect(calls!.n).toBe(plan.reduce((n, p) => n + p.calls.length, 0));
+    expect(rows).toEqual(expectedCostPerPass(cards, plan).sort((x, y) => (key(x) < key(y) ? -1 : 1)));
+    await assertRowsExact(cards, plan);
 
     // the poison message is on the DLQ with its reason, and nothing else is (a member that died
     // before committing past it sends it again: the DLQ is at-least-once, one source offset)
@@ -109,6 +172,70 @@ describe('consumer group on Kafka', () => {
 async function attemptsWritten(): Promise<number> {
   const [r] = await store.query<{ n: number }>('SELECT count() AS n FROM fleet.attempts FINAL');
   return r!.n;
+}
+
+const ns = (column: string) => `toString(toUnixTimestamp64Nano(${column}))`;
+const TOKENS = 'input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens';
+const byText = (...keys: string[]) => (x: object, y: object) => {
+  const k = (r: object) => keys.map((f) => String((r as Record<string, unknown>)[f])).join('\u0000');
+  return k(x) < k(y) ? -1 : k(x) > k(y) ? 1 : 0;
+};
+
+/**
+ * attempts, llm_calls and spans (all FINAL) against the hand computation, row
+ * by row and field by field; which passing attempts keep their spans is the
+ * pipeline's hash, so that part is checked as a binomial fraction.
+ */
+async function assertRowsExact(cards: ReturnType<typeof loadCards>, plan: PlannedAttempt[]): Promise<void> {
+  const attempts = await store.query<{ attempt_id: string; sampling_rate: number }>(
+    `SELECT attempt_id, tenant, spec_id, spec_tier, canary, variant, pool, model, attempt_number, outcome, reason,
+            ${ns('started_at')} AS started_ns, ${ns('ended_at')} AS ended_ns, llm_calls, tool_calls, ${TOKENS},
+            cost_usd, reported_cost_usd, unpriced_calls, trace_id, span_id, sampling_rate
+     FROM fleet.attempts FINAL ORDER BY attempt_id`,
+  );
+  // Sampling is decided once the attempt span has ended plus the decision wait; spans arriving later
+  // follow that decision (as in the OpenTelemetry Collector's tail sampler). This traffic delivers
+  // some LLM calls seconds after their attempt span, so a passing attempt whose full cost makes it a
+  // cost outlier may have been decided, correctly, as an ordinary pass on the calls seen by then.
+  const p = SAMPLING.passRate;
+  const decidedAsPass = new Set(attempts.filter((r) => r.sampling_rate === p).map((r) => r.attempt_id));
+  const reasonOf = (a: PlannedAttempt): SampleReason => {
+    const reason = expectedSampleReason(cards, a, SAMPLING);
+    return reason === 'outlier_cost' && decidedAsPass.has(plannedAttemptId(a)) ? 'pass' : reason;
+  };
+  expect(attempts).toEqual(expectedAttemptRows(cards, plan, SAMPLING, reasonOf).sort(byText('attempt_id')));
+
+  const calls = await store.query(
+    `SELECT tenant, attempt_id, trace_id, span_id, ${ns('started_at')} AS started_ns, ${ns('ended_at')} AS ended_ns,
+            provider, model, service_tier, ${TOKENS}, cost_usd
+     FROM fleet.llm_calls FINAL ORDER BY attempt_id, span_id`,
+  );
+  expect(calls).toEqual(expectedCallRows(cards, plan).sort(byText('attempt_id', 'span_id')));
+
+  const spans = await store.query<{ attempt_id: string }>('SELECT attempt_id, trace_id, span_id, sample_reason, sampling_rate FROM fleet.spans FINAL ORDER BY trace_id, span_id');
+  const kept = new Set(spans.map((s) => s.attempt_id));
+  // every span of every non-passing attempt and passing outlier; a sampled pass keeps all of its spans, a dropped one none
+  const expectedSpans = plan.flatMap((a) => {
+    const reason = reasonOf(a);
+    if (reason === 'pass' && !kept.has(plannedAttemptId(a))) return [];
+    return plannedSpanIds(a).map((span_id) => ({
+      attempt_id: plannedAttemptId(a),
+      trace_id: a.traceId,
+      span_id,
+      sample_reason: reason === 'pass' ? 'pass_sampled' : reason,
+      sampling_rate: reason === 'pass' ? p : 1,
+    }));
+  });
+  expect(spans).toEqual(expectedSpans.sort(byText('trace_id', 'span_id')));
+  const sampled = await store.query<{ attempt_id: string }>('SELECT attempt_id FROM fleet.attempts FINAL WHERE sampled ORDER BY attempt_id');
+  expect(sampled.map((r) => r.attempt_id)).toEqual([...kept].sort());
+
+  const passes = plan.filter((a) => reasonOf(a) === 'pass');
+  const n = passes.length;
+  expect(n).toBeGreaterThanOrEqual(100);
+  const keptPasses = passes.filter((a) => kept.has(plannedAttemptId(a))).length;
+  // 4 standard deviations: the hash makes the draw fixed for this plan, the bound only says "about passRate"
+  expect(Math.abs(keptPasses - n * p)).toBeLessThanOrEqual(4 * Math.sqrt(n * p * (1 - p)));
 }
 
 describe('external attribute dialects', () => {
@@ -159,7 +286,7 @@ describe('external attribute dialects', () => {
     const producer = new KafkaPublisher({ brokers: kafkaBrokers(), logLevel: 'nothing' });
     const dlqPublisher = new KafkaPublisher({ brokers: kafkaBrokers(), logLevel: 'nothing' });
     await producer.publish(topic, messages);
-    const p = member(topic, 'unused-dlq', uniqueName('dialects'), catalog, dialectStore, dlqPublisher);
+    const p = member(topic, 'unused-dlq', groupMember(uniqueName('dialects'), topic), catalog, dialectStore, dlqPublisher);
     await p.start();
     await until('the dialect attempts', async () => {
       const [r] = await dialectStore.query<{ n: number }>('SELECT count() AS n FROM dialects.attempts FINAL');

@@ -6,18 +6,22 @@
  * token-protected write mode (chDB binds one data directory to one process).
  * Every scenario sends its own tenant's fleet and then requires
  * v_cost_per_pass, v_spec_outcomes and v_routing to equal the independent
- * computation exactly — with faults injected along the way.
+ * computation exactly — with faults injected along the way, each shown to
+ * have happened (from /metrics of collector and consumers, and from what
+ * the topics hold), not merely attempted.
  */
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KafkaPublisher, KafkaSubscriber } from '../bus/kafka.ts';
-import type { ConsumedMessage } from '../bus/types.ts';
+import { KafkaPublisher } from '../bus/kafka.ts';
 import type { PlannedAttempt } from '../demo/plan.ts';
+import { decodeTraceRequest, flattenSpans } from '../otlp/codec.ts';
 import { openStore, type Store } from '../storage/store.ts';
-import { expectedCostPerPass, expectedRouting, expectedSpecOutcomes, loadCards } from './support/ground-truth.ts';
+import { metricValue } from './collector.fixtures.ts';
+import { expectedCostPerPass, expectedRouting, expectedSpecOutcomes, loadCards, plannedSpanIds } from './support/ground-truth.ts';
 import { fleetPlan } from './support/fleet-plan.ts';
-import { privateBroker, uniqueName, type TestBroker } from './support/kafka.ts';
+import { privateBroker, readTopicToEnd, topicOffsets, uniqueName, type TestBroker } from './support/kafka.ts';
 import { startFleet, startNode, type Child } from './support/processes.ts';
 import { tempDir } from './support/store.ts';
 
@@ -31,13 +35,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let broker: TestBroker;
 let owner: Child;
 let collector: Child;
-const consumers = new Map<string, Child>();
+/** A `fleet consumer` process and its /metrics. */
+interface Member {
+  child: Child;
+  metricsUrl: string;
+}
+const consumers = new Map<string, Member>();
 let queryUrl: string;
 let collectorUrl: string;
 let reader: Store;
 
-function consumer(name: string): Child {
-  const c = startFleet(
+/** Starts consumer `name` and resolves once it has joined the group. */
+async function consumer(name: string): Promise<Member> {
+  const child = startFleet(
     [
       'consumer',
       '--kafka-brokers', broker.brokers.join(','),
@@ -53,9 +63,18 @@ function consumer(name: string): Child {
       '--trace-timeout-ms', '5000',
     ],
   );
-  consumers.set(name, c);
-  return c;
+  const member: Member = { child, metricsUrl: '' };
+  consumers.set(name, member); // before waiting, so afterAll stops it whatever happens
+  const [, port] = await child.waitFor(/consumer: group .*metrics :(\d+)\/metrics/);
+  member.metricsUrl = `http://127.0.0.1:${port}/metrics`;
+  return member;
 }
+
+const member = (name: string): Member => {
+  const m = consumers.get(name);
+  if (!m) throw new Error(`no consumer ${name} is running`);
+  return m;
+};
 
 beforeAll(async () => {
   broker = await privateBroker('e2e');
@@ -63,24 +82,57 @@ beforeAll(async () => {
   queryUrl = (await owner.waitFor(/query (http:\/\/[\d.]+:\d+)/))[1]!;
   collector = startFleet(['collector', '--kafka-brokers', broker.brokers.join(','), '--topic', TOPIC, '--dead-letter-topic', DLQ, '--topic-partitions', '3', '--collector-port', '0']);
   collectorUrl = (await collector.waitFor(/collector: (http:\/\/\S+?)\/v1\/traces/))[1]!;
-  await Promise.all([consumer('c1').waitFor(/consumer: group/), consumer('c2').waitFor(/consumer: group/)]);
+  await Promise.all([consumer('c1'), consumer('c2')]);
   reader = openStore({ url: queryUrl, database: 'fleet' });
 }, 240_000);
 
 afterAll(async () => {
   await reader?.close();
-  await Promise.all([...consumers.values()].map((c) => c.kill()));
+  await Promise.all([...consumers.values()].map((c) => c.child.kill()));
   await collector?.kill();
   await owner?.kill();
   await broker?.destroy();
 }, 120_000);
 
-/** Sends a tenant's fleet from a separate agent process; resolves with its plan once every span is exported. */
-async function send(tenant: string, specsPerCell: number, seed: number, endpoint = collectorUrl, paceMs = 0): Promise<PlannedAttempt[]> {
+/** Starts sending a tenant's fleet from a separate agent process; `sent` resolves with its plan once every span is exported. */
+function startSending(tenant: string, specsPerCell: number, seed: number, endpoint = collectorUrl, paceMs = 0): { agent: Child; sent: Promise<PlannedAttempt[]> } {
   // the exporter's retries (honouring Retry-After) must outlast a broker restart: give it 30 s, not the default 10
   const agent = startNode('test/support/send-fleet.ts', [endpoint, tenant, String(specsPerCell), String(seed), String(paceMs)], { OTEL_EXPORTER_OTLP_TIMEOUT: '30000' });
-  await agent.waitFor(/sent \d+/, 300_000);
-  return fleetPlan(tenant, specsPerCell, seed);
+  return { agent, sent: agent.waitFor(/sent \d+/, 300_000).then(() => fleetPlan(tenant, specsPerCell, seed)) };
+}
+
+const send = (...args: Parameters<typeof startSending>): Promise<PlannedAttempt[]> => startSending(...args).sent;
+
+const stillSending = (agent: Child): boolean => agent.proc.exitCode === null && agent.proc.signalCode === null;
+
+/** Spans the fleet's agent exports (once each, without retries). */
+const plannedSpans = (plan: PlannedAttempt[]): number => plan.reduce((n, a) => n + plannedSpanIds(a).length, 0);
+
+/** One /metrics scrape. A labelled counter has no series until first incremented, so `count` reads a missing one as 0. */
+interface Scrape {
+  value(series: string): number | undefined;
+  count(series: string): number;
+}
+
+async function scrape(url: string): Promise<Scrape> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
+  const text = await res.text();
+  return { value: (series) => metricValue(text, series), count: (series) => metricValue(text, series) ?? 0 };
+}
+
+const collectorMetrics = () => scrape(`${collectorUrl}/metrics`);
+
+/** Bus messages a consumer has read (decoded or dead-lettered). */
+const messagesRead = (m: Scrape): number =>
+  m.count('fleet_consumer_messages_total{result="ok"}') + m.count('fleet_consumer_messages_total{result="dead_letter"}');
+
+/** Waits until the group has committed every message of the topic, so counters read afterwards cover what came before and nothing else. */
+async function caughtUp(): Promise<void> {
+  await until('the group to commit the whole topic', async () => {
+    const m = await scrape(member('c1').metricsUrl);
+    return [0, 1, 2].every((p) => m.value(`fleet_consumer_lag_messages{topic="${TOPIC}",partition="${p}"}`) === 0);
+  });
 }
 
 async function attemptsOf(tenant: string): Promise<number> {
@@ -131,15 +183,28 @@ describe('end to end through Kafka', () => {
     const plan = await send('e2e-baseline', 100, 1);
     expect(plan.length).toBeGreaterThanOrEqual(2000);
     await assertViewsExact('e2e-baseline', plan);
+    // both members owned partitions: each read messages and wrote attempt rows
+    for (const name of ['c1', 'c2']) {
+      const m = await scrape(member(name).metricsUrl);
+      expect(m.count('fleet_consumer_messages_total{result="ok"}'), name).toBeGreaterThan(0);
+      expect(m.count('fleet_consumer_rows_written_total{table="attempts"}'), name).toBeGreaterThan(0);
+    }
   }, 600_000);
 
   it('every OTLP export sent twice changes nothing', async () => {
     // an exporter retry that the first delivery already succeeded: a proxy posts every request twice
+    const before = await collectorMetrics();
     const proxy = await duplicatingProxy(collectorUrl);
     try {
       const plan = await send('e2e-twice', 20, 2, proxy.url);
       await assertViewsExact('e2e-twice', plan);
-      expect(proxy.forwarded()).toBeGreaterThan(0);
+      const after = await collectorMetrics();
+      const delta = (series: string) => after.count(series) - before.count(series);
+      expect(proxy.spans()).toBe(plannedSpans(plan));
+      // the collector really took every request, and so every span, twice
+      expect(delta('fleet_collector_requests_total{code="200"}')).toBe(2 * proxy.requests());
+      expect(delta('fleet_collector_spans_received_total')).toBe(2 * proxy.spans());
+      expect(delta('fleet_collector_spans_accepted_total')).toBe(2 * proxy.spans());
     } finally {
       proxy.server.close();
     }
@@ -147,75 +212,137 @@ describe('end to end through Kafka', () => {
 
   it('a consumer killed with SIGKILL mid-batch and restarted changes nothing', async () => {
     const tenant = 'e2e-sigkill';
-    const sending = send(tenant, 20, 3, collectorUrl, 10);
-    await until(async () => (await attemptsOf(tenant)) > 50);
-    await consumers.get('c2')!.kill('SIGKILL');
-    await consumer('c2').waitFor(/consumer: group/);
-    await assertViewsExact(tenant, await sending);
+    await caughtUp();
+    const published = (await collectorMetrics()).count('fleet_collector_messages_published_total');
+    const c1Before = messagesRead(await scrape(member('c1').metricsUrl));
+    const c2Before = messagesRead(await scrape(member('c2').metricsUrl));
+    const { sent } = startSending(tenant, 20, 3, collectorUrl, 10);
+    await until('50 attempts written', async () => (await attemptsOf(tenant)) > 50);
+    // kill it while it holds spans it has not decided or rows it has not written: their messages are uncommitted
+    const unfinished = (m: Scrape) => m.count('fleet_consumer_buffered_spans') + m.count('fleet_consumer_pending_rows');
+    let dying!: Scrape;
+    await until('c2 to hold undecided spans or unwritten rows', async () => unfinished((dying = await scrape(member('c2').metricsUrl))) > 0, 30_000);
+    await member('c2').child.kill('SIGKILL');
+    expect(unfinished(dying)).toBeGreaterThan(0);
+    const restarted = await consumer('c2');
+    await assertViewsExact(tenant, await sent);
+    // What the killed member had read but not committed was delivered again: the members read more
+    // messages than were produced (the killed one counted up to its last scrape; counts only grow).
+    const produced = (await collectorMetrics()).count('fleet_collector_messages_published_total') - published;
+    let read = 0;
+    await until(`more messages read than the ${produced} produced`, async () => {
+      read = messagesRead(await scrape(member('c1').metricsUrl)) - c1Before + (messagesRead(dying) - c2Before) + messagesRead(await scrape(restarted.metricsUrl));
+      return read > produced;
+    }, 30_000);
+    expect(read).toBeGreaterThan(produced);
   }, 300_000);
 
   it('a consumer joining and leaving during the run (rebalances) changes nothing', async () => {
     const tenant = 'e2e-rebalance';
-    const sending = send(tenant, 20, 4, collectorUrl, 10);
-    await until(async () => (await attemptsOf(tenant)) > 30);
-    await consumer('c3').waitFor(/consumer: group/);
-    await until(async () => (await attemptsOf(tenant)) > 200);
-    await consumers.get('c3')!.kill('SIGTERM');
+    // paced so that the run outlasts c3's start, the rebalance it causes and its first rows
+    const { agent, sent } = startSending(tenant, 20, 4, collectorUrl, 25);
+    await until('the first attempts written', async () => (await attemptsOf(tenant)) > 0);
+    const c3 = await consumer('c3');
+    // it took partitions over: it wrote attempt rows of its own
+    await until('c3 to write attempts', async () => (await scrape(c3.metricsUrl)).count('fleet_consumer_rows_written_total{table="attempts"}') > 0);
+    expect(stillSending(agent)).toBe(true); // it leaves while traffic still flows
+    await c3.child.kill('SIGTERM');
     consumers.delete('c3');
-    await assertViewsExact(tenant, await sending);
+    await assertViewsExact(tenant, await sent);
   }, 300_000);
 
   it('the broker stopped and restarted while traffic flows: 503s, exporter retries, nothing lost', async () => {
     const tenant = 'e2e-outage';
-    const sending = send(tenant, 20, 5, collectorUrl, 10);
-    await until(async () => (await attemptsOf(tenant)) > 30);
+    const before = await collectorMetrics();
+    const refused = 'fleet_collector_requests_total{code="503"}';
+    const { agent, sent } = startSending(tenant, 20, 5, collectorUrl, 10);
+    await until('30 attempts written', async () => (await attemptsOf(tenant)) > 30);
+    const down = Date.now();
     await broker.stop();
     const during = await fetch(`${collectorUrl}/readyz`);
     expect(during.status).toBe(503);
-    await sleep(1_000);
+    // The agent's exports must be refused while the broker is down: the export in flight when it died
+    // fails within the collector's 5 s publish bound, later ones at once. The restart (a JVM starting)
+    // takes seconds itself, so it begins at the first refusal or after 2 s, whichever comes first; the
+    // refusals are asserted below. Not longer: past ~10 s down, the consumers' kafkajs gives up and
+    // rejoins under new member ids, and the group then waits a session timeout (30 s) for the old ones.
+    const restartAt = Date.now() + 2_000;
+    while ((await collectorMetrics()).count(refused) === before.count(refused) && Date.now() < restartAt) await sleep(200);
+    expect(stillSending(agent)).toBe(true);
     await broker.start();
-    await assertViewsExact(tenant, await sending);
+    const outageMs = Date.now() - down;
+    const plan = await sent;
+    await assertViewsExact(tenant, plan);
+    const after = await collectorMetrics();
+    const delta = (series: string) => after.count(series) - before.count(series);
+    expect(delta(refused), `exports refused during the ${outageMs} ms outage`).toBeGreaterThan(0);
+    expect(delta('fleet_collector_requests_total{code="500"}')).toBe(0); // a 500 is not retried: its spans would be lost
+    const rejected = delta('fleet_collector_spans_rejected_total{reason="unavailable"}');
+    expect(rejected).toBeGreaterThan(0);
+    // the exporter sent every refused span again: beyond the fleet's own spans, the collector received at least as many
+    expect(delta('fleet_collector_spans_received_total') - plannedSpans(plan)).toBeGreaterThanOrEqual(rejected);
+    expect(delta('fleet_collector_spans_accepted_total')).toBeGreaterThanOrEqual(plannedSpans(plan));
   }, 300_000);
 
-  it('1 % undecodable messages injected into the topic reach the DLQ, nothing else is affected', async () => {
+  it('1 % undecodable messages injected into the topic while traffic flows reach the DLQ, nothing else is affected', async () => {
     const tenant = 'e2e-poison';
+    const planned = fleetPlan(tenant, 20, 6);
+    const poison = Array.from({ length: Math.ceil(planned.length / 100) }, (_, i) => ({ key: `poison-${i}`, value: Buffer.from([0x0a, 0xff, 0xff, i & 0xff]) }));
     const injector = new KafkaPublisher({ brokers: broker.brokers, logLevel: 'nothing' });
-    const sending = send(tenant, 20, 6, collectorUrl, 5);
-    const plan = await sending;
-    const poison = Array.from({ length: Math.ceil(plan.length / 100) }, (_, i) => ({ key: `poison-${i}`, value: Buffer.from([0x0a, 0xff, 0xff, i & 0xff]) }));
-    for (const p of poison) await injector.publish(TOPIC, [p]);
-    await injector.close();
+    const accepted = 'fleet_collector_spans_accepted_total';
+    const acceptedBefore = (await collectorMetrics()).count(accepted);
+    // the SDK picks its own trace ids: the fleet's messages are those the topic receives from here on, but the poison
+    const firstOffsets = await topicOffsets(broker.brokers, TOPIC);
+    const { agent, sent } = startSending(tenant, 20, 6, collectorUrl, 10);
+    try {
+      // spread over the run: the i-th once the collector has published the (i+1)-th share of the fleet's spans, the last with two shares to come
+      for (const [i, p] of poison.entries()) {
+        const share = Math.ceil(((i + 1) * plannedSpans(planned)) / (poison.length + 2));
+        await until(`${share} spans published`, async () => (await collectorMetrics()).count(accepted) - acceptedBefore >= share);
+        await injector.publish(TOPIC, [p]);
+      }
+      expect(stillSending(agent)).toBe(true);
+    } finally {
+      await injector.close();
+    }
+    const plan = await sent;
     await assertViewsExact(tenant, plan);
-    const dead = await readTopic(DLQ, (m) => m.key.startsWith('poison-'), poison.length);
-    expect(new Set(dead.map((m) => m.key))).toEqual(new Set(poison.map((p) => p.key)));
+
+    // each landed between messages of the fleet on its partition: injected into flowing traffic
+    const isPoison = (m: { key: string }) => m.key.startsWith('poison-');
+    const onTopic = await readTopicToEnd(broker.brokers, TOPIC, (m) => BigInt(m.offset) >= (firstOffsets.get(m.partition)?.end ?? 0n));
+    const injected = onTopic.filter(isPoison);
+    expect(injected.map((m) => m.key).sort()).toEqual(poison.map((p) => p.key).sort());
+    for (const m of injected) {
+      const fleet = onTopic.filter((o) => o.partition === m.partition && !isPoison(o)).map((o) => BigInt(o.offset));
+      expect(fleet.some((o) => o < BigInt(m.offset)) && fleet.some((o) => o > BigInt(m.offset)), `${m.key} at ${m.partition}/${m.offset}`).toBe(true);
+    }
+    // the DLQ holds exactly these messages, once each, naming where each came from and why
+    const dead = await readTopicToEnd(broker.brokers, DLQ);
+    const letter = (key: string, source: string | undefined, value: Uint8Array) => ({ key, source, value: Buffer.from(value).toString('hex') });
+    const byKey = (x: { key: string }, y: { key: string }) => (x.key < y.key ? -1 : 1);
+    expect(dead.map((m) => letter(m.key, m.headers?.['perpass-source'], m.value)).sort(byKey)).toEqual(
+      injected.map((m) => letter(m.key, `${TOPIC}/${m.partition}/${m.offset}`, m.value)).sort(byKey),
+    );
     for (const m of dead) expect(m.headers?.['perpass-error']).toMatch(/invalid OTLP protobuf/);
   }, 300_000);
 });
 
-async function until(fn: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('timed out');
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(200);
   }
 }
 
-/** Reads `topic` from the start until `count` matching messages were seen. */
-async function readTopic(topic: string, match: (m: ConsumedMessage) => boolean, count: number): Promise<ConsumedMessage[]> {
-  const seen: ConsumedMessage[] = [];
-  const sub = new KafkaSubscriber({ brokers: broker.brokers, groupId: uniqueName('dlq-reader'), topic, logLevel: 'nothing' });
-  await sub.start({ onAssign: () => {}, onBatch: async (b) => void seen.push(...b.messages.filter(match)) });
-  try {
-    await until(async () => new Set(seen.map((m) => m.key)).size >= count, 60_000);
-  } finally {
-    await sub.stop();
-  }
-  return seen;
-}
-
-/** An HTTP proxy that forwards every request to `target` twice and answers with the second response. */
-async function duplicatingProxy(target: string): Promise<{ server: Server; url: string; forwarded: () => number }> {
-  let forwarded = 0;
+/**
+ * An HTTP proxy that forwards every request to `target` twice and answers with
+ * the second response; it counts the requests and the spans in them.
+ */
+async function duplicatingProxy(target: string): Promise<{ server: Server; url: string; requests: () => number; spans: () => number }> {
+  let requests = 0;
+  let spans = 0;
   const forward = (path: string, headers: Record<string, string>, body: Buffer) =>
     new Promise<{ status: number; headers: Record<string, string>; body: Buffer }>((resolve, reject) => {
       const req = request(`${target}${path}`, { method: 'POST', headers }, (res) => {
@@ -233,9 +360,11 @@ async function duplicatingProxy(target: string): Promise<{ server: Server; url: 
       const body = Buffer.concat(chunks);
       const headers = { 'content-type': req.headers['content-type'] ?? '', ...(req.headers['content-encoding'] && { 'content-encoding': req.headers['content-encoding'] }) };
       try {
+        if (!headers['content-type'].includes('protobuf')) throw new Error(`the proxy counts spans of OTLP protobuf only, got ${headers['content-type']}`);
+        spans += [...flattenSpans(decodeTraceRequest(headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body))].length;
+        requests++;
         await forward(req.url ?? '/', headers, body);
         const second = await forward(req.url ?? '/', headers, body);
-        forwarded++;
         res.writeHead(second.status, { 'content-type': second.headers['content-type'] ?? 'application/x-protobuf' }).end(second.body);
       } catch (err) {
         res.writeHead(502).end(String(err));
@@ -243,5 +372,5 @@ async function duplicatingProxy(target: string): Promise<{ server: Server; url: 
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, forwarded: () => forwarded };
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests: () => requests, spans: () => spans };
 }

@@ -180,3 +180,165 @@ export function expectedRouting(cards: Card[], attempts: PlannedAttempt[], minPa
   }
   return out;
 }
+
+/** The token columns of attempts and llm_calls: exclusive kinds, as the plan counts them. */
+export interface TokenColumns {
+  input_tokens: number;
+  cache_read_tokens: number;
+  cache_write_tokens: number;
+  output_tokens: number;
+  reasoning_tokens: number;
+}
+
+const tokenColumns = (t: PlannedCall['tokens']): TokenColumns => ({
+  input_tokens: t.input,
+  cache_read_tokens: t.cache_read,
+  cache_write_tokens: t.cache_write,
+  output_tokens: t.output,
+  reasoning_tokens: t.reasoning,
+});
+
+/** One attempt's row of `attempts FINAL` as it must read (identity, figures, exact cost), times as ns strings. */
+export interface ExpectedAttemptRow extends TokenColumns {
+  attempt_id: string;
+  tenant: string;
+  spec_id: string;
+  spec_tier: string;
+  canary: string;
+  variant: string;
+  pool: string;
+  model: string;
+  attempt_number: number;
+  outcome: string;
+  reason: string;
+  started_ns: string;
+  ended_ns: string;
+  llm_calls: number;
+  tool_calls: number;
+  cost_usd: string | null;
+  reported_cost_usd: null;
+  unpriced_calls: number;
+  trace_id: string;
+  span_id: string;
+  sampling_rate: number;
+}
+
+/** The attempt id the pipeline derives when the span carries no fleet.attempt.id (DESIGN.md). */
+export const plannedAttemptId = (a: PlannedAttempt): string => `${a.traceId}-${a.spanId}`;
+
+/** Every span id an attempt's trace carries: the attempt span, its LLM calls, its tool calls. */
+export const plannedSpanIds = (a: PlannedAttempt): string[] => [a.spanId, ...a.calls.map((c) => c.spanId), ...a.tools.map((t) => t.spanId)];
+
+/** The tail-sampling policy a test configures, in the units of the design (USD string, ms). */
+export interface ExpectedSamplingPolicy {
+  passRate: number;
+  costOutlierUsd: string | null;
+  durationOutlierMs: number | null;
+}
+
+/**
+ * Why an attempt's spans are kept, per DESIGN.md: every non-passing attempt;
+ * passing outliers by cost or duration; otherwise `pass`, kept with
+ * probability passRate (by a trace-id hash this computation does not repeat).
+ */
+export function expectedSampleReason(cards: Card[], a: PlannedAttempt, policy: ExpectedSamplingPolicy): 'failure' | 'outlier_cost' | 'outlier_duration' | 'pass' {
+  if (a.outcome !== 'pass') return 'failure';
+  const cost = attemptCostAtto(cards, a);
+  if (policy.costOutlierUsd !== null && cost !== null && cost > attoOf(policy.costOutlierUsd)) return 'outlier_cost';
+  if (policy.durationOutlierMs !== null && a.endNs - a.startNs > BigInt(policy.durationOutlierMs) * 1_000_000n) return 'outlier_duration';
+  return 'pass';
+}
+
+/** A USD decimal string (e.g. '1', '0.25') as atto-USD, digit by digit (no float on the way). */
+function attoOf(value: string): bigint {
+  const m = /^(\d+)(?:\.(\d{1,18}))?$/.exec(value);
+  if (!m) throw new Error(`not a USD amount with at most 18 decimals: ${JSON.stringify(value)}`);
+  return BigInt(m[1]! + (m[2] ?? '').padEnd(18, '0'));
+}
+
+const sumTokens = (calls: PlannedCall[], kind: keyof PlannedCall['tokens']): number => calls.reduce((n, c) => n + c.tokens[kind], 0);
+
+export type SampleReason = ReturnType<typeof expectedSampleReason>;
+
+/**
+ * `attempts FINAL` as it must read for these attempts (whose attempt spans
+ * name no fleet.model: every call uses the attempt's model). `reasonOf` says
+ * how each attempt was sampled (default: expectedSampleReason).
+ */
+export function expectedAttemptRows(
+  cards: Card[],
+  attempts: PlannedAttempt[],
+  policy: ExpectedSamplingPolicy,
+  reasonOf: (a: PlannedAttempt) => SampleReason = (a) => expectedSampleReason(cards, a, policy),
+): ExpectedAttemptRow[] {
+  return attempts.map((a) => {
+    const costs = a.calls.map((c) => callCostAtto(cards, c));
+    const unpriced = costs.filter((c) => c === null).length;
+    return {
+      attempt_id: plannedAttemptId(a),
+      tenant: a.tenant,
+      spec_id: a.specId,
+      spec_tier: a.tier,
+      canary: a.canary,
+      variant: a.variant,
+      pool: a.pool,
+      model: a.model,
+      attempt_number: a.attemptNumber,
+      outcome: a.outcome,
+      reason: a.reason,
+      started_ns: a.startNs.toString(),
+      ended_ns: a.endNs.toString(),
+      llm_calls: a.calls.length,
+      tool_calls: a.tools.length,
+      ...tokenColumns({
+        input: sumTokens(a.calls, 'input'),
+        cache_read: sumTokens(a.calls, 'cache_read'),
+        cache_write: sumTokens(a.calls, 'cache_write'),
+        output: sumTokens(a.calls, 'output'),
+        reasoning: sumTokens(a.calls, 'reasoning'),
+      }),
+      cost_usd: unpriced ? null : usd(costs.reduce<bigint>((s, c) => s + c!, 0n)),
+      reported_cost_usd: null,
+      unpriced_calls: unpriced,
+      trace_id: a.traceId,
+      span_id: a.spanId,
+      sampling_rate: reasonOf(a) === 'pass' ? policy.passRate : 1,
+    };
+  });
+}
+
+/** One LLM call's row of `llm_calls FINAL` as it must read, times as ns strings. */
+export interface ExpectedCallRow extends TokenColumns {
+  tenant: string;
+  attempt_id: string;
+  trace_id: string;
+  span_id: string;
+  started_ns: string;
+  ended_ns: string;
+  provider: string;
+  model: string;
+  service_tier: string;
+  cost_usd: string | null;
+}
+
+/** `llm_calls FINAL` as it must read: one row per planned call, priced with the card in force at its start. */
+export function expectedCallRows(cards: Card[], attempts: PlannedAttempt[]): ExpectedCallRow[] {
+  return attempts.flatMap((a) =>
+    a.calls.map((c) => {
+      const cost = callCostAtto(cards, c);
+      return {
+        tenant: a.tenant,
+        attempt_id: plannedAttemptId(a),
+        trace_id: a.traceId,
+        span_id: c.spanId,
+        started_ns: c.startNs.toString(),
+        ended_ns: c.endNs.toString(),
+        provider: c.provider,
+        model: c.model,
+        service_tier: c.serviceTier,
+        ...tokenColumns(c.tokens),
+        cost_usd: cost === null ? null : usd(cost),
+      };
+    }),
+  );
+}
