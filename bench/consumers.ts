@@ -10,7 +10,14 @@
  * time between; drain = from the first scrape that saw spans until every
  * attempt row is written. CPU: /proc/<pid>/stat over the steady window
  * (chDB's insert threads included: it runs in the consumer process).
+ *
+ * Knobs (--set): attempts (80,000), partitions (6), spansPerRequest (512),
+ * profile=1 (V8 CPU profile of the first repeat), store=remote — the
+ * production topology: the consumer writes over HTTP to a ClickHouse
+ * server (here a `fleet start` owning chDB in another process, in its
+ * write mode), so its own CPU is the consumer's work alone.
  */
+const WRITE_TOKEN = 'bench-write-token-0123456789';
 import { CpuWindow, percentile, round, sleep, summarizeRuns, type Benchmark } from './lib/common.ts';
 import { newestProfile, profilesDir, spawnFleet, stop, tempDir, type Child } from './lib/child.ts';
 import { benchBroker, createTopic, uniqueTopic } from './lib/kafka.ts';
@@ -28,6 +35,7 @@ export const consumersBenchmark: Benchmark = {
     const partitions = Number(o.set.partitions ?? 6);
     const spansPerRequest = Number(o.set.spansPerRequest ?? 512);
     const profile = o.set.profile === '1';
+    const remote = o.set.store === 'remote';
     const broker = await benchBroker('consumers', o.kafkaBrokers, o.log);
     const runs: Record<string, number>[] = [];
     const details: Record<string, unknown> = {};
@@ -42,10 +50,17 @@ export const consumersBenchmark: Benchmark = {
       for (let r = 0; r < repeats; r++) {
         const data = tempDir('consumer');
         let consumer: Child | undefined;
+        let owner: Child | undefined;
         let stopping = false;
         try {
+          let storeArgs = ['--data-dir', data.dir];
+          if (remote) {
+            owner = spawnFleet(['start', '--data-dir', data.dir, '--collector-port', '0', '--query-port', '0', '--query-write-token', WRITE_TOKEN]);
+            const queryUrl = (await owner.waitFor(/query (http:\/\/[\d.]+:\d+)/, 120_000))[1]!;
+            storeArgs = ['--clickhouse-url', queryUrl, '--clickhouse-user', 'perpass_writer', '--clickhouse-password', WRITE_TOKEN];
+          }
           consumer = spawnFleet(
-            ['consumer', '--kafka-brokers', broker.brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}_dlq`, '--topic-partitions', String(partitions), '--group-id', `${topic}-g${r}`, '--data-dir', data.dir, '--metrics-port', '0'],
+            ['consumer', '--kafka-brokers', broker.brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}_dlq`, '--topic-partitions', String(partitions), '--group-id', `${topic}-g${r}`, ...storeArgs, '--metrics-port', '0'],
             { ...(profDir && r === 0 && { cpuProfDir: profDir }) },
           );
           const c = consumer;
@@ -89,7 +104,7 @@ export const consumersBenchmark: Benchmark = {
             if (t10 === undefined && spans >= 0.1 * filled.spans) {
               t10 = t;
               s10 = spans;
-              cpu = new CpuWindow({ consumer: consumer.proc.pid! });
+              cpu = new CpuWindow({ consumer: consumer.proc.pid!, ...(owner && { store: owner.proc.pid! }) });
             }
             if (t90 === undefined && spans >= 0.9 * filled.spans) {
               t90 = t;
@@ -121,6 +136,7 @@ export const consumersBenchmark: Benchmark = {
             ...(steady && {
               consumerCoresUsed: round(steady.cpuS.consumer! / steady.wallS, 2),
               spansPerConsumerCpuSecond: round(steadySpans / steady.cpuS.consumer!),
+              ...(steady.cpuS.store !== undefined && { storeCoresUsed: round(steady.cpuS.store / steady.wallS, 2) }),
               machineBusyCores: steady.machineBusyCores,
             }),
             overflowDecisions: byDecision.overflow ?? 0,
@@ -137,6 +153,7 @@ export const consumersBenchmark: Benchmark = {
         } finally {
           stopping = true;
           await stop(consumer, 60_000);
+          await stop(owner, 60_000);
           data.remove();
         }
       }
@@ -146,7 +163,14 @@ export const consumersBenchmark: Benchmark = {
     const file = profDir ? newestProfile(profDir) : undefined;
     if (file) details.profile = { file, ...topSelfTime(file) };
     return {
-      config: { repeats, attempts, partitions, spansPerRequest, consumer: 'fleet consumer, defaults (decision wait 500 ms, trace timeout 60 s, writer 20k rows / 200 ms), embedded chDB in the process', broker: broker.owned ? 'scripts/kafka.sh (Kafka 4.4, single node, same machine)' : broker.brokers.join(',') },
+      config: {
+        repeats,
+        attempts,
+        partitions,
+        spansPerRequest,
+        consumer: 'fleet consumer, defaults (decision wait 500 ms, trace timeout 60 s, writer 20k rows / 200 ms)',
+        store: remote ? 'remote: a fleet start in another process (chDB), written over HTTP in its write mode' : 'embedded chDB in the consumer process',
+        broker: broker.owned ? 'scripts/kafka.sh (Kafka 4.4, single node, same machine)' : broker.brokers.join(',') },
       metrics: summarizeRuns(runs),
       units: {
         spansPerSecond: 'spans/s',
@@ -156,6 +180,7 @@ export const consumersBenchmark: Benchmark = {
         drainSeconds: 's',
         consumerCoresUsed: 'cores',
         spansPerConsumerCpuSecond: 'spans/CPU-s',
+        storeCoresUsed: 'cores',
         machineBusyCores: 'cores',
         overflowDecisions: 'attempts',
         eventLoopDelayMaxMs: 'ms',
@@ -168,7 +193,9 @@ export const consumersBenchmark: Benchmark = {
       details,
       notes: [
         'spansPerSecond = spans read between 10 % and 90 % of the pre-filled topic ÷ that time (consumer /metrics, 250 ms scrapes); drain* = first span seen → every attempt row written',
-        'one process: the consumer process also runs chDB (inserts, merges) — its CPU counts in consumerCoresUsed',
+        remote
+          ? 'two processes: the consumer, and the store it writes to over HTTP (storeCoresUsed); spansPerConsumerCpuSecond is what one consumer core does'
+          : 'one process: the consumer process also runs chDB (inserts, merges) — its CPU counts in consumerCoresUsed',
         "eventLoopDelay*: the consumer's own nodejs_eventloop_lag_{max,p99}_seconds (prom-client, reset at each scrape), the worst over the run",
       ],
     };

@@ -681,6 +681,11 @@ export class KafkaSubscriber implements Subscriber {
       maxWaitTimeInMs: o.maxWaitTimeMs ?? 1000,
       maxBytesPerPartition: o.maxBytesPerPartition ?? 1024 * 1024,
       allowAutoTopicCreation: false,
+      // Ride out a broker outage of ~2 minutes as the same member: a consumer
+      // that gives up (the client's default budget is ~10 s) rejoins under a
+      // new member id, and the group then waits a whole session timeout for
+      // the old one before it assigns partitions again.
+      retry: { initialRetryTime: 300, maxRetryTime: 5000, factor: 0.2, multiplier: 2, retries: 25 },
     });
     this.consumer = consumer;
     consumer.on(consumer.events.GROUP_JOIN, (event) => this.onJoin(consumer, event.payload.memberId, event.payload.memberAssignment));

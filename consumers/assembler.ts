@@ -134,8 +134,9 @@ export class Assembler {
   private readonly decided = new Map<string, DecidedAttempt>();
   /** Those still holding their messages, least recently touched first (so tick stops at the first unsettled). */
   private readonly unsettled = new Map<string, DecidedAttempt>();
-  /** trace/span → key of the decided attempt that owns it. */
-  private readonly decidedSpans = new Map<string, string>();
+  /** trace id → span id → the decided attempt that owns the span (no per-span key strings: this is the largest map). */
+  private readonly decidedSpans = new Map<string, Map<string, DecidedAttempt>>();
+  private decidedSpanCount = 0;
   /** trace id → its orphans, least recently touched first. */
   private readonly orphans = new Map<string, Orphans>();
   private readonly unsettledOrphans = new Map<string, Orphans>();
@@ -156,20 +157,19 @@ export class Assembler {
       spans: this.bufferedSpans,
       bytes: this.bufferedBytes,
       decidedAttempts: this.decided.size,
-      decidedSpans: this.decidedSpans.size,
+      decidedSpans: this.decidedSpanCount,
       orphanSpans: this.orphanSpans,
     };
   }
 
-  /** Takes one span. Returns rows that are ready at once (late spans, overflow decisions). */
-  add(span: SpanRecord, ref: MessageRef, bytes: number): Output {
-    const out = emptyOutput();
+  /** Takes one span. Adds to `out` (and returns it) the rows that are ready at once (late spans, overflow decisions). */
+  add(span: SpanRecord, ref: MessageRef, bytes: number, out: Output = emptyOutput()): Output {
     if (!/^[0-9a-f]{32}$/.test(span.traceId) || !/^[0-9a-f]{16}$/.test(span.spanId)) {
       this.options.observer?.droppedSpan?.(`span ${span.spanId || '(no id)'} "${span.name}" of trace ${span.traceId || '(no id)'}: trace id must be 16 bytes and span id 8 bytes`);
       out.refs.push(ref);
       return out;
     }
-    if (this.decidedSpans.has(spanKey(span.traceId, span.spanId))) {
+    if (this.ownerOf(span.traceId, span.spanId)) {
       this.options.observer?.duplicateSpan?.();
       out.refs.push(ref);
       return out;
@@ -301,15 +301,14 @@ export class Assembler {
 
   /** The decided attempt a buffered span belongs to through its ancestors, if any. */
   private decidedOwner(trace: TraceState, spanId: string): DecidedAttempt | undefined {
-    const seen = new Set<string>();
-    for (let id = spanId; !seen.has(id); ) {
-      seen.add(id);
+    // a chain longer than the buffered spans is a cycle (a malformed trace)
+    for (let id = spanId, steps = 0; steps <= trace.spans.size; steps++) {
       if (trace.attempts.has(id) || trace.invalid.has(id)) return undefined;
       const b = trace.spans.get(id);
       const parent = b?.span.parentSpanId;
       if (!parent) return undefined;
-      const key = this.decidedSpans.get(spanKey(trace.traceId, parent));
-      if (key) return this.decided.get(key);
+      const owner = this.ownerOf(trace.traceId, parent);
+      if (owner) return owner;
       id = parent;
     }
     return undefined;
@@ -326,14 +325,14 @@ export class Assembler {
     for (const b of late) {
       this.options.observer?.lateSpan?.();
       owner.members.set(b.span.spanId, describeMember(b.span, this.options.catalog));
-      this.decidedSpans.set(spanKey(trace.traceId, b.span.spanId), owner.key);
+      this.own(trace.traceId, b.span.spanId, owner);
       if (owner.sampling.keep) out.spans.push(spanRow(b.span, { attemptId: owner.header.attemptId, rate: owner.sampling.rate, reason: owner.sampling.reason }));
       owner.refs.push(b.ref);
     }
     // orphans below the spans that joined now belong to the attempt too
     const before = new Set(owner.members.keys());
     owner.refs.push(...this.adoptOrphans(trace.traceId, owner.header.spanId, owner.members));
-    for (const id of owner.members.keys()) if (!before.has(id)) this.decidedSpans.set(spanKey(trace.traceId, id), owner.key);
+    for (const id of owner.members.keys()) if (!before.has(id)) this.own(trace.traceId, id, owner);
     // every call row again at the new version: a late inner call turns a billed call into a wrapper
     const { row, callRows } = rollUp(owner.header, owner.members);
     out.llmCalls.push(...callRows);
@@ -380,7 +379,7 @@ export class Assembler {
     };
     this.decided.set(key, entry);
     this.unsettled.set(key, entry);
-    for (const id of members.keys()) this.decidedSpans.set(spanKey(trace.traceId, id), key);
+    for (const id of members.keys()) this.own(trace.traceId, id, entry);
     out.attempts.push({ ...row, sampled: sampling.keep, sampling_rate: sampling.rate, decision });
     out.llmCalls.push(...callRows);
     if (sampling.keep) {
@@ -465,6 +464,24 @@ export class Assembler {
     if (trace.spans.size === 0 && trace.attempts.size === 0) this.traces.delete(trace.traceId);
   }
 
+  private ownerOf(traceId: string, spanId: string): DecidedAttempt | undefined {
+    return this.decidedSpans.get(traceId)?.get(spanId);
+  }
+
+  private own(traceId: string, spanId: string, entry: DecidedAttempt): void {
+    let spans = this.decidedSpans.get(traceId);
+    if (!spans) this.decidedSpans.set(traceId, (spans = new Map()));
+    if (!spans.has(spanId)) this.decidedSpanCount++;
+    spans.set(spanId, entry);
+  }
+
+  private disown(traceId: string, spanId: string): void {
+    const spans = this.decidedSpans.get(traceId);
+    if (!spans?.delete(spanId)) return;
+    this.decidedSpanCount--;
+    if (spans.size === 0) this.decidedSpans.delete(traceId);
+  }
+
   private touch(entry: DecidedAttempt): void {
     entry.settleAt = this.now() + this.options.traceTimeoutMs;
     for (const map of [this.decided, this.unsettled]) {
@@ -485,11 +502,11 @@ export class Assembler {
   private evictDecisions(out: Output): void {
     const limit = this.options.limits.decisionCacheSpans;
     for (const entry of this.decided.values()) {
-      if (this.decidedSpans.size + this.orphanSpans <= limit) return;
+      if (this.decidedSpanCount + this.orphanSpans <= limit) return;
       out.refs.push(...entry.refs.splice(0));
       this.decided.delete(entry.key);
       this.unsettled.delete(entry.key);
-      for (const id of entry.members.keys()) this.decidedSpans.delete(spanKey(entry.header.traceId, id));
+      for (const id of entry.members.keys()) this.disown(entry.header.traceId, id);
     }
     for (const o of this.orphans.values()) {
       if (this.orphanSpans <= limit) return;

@@ -11,7 +11,7 @@ import type { PartitionBatch, Publisher, Subscriber, TopicPartition } from '../b
 import { decodeTraceRequest, flattenSpans, OtlpDecodeError } from '../otlp/codec.ts';
 import type { Catalog } from '../pricing/catalog.ts';
 import type { Store } from '../storage/store.ts';
-import { Assembler, DEFAULT_LIMITS, type AssemblerLimits, type Output } from './assembler.ts';
+import { Assembler, DEFAULT_LIMITS, emptyOutput, type AssemblerLimits, type Output } from './assembler.ts';
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.ts';
 import { OffsetTracker } from './offsets.ts';
 import { DEFAULT_SAMPLING, type SamplingPolicy } from './sampling.ts';
@@ -138,6 +138,8 @@ export class ConsumerPipeline {
   }
 
   private async onBatch(batch: PartitionBatch): Promise<void> {
+    // what spans of this batch make ready at once (late spans, overflow decisions), written together
+    const ready = emptyOutput();
     for (const m of batch.messages) {
       const ref = this.offsets.ref(m.partition, BigInt(m.offset));
       let spans;
@@ -153,8 +155,9 @@ export class ConsumerPipeline {
       this.metrics.spans.inc(spans.length);
       this.offsets.received(ref, spans.length);
       const bytes = spans.length ? Math.ceil(m.value.byteLength / spans.length) : 0;
-      for (const span of spans) this.emit(this.assembler.add(span, ref, bytes));
+      for (const span of spans) this.assembler.add(span, ref, bytes, ready);
     }
+    this.emit(ready);
     // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
     if (this.writer.pendingRows >= this.maxPendingRows) await this.heartbeating(this.flush(), batch);
     // Batches fetched ahead arrive as a chain of resolved promises: let timers

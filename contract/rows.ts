@@ -87,9 +87,13 @@ export const LlmCallRowSchema = z.object({
 });
 export type LlmCallRow = z.infer<typeof LlmCallRowSchema>;
 
-/** The `YYYY-MM-DD hh:mm:ss` of the last second formatted: spans of one batch share their seconds. */
-let lastSecond = Number.NaN;
-let lastSecondText = '';
+/**
+ * `YYYY-MM-DD hh:mm:ss` of the seconds formatted lately: spans of concurrent
+ * attempts interleave a few dozen distinct seconds, so one remembered second
+ * missed most of the time (Date#toISOString per call). Bounded: cleared when full.
+ */
+const secondsText = new Map<number, string>();
+const SECONDS_CACHED = 4096;
 
 /** Nanoseconds since the epoch → the DateTime64(9) text ClickHouse reads and writes. */
 export function formatInstant(nanos: bigint): string {
@@ -100,12 +104,14 @@ export function formatInstant(nanos: bigint): string {
     frac += 1_000_000_000n;
   }
   const s = Number(seconds);
-  if (s !== lastSecond) {
+  let text = secondsText.get(s);
+  if (text === undefined) {
+    if (secondsText.size >= SECONDS_CACHED) secondsText.clear();
     const iso = new Date(s * 1000).toISOString(); // YYYY-MM-DDThh:mm:ss.mmmZ
-    lastSecond = s;
-    lastSecondText = `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
+    text = `${iso.slice(0, 10)} ${iso.slice(11, 19)}`;
+    secondsText.set(s, text);
   }
-  return `${lastSecondText}.${String(frac).padStart(9, '0')}`;
+  return `${text}.${String(frac).padStart(9, '0')}`;
 }
 
 /** The inverse of formatInstant. */
