@@ -97,30 +97,6 @@ export async function privateBroker(name: string): Promise<TestBroker> {
   return managedBroker(instance, [stdout.split('\n').pop() ?? ''], ctx.ownerPid);
 }
 
-/** The shared test broker as a TestBroker; throws when it is not managed by scripts/kafka.sh (KAFKA_BROKERS). */
-export function sharedBroker(): TestBroker {
-  const brokers = kafkaBrokers();
-  const ctx = context();
-  if (!ctx.instance) {
-    throw new Error('The shared Kafka broker comes from KAFKA_BROKERS, which tests cannot stop and restart; use privateBroker()');
-  }
-  return managedBroker(ctx.instance, brokers, ctx.ownerPid);
-}
-
-/**
- * Simulates an outage: stops `broker` (default: the shared test broker —
- * which every test file running at the same time uses, so prefer a
- * privateBroker()) keeping its data and port.
- */
-export async function stopBroker(broker: TestBroker = sharedBroker()): Promise<void> {
-  await broker.stop();
-}
-
-/** Ends the outage: restarts `broker` (default: the shared one) with the same port and data. */
-export async function startBroker(broker: TestBroker = sharedBroker()): Promise<void> {
-  await broker.start();
-}
-
 /** Per partition of `topic`: the first offset still held and one past the last (the offset the next message gets). */
 export async function topicOffsets(brokers: string[], topic: string): Promise<Map<number, { start: bigint; end: bigint }>> {
   const admin = new kafkajs.Kafka({ brokers, logLevel: kafkajs.logLevel.NOTHING }).admin();
