@@ -8,7 +8,7 @@
 import type { ServiceTier } from '../contract/attributes.ts';
 import { zeroTokens } from '../contract/tokens.ts';
 import type { Catalog, PriceCard } from '../pricing/catalog.ts';
-import { findCard, priceCall } from '../pricing/engine.ts';
+import { cardOf, priceCall } from '../pricing/engine.ts';
 import type { Store } from '../storage/store.ts';
 
 /** LLM calls of one (provider, model, service tier) with the card that priced them at ingest. */
@@ -57,22 +57,15 @@ export function uncovered(card: PriceCard, tier: string, fromMs: number, toMs: n
 }
 
 /**
- * The card the consumers would use: the model's own, else — for a dated
- * snapshot priced at ingest with its base model's card ("gpt-4o-2024-08-06"
- * → "gpt-4o") — the base model's.
+ * The calls as the pricing engine picks their card: the card model that
+ * priced them at ingest stands in for the request model (llm_calls keeps no
+ * request model), so a dated snapshot priced with its base model's card
+ * ("gpt-4o-2024-08-06" → "gpt-4o") is checked against that card.
  */
-function cardFor(catalog: Catalog, s: Seen): { model: string; card: PriceCard } | { reason: string } {
-  const own = findCard(catalog, s.provider, s.model);
-  if (typeof own !== 'string') return { model: s.model, card: own };
-  if (s.price_model && s.price_model !== s.model && s.model.startsWith(`${s.price_model}-`)) {
-    const base = findCard(catalog, s.provider, s.price_model);
-    if (typeof base !== 'string') return { model: s.price_model, card: base };
-  }
-  return { reason: own };
-}
+const asCall = (s: Seen) => ({ provider: s.provider, model: s.model, requestModel: s.price_model });
 
-const reasonAt = (catalog: Catalog, s: Seen, model: string, ms: number): string => {
-  const r = priceCall(catalog, { provider: s.provider, model, startedAtMs: ms, serviceTier: s.service_tier as ServiceTier, tokens: zeroTokens() });
+const reasonAt = (catalog: Catalog, s: Seen, ms: number): string => {
+  const r = priceCall(catalog, { ...asCall(s), startedAtMs: ms, serviceTier: s.service_tier as ServiceTier, tokens: zeroTokens() });
   return r.priced ? '' : r.reason;
 };
 
@@ -86,13 +79,13 @@ export async function unpricedCalls(store: Store, catalog: Catalog): Promise<Unp
   );
   const out: UnpricedCalls[] = [];
   for (const s of seen) {
-    const found = cardFor(catalog, s);
+    const card = cardOf(catalog, asCall(s));
     const base = { provider: s.provider, model: s.model, serviceTier: s.service_tier };
-    if ('reason' in found) {
-      out.push({ ...base, calls: s.calls, attempts: s.attempts, firstMs: s.first_ms, lastMs: s.last_ms, reason: found.reason });
+    if (typeof card === 'string') {
+      out.push({ ...base, calls: s.calls, attempts: s.attempts, firstMs: s.first_ms, lastMs: s.last_ms, reason: card });
       continue;
     }
-    const holes = uncovered(found.card, s.service_tier, s.first_ms, s.last_ms);
+    const holes = uncovered(card, s.service_tier, s.first_ms, s.last_ms);
     if (holes.length === 0) continue;
     const params: Record<string, unknown> = { provider: s.provider, model: s.model, tier: s.service_tier };
     holes.forEach(([from, to], i) => Object.assign(params, { [`from${i}`]: from, [`to${i}`]: to }));
@@ -105,7 +98,7 @@ export async function unpricedCalls(store: Store, catalog: Catalog): Promise<Unp
       params,
     );
     if (!hit || hit.calls === 0) continue;
-    out.push({ ...base, calls: hit.calls, attempts: hit.attempts, firstMs: hit.first_ms, lastMs: hit.last_ms, reason: reasonAt(catalog, s, found.model, hit.first_ms) });
+    out.push({ ...base, calls: hit.calls, attempts: hit.attempts, firstMs: hit.first_ms, lastMs: hit.last_ms, reason: reasonAt(catalog, s, hit.first_ms) });
   }
   return out.sort((a, b) => b.calls - a.calls || `${a.provider}/${a.model}`.localeCompare(`${b.provider}/${b.model}`));
 }

@@ -63,7 +63,7 @@ const isSnapshotOf = (model: string, requestModel: string | undefined): requestM
  * the request model's card: that is the card the provider bills the
  * snapshot by, not a guess at another model.
  */
-function cardOf(catalog: Catalog, call: LlmCallToPrice): PriceCard | string {
+export function cardOf(catalog: Catalog, call: Pick<LlmCallToPrice, 'provider' | 'model' | 'requestModel'>): PriceCard | string {
   const card = findCard(catalog, call.provider, call.model);
   if (typeof card !== 'string' || !isSnapshotOf(call.model, call.requestModel)) return card;
   const base = findCard(catalog, call.provider, call.requestModel);
