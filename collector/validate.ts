@@ -9,7 +9,7 @@
  * spans. Everything else of a valid span passes through untouched.
  */
 import { ATTR, describeSpan, isAttemptSpan, parseAttemptAttributes, type SpanRef } from '../contract/index.ts';
-import { attributesToRecord, bytesToHex } from '../otlp/codec.ts';
+import { attributesToRecord, bytesToHex, resourcePath, scopePath, spanPath } from '../otlp/codec.ts';
 import { spanLabels, spanName, type RequestFrames, type SpanFrame, type SpanHead } from '../otlp/frames.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, envelopeBytes, spanBytes } from '../otlp/split.ts';
 
@@ -111,19 +111,19 @@ export function validateRequest(request: RequestFrames, options: ValidationOptio
   };
   for (const [i, rs] of request.resourceSpans.entries()) {
     if (rs.resourceProblem !== undefined) {
-      rejectEnvelope(`resourceSpans[${i}].resource`, rs.resourceProblem, rs.scopeSpans.flatMap((ss) => ss.spans));
+      rejectEnvelope(resourcePath(i), rs.resourceProblem, rs.scopeSpans.flatMap((ss) => ss.spans));
       continue;
     }
     for (const [j, ss] of rs.scopeSpans.entries()) {
       if (ss.scopeProblem !== undefined) {
-        rejectEnvelope(`resourceSpans[${i}].scopeSpans[${j}].scope`, ss.scopeProblem, ss.spans);
+        rejectEnvelope(scopePath(i, j), ss.scopeProblem, ss.spans);
         continue;
       }
       const envelope = envelopeBytes(rs, ss);
       for (const [k, span] of ss.spans.entries()) {
         total += 1;
         const message = spanProblem(span, envelope + spanBytes(span), options);
-        if (message !== undefined) reject(`resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`, message, [span]);
+        if (message !== undefined) reject(spanPath(i, j, k), message, [span]);
       }
     }
   }

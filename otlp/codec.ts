@@ -192,10 +192,14 @@ function jsonMessageProblems(type: protobuf.Type, obj: Record<string, unknown>, 
   }
 }
 
-/** Positions in the request, as OTLP/JSON and frames (otlp/frames.ts KnownProblems) name them. */
-const resourcePath = (i: number) => `resourceSpans[${i}].resource`;
-const scopePath = (i: number, j: number) => `resourceSpans[${i}].scopeSpans[${j}].scope`;
-const spanPath = (i: number, j: number, k: number) => `resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`;
+/**
+ * Positions in a request: how the JSON conversion names what it set apart,
+ * how frames look those problems up (otlp/frames.ts KnownProblems) and how
+ * partial success reports rejections — one spelling for all three.
+ */
+export const resourcePath = (i: number) => `resourceSpans[${i}].resource`;
+export const scopePath = (i: number, j: number) => `resourceSpans[${i}].scopeSpans[${j}].scope`;
+export const spanPath = (i: number, j: number, k: number) => `resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`;
 
 /** What still names a rejected span in messages: its ids if they converted, its name if usable. */
 function spanNaming(span: Record<string, unknown>): Record<string, unknown> {

@@ -22,7 +22,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import protobuf from 'protobufjs';
-import { OtlpDecodeError, type KeyValue } from './codec.ts';
+import { OtlpDecodeError, resourcePath, scopePath, spanPath, type KeyValue } from './codec.ts';
 import { MESSAGE_DEPTH, otlpRoot } from './proto.ts';
 
 /** The part of a span the collector decodes. Timestamps are unsigned Longs (protobufjs's fixed64). */
@@ -315,7 +315,7 @@ function spanHead(r: protobuf.Reader): SpanHead {
   return { traceId: id(TRACE_ID), spanId: id(SPAN_ID), parentSpanId: id(PARENT_SPAN_ID), startTimeUnixNano: time(START_TIME), endTimeUnixNano: time(END_TIME) };
 }
 
-/** Problems already known by position, e.g. bad OTLP/JSON values (keys: `resourceSpans[0].scopeSpans[1].spans[4]`, `resourceSpans[0].resource`, `….scope`). */
+/** Problems already known by position, e.g. bad OTLP/JSON values (keys: spanPath, resourcePath and scopePath of otlp/codec.ts). */
 export type KnownProblems = ReadonlyMap<string, string>;
 
 /** One walk checks the whole span and finds its head; a malformed span keeps what of its head was read before the problem, to be named by. */
@@ -348,12 +348,12 @@ export function decodeFrames(body: Uint8Array, known: KnownProblems = new Map())
   return {
     // Spreads keep exactly the envelope fields the sender set (own properties; defaults sit on the prototype).
     resourceSpans: request.resourceSpans.map((rs, i) => {
-      const resourceProblem = (look ? known.get(`resourceSpans[${i}].resource`) : undefined) ?? (rs.resource && wireProblem(RESOURCE, protobuf.Reader.create(rs.resource), MESSAGE_DEPTH.resource));
+      const resourceProblem = (look ? known.get(resourcePath(i)) : undefined) ?? (rs.resource && wireProblem(RESOURCE, protobuf.Reader.create(rs.resource), MESSAGE_DEPTH.resource));
       const frame: ResourceSpansFrame = {
         ...rs,
         scopeSpans: rs.scopeSpans.map((ss, j) => {
-          const scopeProblem = (look ? known.get(`resourceSpans[${i}].scopeSpans[${j}].scope`) : undefined) ?? (ss.scope && wireProblem(SCOPE, protobuf.Reader.create(ss.scope), MESSAGE_DEPTH.scope));
-          const spans = ss.spans.map((bytes, k) => spanFrame(bytes, look ? known.get(`resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`) : undefined));
+          const scopeProblem = (look ? known.get(scopePath(i, j)) : undefined) ?? (ss.scope && wireProblem(SCOPE, protobuf.Reader.create(ss.scope), MESSAGE_DEPTH.scope));
+          const spans = ss.spans.map((bytes, k) => spanFrame(bytes, look ? known.get(spanPath(i, j, k)) : undefined));
           return scopeProblem ? { ...ss, spans, scopeProblem } : { ...ss, spans };
         }),
       };
