@@ -330,9 +330,9 @@ export class Assembler {
       owner.refs.push(b.ref);
     }
     // orphans below the spans that joined now belong to the attempt too
-    const before = new Set(owner.members.keys());
-    owner.refs.push(...this.adoptOrphans(trace.traceId, owner.header.spanId, owner.members));
-    for (const id of owner.members.keys()) if (!before.has(id)) this.own(trace.traceId, id, owner);
+    const orphans = this.adoptOrphans(trace.traceId, owner.header.spanId, owner.members);
+    owner.refs.push(...orphans.refs);
+    for (const id of orphans.adopted) this.own(trace.traceId, id, owner);
     // every call row again at the new version: a late inner call turns a billed call into a wrapper
     const { row, callRows } = rollUp(owner.header, owner.members);
     out.llmCalls.push(...callRows);
@@ -363,7 +363,7 @@ export class Assembler {
     trace.attempts.delete(attemptSpanId);
     const memberSpans = this.subtree(trace, attemptSpanId);
     const members = new Map<string, Member>(memberSpans.map((b) => [b.span.spanId, describeMember(b.span, this.options.catalog)]));
-    const orphanRefs = this.adoptOrphans(trace.traceId, attemptSpanId, members);
+    const orphans = this.adoptOrphans(trace.traceId, attemptSpanId, members);
     const { row, callRows } = rollUp(pending.header, members);
     const sampling = decideSampling(row, this.options.sampling);
     const key = spanKey(trace.traceId, attemptSpanId);
@@ -374,7 +374,7 @@ export class Assembler {
       sampling,
       decision,
       partition: trace.partition,
-      refs: [...memberSpans.map((b) => b.ref), ...orphanRefs],
+      refs: [...memberSpans.map((b) => b.ref), ...orphans.refs],
       settleAt: this.now() + this.options.traceTimeoutMs,
     };
     this.decided.set(key, entry);
@@ -419,16 +419,16 @@ export class Assembler {
 
   /**
    * Moves the orphans an attempt span owns (nearest attempt ancestor) into
-   * its members. Returns the orphans' messages once none is left, for the
-   * attempt to hold from then on.
+   * its members. Returns their ids, and the orphans' messages once none is
+   * left, for the attempt to hold from then on.
    */
-  private adoptOrphans(traceId: string, attemptSpanId: string, members: Map<string, Member>): MessageRef[] {
+  private adoptOrphans(traceId: string, attemptSpanId: string, members: Map<string, Member>): { adopted: string[]; refs: MessageRef[] } {
     const orphans = this.orphans.get(traceId);
-    if (!orphans) return [];
+    if (!orphans) return { adopted: [], refs: [] };
     const ours = (id: string): boolean => {
-      const seen = new Set<string>();
-      for (let p = orphans.members.get(id)?.parentSpanId; p && !seen.has(p); p = orphans.members.get(p)?.parentSpanId) {
-        seen.add(p);
+      // a chain longer than the orphans is a cycle (a malformed trace)
+      let p = orphans.members.get(id)?.parentSpanId;
+      for (let steps = 0; p && steps <= orphans.members.size; steps++, p = orphans.members.get(p)?.parentSpanId) {
         if (p === attemptSpanId || members.has(p)) return true;
         if (!orphans.members.has(p) || orphans.invalid.has(p)) return false;
       }
@@ -441,10 +441,10 @@ export class Assembler {
       this.orphanSpans--;
       this.options.observer?.lateSpan?.();
     }
-    if (orphans.members.size > 0) return [];
+    if (orphans.members.size > 0) return { adopted, refs: [] };
     this.orphans.delete(traceId);
     this.unsettledOrphans.delete(traceId);
-    return orphans.refs.splice(0);
+    return { adopted, refs: orphans.refs.splice(0) };
   }
 
   private evict(trace: TraceState, decision: Decision, out: Output): void {
@@ -509,7 +509,7 @@ export class Assembler {
       for (const id of entry.members.keys()) this.disown(entry.header.traceId, id);
     }
     for (const o of this.orphans.values()) {
-      if (this.orphanSpans <= limit) return;
+      if (this.decidedSpanCount + this.orphanSpans <= limit) return;
       out.refs.push(...o.refs.splice(0));
       this.orphans.delete(o.traceId);
       this.unsettledOrphans.delete(o.traceId);

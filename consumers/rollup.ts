@@ -140,7 +140,7 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
  * client's span), and counting both would count the tokens twice — the
  * leaves are billed, the wrappers are not.
  */
-export function llmCalls(members: ReadonlyMap<string, Member>): { billed: PricedCall[]; wrappers: PricedCall[] } {
+function llmCalls(members: ReadonlyMap<string, Member>): { billed: PricedCall[]; wrappers: PricedCall[] } {
   const wrappers = new Set<string>();
   for (const m of members.values()) {
     if (m.role !== 'llm_call') continue;

@@ -84,7 +84,6 @@ function embeddedConnection(dir: string): NonNullable<typeof embedded> {
   return embedded;
 }
 
-
 async function releaseEmbedded(): Promise<void> {
   if (!embedded || --embedded.users > 0) return;
   const { client } = embedded;

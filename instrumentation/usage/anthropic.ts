@@ -5,10 +5,12 @@
  * (https://platform.claude.com/docs/en/build-with-claude/prompt-caching).
  * `cache_creation` splits the writes by TTL (5 minutes / 1 hour) and must add
  * up to cache_creation_input_tokens; 1-hour writes cost 2× input, 5-minute
- * ones 1.25× (platform.claude.com/docs/en/about-claude/pricing), so the 1-hour
- * subset is reported besides the total (fleet.usage.cache_write_1h.input_tokens). `output_tokens` is the billed total and
- * includes thinking; `output_tokens_details.thinking_tokens` is the part spent
- * thinking. `service_tier` (standard | priority | batch) sits inside usage.
+ * ones 1.25× (platform.claude.com/docs/en/about-claude/pricing), so the
+ * 1-hour subset is reported besides the total
+ * (fleet.usage.cache_write_1h.input_tokens). `output_tokens` is the billed
+ * total and includes thinking; `output_tokens_details.thinking_tokens` is
+ * the part spent thinking. `service_tier` (standard | priority | batch)
+ * sits inside usage.
  */
 import { SERVICE_TIERS } from '../../contract/attributes.ts';
 import { InvalidUsageError, type TokenCounts } from '../../contract/tokens.ts';
