@@ -1,0 +1,93 @@
+/**
+ * Third-party tools the tests drive for real, installed on first use from the
+ * package registries into `.cache/` (git-ignored) and reused afterwards:
+ *
+ *     const py = await pythonVenv('phoenix', ['arize-phoenix==12.3.0']);   // → .cache/venvs/phoenix/bin/python
+ *     const bin = await goBuild('clickhouse-go-probe', 'test/fixtures/chgo'); // → .cache/go-bin/clickhouse-go-probe
+ *     await aptInstall(['prometheus-alertmanager']);
+ *
+ * Test files run in parallel forks (and several runs may share a tree), so
+ * every install holds an flock(1) on its own lock file: the second caller
+ * waits and then finds the work done. A failed install throws with the
+ * tool's output; nothing is skipped (CI must have what the tests need).
+ */
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { repoRoot } from './kafka-context.ts';
+
+const run = promisify(execFile);
+const cacheDir = () => process.env.PERPASS_TEST_CACHE ?? path.join(repoRoot, '.cache');
+
+/** Runs `command args` while holding an exclusive lock on `lockFile`. */
+async function locked(lockFile: string, command: string, args: string[], timeoutMs: number, cwd?: string): Promise<string> {
+  await mkdir(path.dirname(lockFile), { recursive: true });
+  try {
+    const { stdout } = await run('flock', [lockFile, command, ...args], {
+      cwd,
+      timeout: timeoutMs,
+      maxBuffer: 64 * 1024 * 1024,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', PIP_DISABLE_PIP_VERSION_CHECK: '1' },
+    });
+    return stdout;
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; message: string };
+    throw new Error(`${command} ${args.join(' ')} failed: ${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`);
+  }
+}
+
+/**
+ * A Python virtualenv `.cache/venvs/<name>` holding exactly-pinned
+ * `packages`; returns its python. Re-created when the package list changes.
+ */
+export async function pythonVenv(name: string, packages: string[], timeoutMs = 900_000): Promise<string> {
+  const dir = path.join(cacheDir(), 'venvs', name);
+  const python = path.join(dir, 'bin', 'python');
+  const stamp = path.join(dir, '.perpass-packages');
+  const want = [...packages].sort().join('\n');
+  const ready = async () => existsSync(python) && (await readFile(stamp, 'utf8').catch(() => '')) === want;
+  if (await ready()) return python;
+  const script = [
+    'set -e',
+    // Another fork may have finished while this one waited for the lock.
+    `if [ -x "$1/bin/python" ] && [ "$(cat "$1/.perpass-packages" 2>/dev/null)" = "$2" ]; then exit 0; fi`,
+    'venv="$1"',
+    'rm -rf "$venv"',
+    'python3 -m venv "$venv"',
+    'shift 2',
+    '"$venv/bin/pip" install --quiet --no-input "$@"',
+  ].join('\n');
+  await locked(`${dir}.lock`, 'bash', ['-c', script, 'venv', dir, want, ...packages], timeoutMs);
+  await writeFile(stamp, want);
+  return python;
+}
+
+/**
+ * Builds the Go module in `moduleDir` (relative to the repo; its go.mod pins
+ * what it needs from the Go module proxy) into `.cache/go-bin/<name>`;
+ * rebuilt when any file of the module changes.
+ */
+export async function goBuild(name: string, moduleDir: string, timeoutMs = 900_000): Promise<string> {
+  const src = path.resolve(repoRoot, moduleDir);
+  const hash = createHash('sha256');
+  for (const entry of (await readdir(src, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name)).sort()) {
+    hash.update(entry).update(await readFile(entry));
+  }
+  const digest = hash.digest('hex').slice(0, 16);
+  const out = path.join(cacheDir(), 'go-bin', `${name}-${digest}`);
+  if (existsSync(out)) return out;
+  await locked(`${out}.lock`, 'bash', ['-c', '[ -x "$1" ] || go build -o "$1" .', 'gobuild', out], timeoutMs, src);
+  return out;
+}
+
+/** Installs Debian packages (apt-get update first, once per cache). */
+export async function aptInstall(packages: string[], timeoutMs = 900_000): Promise<void> {
+  const { stdout } = await run('dpkg-query', ['-W', '-f', '${Package} ${Status}\n', ...packages]).catch((e) => ({ stdout: String(e.stdout ?? '') }));
+  const installed = new Set(stdout.split('\n').filter((l) => l.endsWith(' installed')).map((l) => l.split(' ')[0]));
+  const missing = packages.filter((p) => !installed.has(p));
+  if (missing.length === 0) return;
+  await locked(path.join(cacheDir(), 'apt.lock'), 'bash', ['-c', 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"', 'apt', ...missing], timeoutMs);
+}
