@@ -147,63 +147,14 @@ import { Session } from 'chdb';
 import { z } from 'zod';
 import type { Store } from '../storage/store.ts';
 import { ClickHouseHttpError } from './errors.ts';
-import { escapedText, hostFileClause, insertsIntoFunction, insertsValues, namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
+import { checkHost, openGuard } from './guard.ts';
+import { checkStatement, valuesWithSemicolon, type Role, type Verdict } from './policy.ts';
+import { SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
+import { namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 /** The writer's user name (option `writeUser`) unless configured otherwise. */
 export const WRITER_USER = 'perpass_writer';
-/** The query parameter holding the statement while the engine renders it (set before the user's parameters). */
-const ANALYSED = 'perpass_endpoint_statement';
-/** The engine function that renders it. */
-const CANONICAL = 'formatQuerySingleLine';
-
-/**
- * Settings a reader may send: they change how a result is written, not
- * what may run, and none names a file (`format_schema`,
- * `format_template_*` and `output_format_schema` do, and are left out).
- * Names this chDB does not know are dropped at start.
- */
-export const READER_SETTINGS: readonly string[] = [
-  'extremes',
-  'date_time_output_format',
-  'interval_output_format',
-  'session_timezone',
-  'format_csv_delimiter',
-  'format_csv_null_representation',
-  'format_tsv_null_representation',
-  'output_format_json_quote_64bit_integers',
-  'output_format_json_quote_64bit_floats',
-  'output_format_json_quote_denormals',
-  'output_format_json_quote_decimals',
-  'output_format_json_escape_forward_slashes',
-  'output_format_json_named_tuples_as_objects',
-  'output_format_json_array_of_rows',
-  'output_format_json_validate_utf8',
-  'output_format_json_pretty_print',
-  'output_format_json_map_as_array_of_tuples',
-  'output_format_write_statistics',
-  'output_format_decimal_trailing_zeros',
-  'output_format_csv_crlf_end_of_line',
-  'output_format_tsv_crlf_end_of_line',
-  'output_format_pretty_max_rows',
-  'output_format_pretty_max_column_pad_width',
-  'output_format_pretty_max_value_width',
-  'output_format_pretty_color',
-  'output_format_pretty_grid_charset',
-  'output_format_pretty_row_numbers',
-  'output_format_pretty_display_footer_column_names',
-  'output_format_pretty_single_large_number_tip_threshold',
-  'output_format_native_encode_types_in_binary_format',
-  'output_format_native_write_json_as_string',
-  'output_format_binary_write_json_as_string',
-  'output_format_arrow_string_as_string',
-  'output_format_arrow_low_cardinality_as_dictionary',
-  'output_format_arrow_fixed_string_as_fixed_byte_array',
-  'output_format_arrow_compression_method',
-  'output_format_parquet_string_as_string',
-  'output_format_parquet_compression_method',
-  'output_format_orc_string_as_string',
-];
 
 /** URL parameters of the HTTP interface itself: consumed here, never settings of the engine. */
 const HTTP_PARAMS = new Set([
@@ -236,12 +187,6 @@ const HTTP_PARAMS = new Set([
   'http_native_compression_disable_checksumming_on_decompress',
 ]);
 
-/** Statement kinds write mode admits (the leading keyword of the engine's rendering). */
-const WRITER_KINDS = new Set([
-  'SELECT', 'WITH', 'SHOW', 'DESCRIBE', 'DESC', 'EXPLAIN', 'EXISTS', 'CHECK', 'SET', 'USE',
-  'INSERT', 'CREATE', 'ALTER', 'DROP', 'TRUNCATE', 'RENAME', 'EXCHANGE', 'OPTIMIZE', 'DELETE', 'UPDATE',
-]);
-
 /** Statement kinds that produce a result set. */
 const OUTPUT_KINDS = new Set(['SELECT', 'WITH', 'SHOW', 'DESCRIBE', 'DESC', 'EXPLAIN', 'EXISTS', 'CHECK']);
 
@@ -261,8 +206,12 @@ const optionsSchema = z
     port: z.number().int().min(0).max(65535).default(8123),
     /** Database of unqualified names when the request names none (default: the store's, else `default`). */
     database: z.string().regex(IDENTIFIER, 'must be a plain identifier').optional(),
-    /** Password readers must send (unset: none). */
+    /** Password readers must send (unset: none, unless `tenantTokens` are given). */
     readToken: z.string().min(1).optional(),
+    /** Read passwords bound to a tenant (token → tenant): such a reader sees only that tenant's rows. */
+    tenantTokens: z.record(z.string().min(1), z.string().min(1)).optional(),
+    /** Host header names accepted besides the bound address (and loopback names when bound to loopback or all interfaces). */
+    allowedHosts: z.array(z.string().min(1)).default([]),
     /** Password of the writer user; enables write mode. */
     writeToken: z.string().min(16, 'must be at least 16 characters').optional(),
     /** Asks for write mode explicitly: refused without `writeToken`. Default: on iff `writeToken` is set. */
@@ -275,9 +224,11 @@ const optionsSchema = z
     /**
      * Cap on the memory of one reader query (the engine's max_memory_usage),
      * so a dashboard cannot starve the pipeline in the same process; 0 = none.
-     * Default: a quarter of the machine's memory.
+     * Default: a quarter of the process's memory limit (its cgroup's, else the machine's).
      */
-    maxMemoryUsageBytes: z.number().int().min(0).default(Math.floor(totalmem() / 4)),
+    maxMemoryUsageBytes: z.number().int().min(0).default(Math.floor(memoryLimit() / 4)),
+    /** Cap on a query's max_threads, whatever the core count (a request may ask for fewer). */
+    maxThreads: z.number().int().min(1).max(256).default(4),
     maxExecutionTimeSec: z.number().positive().max(86_400).default(60),
     maxConcurrentQueries: z.number().int().min(1).max(64).default(2),
     maxQueuedQueries: z.number().int().min(0).default(64),
@@ -299,6 +250,9 @@ const optionsSchema = z
     if (o.write && !o.writeToken) ctx.addIssue({ code: 'custom', path: ['writeToken'], message: 'write mode needs a write token' });
     if (o.writeToken !== undefined && o.write === false) ctx.addIssue({ code: 'custom', path: ['write'], message: 'is false but a writeToken is given' });
     if (o.writeToken !== undefined && o.writeToken === o.readToken) ctx.addIssue({ code: 'custom', path: ['writeToken'], message: 'must differ from readToken' });
+    for (const token of Object.keys(o.tenantTokens ?? {})) {
+      if (token === o.readToken || token === o.writeToken) ctx.addIssue({ code: 'custom', path: ['tenantTokens'], message: 'a tenant token must differ from readToken and writeToken' });
+    }
   });
 
 export type QueryEndpointOptions = z.input<typeof optionsSchema>;
@@ -313,13 +267,16 @@ export interface RunningQueryEndpoint {
   close(): Promise<void>;
 }
 
-type Role = 'reader' | 'writer';
-
 interface Engine {
   dataDir: string;
   version: string;
   timezone: string;
-  readerSettings: Set<string>;
+}
+
+/** The process's memory limit: its cgroup's (`process.constrainedMemory()`), else the machine's. */
+export function memoryLimit(): number {
+  const constrained = process.constrainedMemory();
+  return constrained > 0 && constrained < totalmem() ? constrained : totalmem();
 }
 
 /** Bounds concurrent queries: chDB runs each on a libuv worker the rest of the process needs too. */
@@ -431,6 +388,8 @@ function header(req: IncomingMessage, name: string): string | undefined {
 interface Request {
   method: string;
   role: Role;
+  /** The tenant of a tenant-scoped reader. */
+  tenant: string | undefined;
   sql: string;
   settings: Array<[string, string]>;
   queryParams: Array<[string, string]>;
@@ -488,11 +447,16 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
   const writeMode = o.writeToken !== undefined;
   const log = o.log ?? ((m: string) => process.stderr.write(`query endpoint: ${m}\n`));
   const defaultDatabase = o.database ?? o.store?.database;
+  /** The perpass database: the one a tenant-scoped reader reads. */
+  const storeDatabase = o.store?.database ?? o.database ?? 'default';
   const engine = await probeEngine(o.store?.dataDir ?? path.resolve(o.dataDir!));
+  const guard = await openGuard(engine.dataDir, { maxQuerySize: o.maxQuerySize, size: o.maxConcurrentQueries });
+  const tenantTokens = Object.entries(o.tenantTokens ?? {});
+  const limits: SettingsLimits = { maxExecutionTimeSec: o.maxExecutionTimeSec, maxThreads: o.maxThreads, maxResultBytes: o.maxResultBytes };
   const gate = new Gate(o.maxConcurrentQueries, o.maxQueuedQueries, o.queueTimeoutMs);
   const inflight = new Set<Promise<void>>();
 
-  function authenticate(req: IncomingMessage, params: URLSearchParams, method: string): Role {
+  function authenticate(req: IncomingMessage, params: URLSearchParams, method: string): { role: Role; tenant?: string } {
     const c = credentialsOf(req, params);
     const required = (what: string) =>
       ClickHouseHttpError.of('REQUIRED_PASSWORD', `${c.user}: ${what} requires a password`, {
@@ -504,17 +468,22 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       if (!c.given || c.password === '') throw required('the writer user');
       if (!sameSecret(c.password, o.writeToken!)) throw failed();
       // GET is read-only on a ClickHouse server whoever asks.
-      return method === 'POST' ? 'writer' : 'reader';
+      return { role: method === 'POST' ? 'writer' : 'reader' };
     }
-    if (o.readToken !== undefined) {
-      if (!c.given || c.password === '') throw required('this endpoint');
-      if (!sameSecret(c.password, o.readToken)) throw failed();
-    }
-    return 'reader';
+    if (o.readToken === undefined && tenantTokens.length === 0) return { role: 'reader' };
+    if (!c.given || c.password === '') throw required('this endpoint');
+    // Every token is compared, so the time taken does not say which one matched.
+    let tenant: string | undefined;
+    let unscoped = o.readToken !== undefined && sameSecret(c.password, o.readToken);
+    for (const [token, t] of tenantTokens) if (sameSecret(c.password, token)) tenant = t;
+    if (tenant !== undefined) unscoped = false;
+    if (!unscoped && tenant === undefined) throw failed();
+    return { role: 'reader', ...(tenant !== undefined && { tenant }) };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     res.setHeader('X-ClickHouse-Server-Display-Name', o.displayName);
+    checkHost(req, o.host, o.allowedHosts);
     const method = req.method ?? 'GET';
     const url = new URL(req.url ?? '/', 'http://endpoint');
     if (method === 'OPTIONS') {
@@ -539,7 +508,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       res.writeHead(200, { 'Content-Type': 'text/html; charset=UTF-8' }).end('Ok.\n');
       return;
     }
-    const role = authenticate(req, params, method);
+    const { role, tenant } = authenticate(req, params, method);
     if (method === 'POST' && req.headers['content-length'] === undefined && !/chunked/i.test(header(req, 'transfer-encoding') ?? '')) {
       throw ClickHouseHttpError.of('HTTP_LENGTH_REQUIRED', 'The Transfer-Encoding is not chunked and there is no Content-Length header for POST request');
     }
@@ -554,7 +523,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     if (params.getAll('query').some((q) => q.includes('\0')) || body.includes('\0')) {
       throw ClickHouseHttpError.of('BAD_ARGUMENTS', 'The query contains a NUL byte: the embedded endpoint passes queries and INSERT data to chDB as text');
     }
-    const request = prepare(req, method, role, params, body);
+    const request = prepare(req, method, role, tenant, params, body);
     const release = await gate.acquire();
     let outcome: Outcome;
     try {
@@ -565,11 +534,19 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     await respond(req, res, request, params, outcome);
   }
 
-  function prepare(req: IncomingMessage, method: string, role: Role, params: URLSearchParams, body: string): Request {
+  function prepare(req: IncomingMessage, method: string, role: Role, tenant: string | undefined, params: URLSearchParams, body: string): Request {
     const urlQuery = params.getAll('query').join('');
     const sql = method === 'POST' && body !== '' ? (urlQuery === '' ? body : `${urlQuery}\n${body}`) : urlQuery;
     if (sql.trim() === '') throw ClickHouseHttpError.of('SYNTAX_ERROR', 'Empty query');
     if (params.get('session_id')) throw ClickHouseHttpError.of('NOT_IMPLEMENTED', 'HTTP sessions (session_id) are not supported by the embedded query endpoint: every request has its own session');
+    if (truthy(params.get('add_http_cors_header'))) {
+      throw ClickHouseHttpError.of('ACCESS_DENIED', 'add_http_cors_header is refused: the embedded query endpoint never answers cross-origin reads from web pages', { status: 403 });
+    }
+    const queryId = params.get('query_id') || header(req, 'x-clickhouse-query-id') || randomUUID();
+    // It is echoed in a response header: CR, LF and other control characters would split or break it.
+    if (!/^[\x20-\x7e]{1,256}$/.test(queryId)) {
+      throw ClickHouseHttpError.of('BAD_ARGUMENTS', 'query_id must be 1 to 256 printable ASCII characters (no CR, LF or other control characters)', { status: 400 });
+    }
     if (params.has('role')) throw ClickHouseHttpError.of('NOT_IMPLEMENTED', 'Roles are not supported by the embedded query endpoint');
     for (const flag of ['compress', 'decompress']) {
       if (truthy(params.get(flag))) {
@@ -601,58 +578,65 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     return {
       method,
       role,
+      tenant,
       sql,
       settings: settings.reverse(),
       queryParams: queryParams.reverse(),
       database: requestedDatabase,
       defaultFormat: header(req, 'x-clickhouse-format') || params.get('default_format') || undefined,
-      queryId: params.get('query_id') || header(req, 'x-clickhouse-query-id') || randomUUID(),
+      queryId,
     };
   }
 
   /**
-   * The session of one request: readonly=1 from its first moment for
-   * readers. Its max_query_size leaves room for the statement as a
-   * parameter of its own analysis; the query's size is checked against
-   * `maxQuerySize` here instead.
+   * The session that runs one request's statement, with every setting the
+   * policy allowed (URL parameters, then the statement's own SETTINGS) as
+   * connection arguments: a reader's is `readonly=1` from its first
+   * moment, so the engine refuses any other change, and a clause equal to
+   * the value in force passes. Its max_query_size leaves room for the
+   * statement as a parameter of its own analysis; the query's size is
+   * checked against `maxQuerySize` instead.
    */
-  function openSession(r: Request): { session: Session; refused: Array<[string, string]> } {
-    const cap = o.maxExecutionTimeSec;
-    const base = [`--max_query_size=${2 * o.maxQuerySize + 4096}`];
-    if (r.role === 'writer') return { session: new Session(engine.dataDir, { connectionArgs: [...base, `--max_execution_time=${cap}`] }), refused: [] };
-    let maxExecutionTime = cap;
-    const allowed: Array<[string, string]> = [];
-    const refused: Array<[string, string]> = [];
-    for (const [name, value] of r.settings) {
-      if (name === 'max_execution_time') {
-        const v = Number(value);
-        if (value.trim() !== '' && Number.isFinite(v) && v > 0 && v <= cap) maxExecutionTime = v;
-        else refused.push([name, value]);
-      } else if (engine.readerSettings.has(name)) allowed.push([name, value]);
-      else refused.push([name, value]);
+  async function openSession(r: Request, verdict: Verdict): Promise<Session> {
+    const chosen = new Map<string, string>([['max_execution_time', String(o.maxExecutionTimeSec)], ['max_threads', String(o.maxThreads)]]);
+    for (const [name, value] of [...r.settings, ...verdict.settings]) {
+      if (!guard.engine.settings.has(name)) throw ClickHouseHttpError.of('UNKNOWN_SETTING', `Unknown setting '${name}'`);
+      const why = settingRefusal(r.role, name, value, limits);
+      // A setting sent with the value it already has changes nothing (clients send some with every request).
+      if (why && unchanged(name, value, guard.engine.settings)) continue;
+      if (why) {
+        throw r.role === 'reader'
+          ? ClickHouseHttpError.of('READONLY', `Cannot modify '${name}' setting in readonly mode: ${why}`)
+          : ClickHouseHttpError.of('SETTING_CONSTRAINT_VIOLATION', why);
+      }
+      if (name !== 'readonly') chosen.set(name, value);
     }
-    const args = [
-      ...base,
-      `--max_execution_time=${maxExecutionTime}`,
-      ...(o.maxResultBytes > 0 ? [`--max_result_bytes=${o.maxResultBytes}`, '--result_overflow_mode=throw'] : []),
-      ...(o.maxMemoryUsageBytes > 0 ? [`--max_memory_usage=${o.maxMemoryUsageBytes}`] : []),
-      ...allowed.map(([k, v]) => `--${k}=${v}`),
-      // Last, so nothing before it can matter: the session is read-only from its first query.
-      '--readonly=1',
-    ];
+    const args = [`--max_query_size=${2 * o.maxQuerySize + 4096}`];
+    if (r.role === 'writer') args.push(...WRITER_FIXED.map(([k, v]) => `--${k}=${v}`));
+    else {
+      if (o.maxResultBytes > 0 && !chosen.has('max_result_bytes')) chosen.set('max_result_bytes', String(o.maxResultBytes));
+      if (!chosen.has('result_overflow_mode')) chosen.set('result_overflow_mode', 'throw');
+      if (o.maxMemoryUsageBytes > 0) args.push(`--max_memory_usage=${o.maxMemoryUsageBytes}`);
+      if (r.tenant !== undefined) {
+        args.push(...SCOPED_FIXED.map(([k, v]) => `--${k}=${v}`), ...(await guard.tenantFilter(storeDatabase, r.tenant)));
+      }
+    }
+    args.push(...[...chosen].map(([k, v]) => `--${k}=${v}`));
+    // Last, so nothing before it can matter: the session is read-only from its first query.
+    if (r.role === 'reader') args.push('--readonly=1');
     try {
-      return { session: new Session(engine.dataDir, { connectionArgs: args }), refused };
+      return new Session(engine.dataDir, { connectionArgs: args });
     } catch (err) {
-      throw explainBadSettings(allowed, err);
+      throw explainBadSettings(chosen, err);
     }
   }
 
   /** chDB says only "Failed to create connection" for a bad connection argument: let the engine name the bad value. */
-  function explainBadSettings(allowed: Array<[string, string]>, err: unknown): ClickHouseHttpError {
+  function explainBadSettings(chosen: Map<string, string>, err: unknown): ClickHouseHttpError {
     let probe: Session | undefined;
     try {
-      probe = new Session(engine.dataDir, { connectionArgs: ['--readonly=2'] });
-      for (const [k, v] of allowed) probe.query(`SET ${k} = ${stringLiteral(v)}`, 'TSV');
+      probe = new Session(engine.dataDir);
+      for (const [k, v] of chosen) probe.query(`SET ${k} = ${stringLiteral(v)}`, 'TSV');
     } catch (e) {
       if (probe) return ClickHouseHttpError.fromEngine(e);
     } finally {
@@ -662,35 +646,38 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
   }
 
   async function execute(r: Request): Promise<Outcome> {
-    const { session, refused } = openSession(r);
-    // A backstop only: the engine's max_execution_time stops the query. A writer may lift that one.
-    const timeout = r.role === 'writer' && r.settings.some(([k]) => k === 'max_execution_time') ? undefined : (o.maxExecutionTimeSec + 30) * 1000;
+    // A backstop only: the engine's max_execution_time stops the query.
+    const timeout = (o.maxExecutionTimeSec + 30) * 1000;
+    const database = r.database ?? defaultDatabase;
+    let canonical: string;
+    let verdict: Verdict;
+    try {
+      const analysis = await guard.analyse(r.sql, r.queryParams, timeout);
+      canonical = analysis.canonical;
+      verdict = await checkStatement({
+        ast: analysis.ast,
+        canonical,
+        role: r.role,
+        tenant: r.tenant,
+        database: database ?? 'default',
+        storeDatabase,
+        engine: guard.engine,
+        limits,
+        lookup: guard.lookup,
+      });
+    } catch (err) {
+      throw ClickHouseHttpError.fromEngine(err);
+    }
+    const kind = statementKind(canonical);
+    if (r.role === 'writer' && valuesWithSemicolon(canonical, r.sql)) {
+      throw ClickHouseHttpError.of(
+        'NOT_IMPLEMENTED',
+        "Inline VALUES data containing ';' is not supported by the embedded query endpoint (clickhouse-local ends VALUES data at ';'): send the rows as FORMAT JSONEachRow, CSV or TSV",
+      );
+    }
+    const session = await openSession(r, verdict);
     const run = (sql: string) => session.queryAsync(sql, { format: 'TSV', timeout });
     try {
-      // A reader's other settings go to the engine, whose readonly refuses them.
-      for (const [k, v] of refused) await run(`SET ${k} = ${stringLiteral(v)}`);
-      if (r.role === 'writer') for (const [k, v] of r.settings) await run(`SET ${k} = ${stringLiteral(v)}`);
-
-      const canonical = await canonicalOf(session, r.sql, timeout);
-      const kind = statementKind(canonical);
-      const hostFile = hostFileClause(canonical);
-      if (hostFile === 'INTO OUTFILE') throw ClickHouseHttpError.of('INTO_OUTFILE_NOT_ALLOWED', 'INTO OUTFILE is not allowed');
-      if (hostFile === 'FROM INFILE') throw ClickHouseHttpError.of('SUPPORT_IS_DISABLED', 'FROM INFILE is not allowed over HTTP: send the data in the request body');
-      if (r.role === 'reader' && kind === 'KILL') {
-        throw ClickHouseHttpError.of('READONLY', 'KILL is not allowed in readonly mode: every embedded chDB session is the same user, so it could cancel the pipeline\'s queries');
-      }
-      if (r.role === 'writer') {
-        if (!WRITER_KINDS.has(kind)) throw ClickHouseHttpError.of('ACCESS_DENIED', `${kind || 'This'} statements are not allowed over the embedded query endpoint`);
-        if (insertsIntoFunction(canonical)) throw ClickHouseHttpError.of('ACCESS_DENIED', 'INSERT INTO FUNCTION is not allowed over the embedded query endpoint');
-        if (insertsValues(canonical) && r.sql.replace(/;\s*$/, '').includes(';')) {
-          throw ClickHouseHttpError.of(
-            'NOT_IMPLEMENTED',
-            "Inline VALUES data containing ';' is not supported by the embedded query endpoint (clickhouse-local ends VALUES data at ';'): send the rows as FORMAT JSONEachRow, CSV or TSV",
-          );
-        }
-      }
-
-      const database = r.database ?? defaultDatabase;
       if (database !== undefined) {
         try {
           await run(`USE ${quotedIdentifier(database)}`);
@@ -716,28 +703,6 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     }
   }
 
-  /**
-   * The engine's canonical rendering of the statement, on the request's own
-   * session. A text longer than max_query_size can only be an INSERT with
-   * inline data, whose head is within it.
-   */
-  async function canonicalOf(session: Session, sql: string, timeout: number | undefined): Promise<string> {
-    const truncated = sql.length > o.maxQuerySize;
-    const text = truncated ? sql.slice(0, o.maxQuerySize) : sql;
-    await session.queryAsync(`SET param_${ANALYSED} = ${stringLiteral(escapedText(text))}`, { format: 'TSV', timeout });
-    let canonical: string;
-    try {
-      canonical = (await session.queryAsync(`SELECT ${CANONICAL}({${ANALYSED}:String})`, { format: 'RawBLOB', timeout })).text();
-    } catch (err) {
-      // A syntax error names this wrapper as its scope; the client sent only the statement.
-      throw ClickHouseHttpError.fromEngine(err).withoutScope(`SELECT ${CANONICAL}(`);
-    }
-    if (truncated && !(statementKind(canonical) === 'INSERT' && /\bFORMAT\s+[A-Za-z][A-Za-z0-9_]*\s*$/.test(canonical))) {
-      throw ClickHouseHttpError.of('SYNTAX_ERROR', `Max query size exceeded (${o.maxQuerySize} bytes)`);
-    }
-    return canonical;
-  }
-
   async function respond(req: IncomingMessage, res: ServerResponse, r: Request, params: URLSearchParams, out: Outcome): Promise<void> {
     const isInsert = out.kind === 'INSERT';
     const summary = {
@@ -756,7 +721,6 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       'X-ClickHouse-Timezone': engine.timezone,
       'X-ClickHouse-Summary': JSON.stringify(summary),
       ...(out.format && { 'X-ClickHouse-Format': out.format }),
-      ...cors(req, params),
     };
     let body: Uint8Array = out.body;
     if (truthy(params.get('enable_http_compression'))) {
@@ -834,24 +798,17 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
         await Promise.allSettled([...inflight]);
         server.closeAllConnections();
         await closed;
+        guard.close();
       })()),
   };
 }
 
-/** The engine's version, time zone and settings, from a session on the directory (which also proves it opens). */
+/** The engine's version and time zone, from a session on the directory (which also proves it opens). */
 async function probeEngine(dataDir: string): Promise<Engine> {
   const session = new Session(dataDir, { connectionArgs: ['--readonly=1'] });
   try {
     const info = (await session.queryAsync('SELECT version(), timezone()', { format: 'TSV' })).text().trim().split('\t');
-    const known = new Set(
-      (await session.queryAsync('SELECT name FROM system.settings', { format: 'TSVRaw' })).text().split('\n').filter(Boolean),
-    );
-    return {
-      dataDir,
-      version: info[0] ?? 'unknown',
-      timezone: info[1] ?? 'UTC',
-      readerSettings: new Set(READER_SETTINGS.filter((s) => known.has(s))),
-    };
+    return { dataDir, version: info[0] ?? 'unknown', timezone: info[1] ?? 'UTC' };
   } finally {
     session.close();
   }
@@ -948,8 +905,4 @@ function chooseCodec(acceptEncoding: string): string | undefined {
     .split(',')
     .map((s) => s.split(';')[0]!.trim());
   return ['gzip', 'zstd', 'br', 'deflate'].find((c) => offered.includes(c) && compressors[c] !== undefined);
-}
-
-function cors(req: IncomingMessage, params: URLSearchParams): Record<string, string> {
-  return truthy(params.get('add_http_cors_header')) && header(req, 'origin') ? { 'Access-Control-Allow-Origin': '*' } : {};
 }

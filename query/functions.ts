@@ -1,0 +1,270 @@
+/**
+ * The functions a statement sent to the embedded query endpoint may call
+ * (query/policy.ts): a reviewed snapshot of chDB 26.7.2.1's system.functions, so
+ * a function a later ClickHouse adds is refused until someone reads what
+ * it does and adds it here (`npm run query:functions` lists the engine's
+ * functions missing from this list). Aliases (`alias_to`) follow the
+ * function they name.
+ *
+ * Left out on purpose (they reach the host, the network, other tables by
+ * name, or server-wide state, or say what the host is): file,
+ * hasColumnInTable, joinGet*, dictGet* and every dictionary function,
+ * region* (embedded dictionaries read the host's files), catboostEvaluate,
+ * naiveBayesClassifier* and the other machine-learning models, ai* (they call
+ * an LLM over the network), introspection (addressToLine, demangle, tid,
+ * logTrace, …), getServerSetting, getMacro, showCertificate, hostName,
+ * FQDN, tcpPort, getServerPort, getOSKernelVersion, getClientHTTPHeader,
+ * filesystem{Available,Capacity,Unreserved}, serverUUID, buildId, uptime,
+ * displayName, zookeeperSessionUptime, generateSerialID, globalVariable,
+ * transaction*, sleepEachRow, fuzzQuery, hasThreadFuzzer and the
+ * engine's internal __* functions.
+ */
+
+/** Scalar functions (and the engine's operators: `plus`, `equals`, `in`, …). */
+export const SCALAR_FUNCTIONS: ReadonlySet<string> = new Set(
+  `
+  _CAST abs accurateCast accurateCastOrDefault accurateCastOrNull acos acosh addDate addDays addHours
+  addInterval addMicroseconds addMilliseconds addMinutes addMonths addNanoseconds addQuarters addSeconds
+  addTupleOfIntervals addWeeks addYears aes_decrypt_mysql aes_encrypt_mysql age alphaTokens and
+  appendTrailingCharIfAbsent areaCartesian areaSpherical array arrayAll arrayAUCPR arrayAutocorrelation arrayAvg
+  arrayBottomK arrayCompact arrayConcat arrayCount arrayCumSum arrayCumSumNonNegative arrayDifference
+  arrayDistinct arrayDotProduct arrayElement arrayElementOrNull arrayEnumerate arrayEnumerateDense
+  arrayEnumerateDenseRanked arrayEnumerateUniq arrayEnumerateUniqRanked arrayExcept arrayExists arrayFill
+  arrayFilter arrayFirst arrayFirstIndex arrayFirstOrNull arrayFlatten arrayFold arrayIntersect
+  arrayJaccardIndex arrayJoin arrayLast arrayLastIndex arrayLastOrNull arrayLevenshteinDistance
+  arrayLevenshteinDistanceWeighted arrayMap arrayMax arrayMin arrayNormalizedGini arrayPartialReverseSort
+  arrayPartialShuffle arrayPartialSort arrayPopBack arrayPopFront arrayProduct arrayPushBack arrayPushFront
+  arrayRandomSample arrayReduce arrayReduceInRanges arrayRemove arrayResize arrayReverse arrayReverseFill
+  arrayReverseSort arrayReverseSplit arrayROCAUC arrayRotateLeft arrayRotateRight arrayShiftLeft arrayShiftRight
+  arrayShingles arrayShuffle arraySimilarity arraySlice arraySort arraySplit arrayStringConcat arraySum
+  arraySymmetricDifference arrayTopK arrayTranspose arrayUnion arrayUniq arrayWithConstant arrayZip
+  arrayZipUnaligned ascii asin asinh assumeNotNull atan atan2 atanh authenticatedUser avg2 bar base32Decode
+  base32Encode base58Decode base58Encode base64Decode base64Encode base64URLDecode base64URLEncode basename bin
+  bitAnd bitCount bitHammingDistance bitmapAnd bitmapAndCardinality bitmapAndnot bitmapAndnotCardinality
+  bitmapBuild bitmapCardinality bitmapContains bitmapHasAll bitmapHasAny bitmapMax bitmapMin bitmapOr
+  bitmapOrCardinality bitmapSubsetInRange bitmapSubsetLimit bitmapToArray bitmapTransform bitmapXor
+  bitmapXorCardinality bitmaskToArray bitmaskToList bitNot bitOr bitPositionsToArray bitRotateLeft
+  bitRotateRight bitShiftLeft bitShiftRight bitSlice bitTest bitTestAll bitTestAny bitXor blockNumber
+  blockSerializedSize blockSize byteHammingDistance byteSize byteSwap caseFoldUTF8 caseWithExpression CAST cbrt
+  ceil changeDay changeHour changeMinute changeMonth changeSecond changeYear char chdb cityHash64 clamp coalesce
+  colorOKLABToSRGB colorOKLCHToSRGB colorSRGBToOKLAB colorSRGBToOKLCH compareSubstrings concat
+  concatAssumeInjective concatWithSeparator concatWithSeparatorAssumeInjective connectionId conv convertCharset
+  cos cosh cosineDistance cosineDistanceTransposed cosineDistanceTransposedQuantized countDigits countEqual
+  countMatches countMatchesCaseInsensitive countSubstrings countSubstringsCaseInsensitive
+  countSubstringsCaseInsensitiveUTF8 CRC32 CRC32IEEE CRC64 currentDatabase currentProfiles currentQueryID
+  currentRoles currentSchemas currentUser cutFragment cutIPv6 cutQueryString cutQueryStringAndFragment
+  cutToFirstSignificantSubdomain cutToFirstSignificantSubdomainCustom cutToFirstSignificantSubdomainCustomRFC
+  cutToFirstSignificantSubdomainCustomWithWWW cutToFirstSignificantSubdomainCustomWithWWWRFC
+  cutToFirstSignificantSubdomainRFC cutToFirstSignificantSubdomainWithWWW
+  cutToFirstSignificantSubdomainWithWWWRFC cutURLParameter cutWWW damerauLevenshteinDistance DATE dateDiff
+  dateName dateTime64ToSnowflakeID dateTimeToSnowflakeID dateTimeToUUIDv7 dateTrunc decodeHTMLComponent
+  decodeURLComponent decodeURLFormComponent decodeXMLComponent decrypt defaultProfiles defaultRoles
+  defaultValueOfArgumentType defaultValueOfTypeName degrees dequantizeInt8ToBFloat16 digits divide divideDecimal
+  divideOrNull domain domainRFC domainWithoutWWW domainWithoutWWWRFC dotProduct dotProductTransposed
+  dotProductTransposedQuantized dumpColumnStructure dynamicElement dynamicType e editDistance editDistanceUTF8
+  empty emptyArrayDate emptyArrayDateTime emptyArrayFloat32 emptyArrayFloat64 emptyArrayInt16 emptyArrayInt32
+  emptyArrayInt64 emptyArrayInt8 emptyArrayString emptyArrayToSingle emptyArrayUInt16 emptyArrayUInt32
+  emptyArrayUInt64 emptyArrayUInt8 enabledProfiles enabledRoles encodeURLComponent encodeURLFormComponent
+  encodeXMLComponent encrypt endsWith endsWithCaseInsensitive endsWithCaseInsensitiveUTF8 endsWithUTF8 equals
+  erf erfc errorCodeToName exp exp10 exp2 extract extractAll extractAllGroupsHorizontal extractAllGroupsVertical
+  extractGroups extractKeyValuePairs extractKeyValuePairsWithEscaping extractTextFromHTML extractURLParameter
+  extractURLParameterNames extractURLParameters factorial farmFingerprint64 farmHash64 finalizeAggregation
+  financialInternalRateOfReturn financialInternalRateOfReturnExtended financialNetPresentValue
+  financialNetPresentValueExtended firstLine firstNonDefault firstSignificantSubdomain
+  firstSignificantSubdomainCustom firstSignificantSubdomainCustomRFC firstSignificantSubdomainRFC flattenTuple
+  flipCoordinates floor format formatDateTime formatDateTimeInJodaSyntax formatQuery formatQueryOrNull
+  formatQuerySingleLine formatQuerySingleLineOrNull formatReadableDecimalSize formatReadableQuantity
+  formatReadableSize formatReadableTimeDelta formatRow formatRowNoNewline fragment fromDaysSinceYearZero
+  fromDaysSinceYearZero32 fromModifiedJulianDay fromModifiedJulianDayOrNull fromUnixTimestamp
+  fromUnixTimestamp64Micro fromUnixTimestamp64Milli fromUnixTimestamp64Nano fromUnixTimestamp64Second
+  fromUnixTimestampInJodaSyntax fromUTCTimestamp fuzzBits gccMurmurHash gcd generateRandomStructure
+  generateSnowflakeID generateUUIDv4 generateUUIDv7 geoDistance geohashDecode geohashEncode geohashesInBox
+  geometryIntersectCartesian geometryIntersectSpherical geoToH3 geoToMGRS geoToUTM
+  getMaxTableNameLengthForDatabase getMergeTreeSetting getSetting getSettingOrDefault getSizeOfEnumType
+  getSubcolumn getTypeSerializationStreams globalIn globalInIgnoreSet globalNotIn globalNotInIgnoreSet
+  globalNotNullIn globalNotNullInIgnoreSet globalNullIn globalNullInIgnoreSet greatCircleAngle
+  greatCircleDistance greater greaterOrEquals greatest h3CellAreaM2 h3CellAreaRads2 h3Distance h3EdgeAngle
+  h3EdgeLengthKm h3EdgeLengthM h3ExactEdgeLengthKm h3ExactEdgeLengthM h3ExactEdgeLengthRads h3GetBaseCell
+  h3GetDestinationIndexFromUnidirectionalEdge h3GetFaces h3GetIndexesFromUnidirectionalEdge
+  h3GetOriginIndexFromUnidirectionalEdge h3GetPentagonIndexes h3GetRes0Indexes h3GetResolution
+  h3GetUnidirectionalEdge h3GetUnidirectionalEdgeBoundary h3GetUnidirectionalEdgesFromHexagon h3HexAreaKm2
+  h3HexAreaM2 h3HexRing h3IndexesAreNeighbors h3IsPentagon h3IsResClassIII h3IsValid h3kRing h3Line
+  h3NumHexagons h3PointDistKm h3PointDistM h3PointDistRads h3PolygonToCells h3PolygonToCellsWithContainment
+  h3ToCenterChild h3ToChildren h3ToGeo h3ToGeoBoundary h3ToParent h3ToString h3UnidirectionalEdgeIsValid halfMD5
+  has hasAll hasAllTokens hasAny hasAnyTokens hasPhrase hasSubsequence hasSubsequenceCaseInsensitive
+  hasSubsequenceCaseInsensitiveUTF8 hasSubsequenceUTF8 hasSubstr hasToken hasTokenCaseInsensitive
+  hasTokenCaseInsensitiveOrNull hasTokenOrNull hex highlight highlightQuery hilbertDecode hilbertEncode hiveHash
+  HMAC hop hopEnd hopStart hypot icebergBucket icebergHash icebergTruncate identity if ifNotFinite ifNull ignore
+  ilike in indexHint indexOf indexOfAssumeSorted inIgnoreSet initcap initcapUTF8 initializeAggregation
+  initialQueryID initialQueryStartTime intDiv intDivOrNull intDivOrZero intExp10 intExp2 intHash32 intHash64
+  IPv4CIDRToRange IPv4NumToString IPv4NumToStringClassC IPv4StringToNum IPv4StringToNumOrDefault
+  IPv4StringToNumOrNull IPv4ToIPv6 IPv6CIDRToRange IPv6NumToString IPv6StringToNum IPv6StringToNumOrDefault
+  IPv6StringToNumOrNull isConstant isDecimalOverflow isDistinctFrom isDynamicElementInSharedData isFinite
+  isInfinite isIPAddressInRange isIPv4String isIPv6String isNaN isNotDistinctFrom isNotNull isNull isNullable
+  isPrime isProbablePrime isValidASCII isValidJSON isValidUTF8 isZeroOrNull jaroSimilarity jaroWinklerSimilarity
+  javaHash javaHashUTF16LE JSON_EXISTS JSON_QUERY JSON_VALUE JSONAllPaths JSONAllPathsWithTypes JSONAllValues
+  JSONArrayLength JSONDynamicPaths JSONDynamicPathsWithTypes JSONExtract JSONExtractArrayRaw
+  JSONExtractArrayRawCaseInsensitive JSONExtractBool JSONExtractBoolCaseInsensitive JSONExtractCaseInsensitive
+  JSONExtractFloat JSONExtractFloatCaseInsensitive JSONExtractInt JSONExtractIntCaseInsensitive JSONExtractKeys
+  JSONExtractKeysAndValues JSONExtractKeysAndValuesCaseInsensitive JSONExtractKeysAndValuesRaw
+  JSONExtractKeysAndValuesRawCaseInsensitive JSONExtractKeysCaseInsensitive JSONExtractRaw
+  JSONExtractRawCaseInsensitive JSONExtractString JSONExtractStringCaseInsensitive JSONExtractUInt
+  JSONExtractUIntCaseInsensitive JSONHas JSONKey JSONLength JSONMergePatch JSONSharedDataPaths
+  JSONSharedDataPathsWithTypes JSONType jumpConsistentHash kafkaMurmurHash keccak256 kostikConsistentHash
+  L1Distance L1Norm L1Normalize L2Distance L2DistanceTransposed L2DistanceTransposedQuantized L2Norm L2Normalize
+  L2SquaredDistance L2SquaredNorm lcm least left leftPad leftPadUTF8 leftUTF8 length lengthUTF8 less
+  lessOrEquals lgamma like LinfDistance LinfNorm LinfNormalize localtime locate log log10 log1p log2
+  lowCardinalityIndices lowCardinalityKeys lower lowerUTF8 LpDistance LpNorm LpNormalize MACNumToString
+  MACStringToNum MACStringToOUI makeDate makeDate32 makeDateTime makeDateTime64 map mapAdd mapAll mapApply
+  mapConcat mapContainsKey mapContainsKeyLike mapContainsValue mapContainsValueLike mapExists mapExtractKeyLike
+  mapExtractValueLike mapFilter mapFromArrays mapKeys mapPartialReverseSort mapPartialSort mapPopulateSeries
+  mapReverseSort mapSort mapSubtract mapUpdate mapValues match materialize max2 MD4 MD5 metroHash64 MGRSToGeo
+  midpoint min2 minSampleSizeContinuous minSampleSizeConversion minus modulo moduloLegacy moduloOrNull
+  moduloOrZero monthName mortonDecode mortonEncode multiFuzzyMatchAllIndices multiFuzzyMatchAny
+  multiFuzzyMatchAnyIndex multiIf multiMatchAllIndices multiMatchAny multiMatchAnyIndex multiply multiplyDecimal
+  multiSearchAllPositions multiSearchAllPositionsCaseInsensitive multiSearchAllPositionsCaseInsensitiveUTF8
+  multiSearchAllPositionsUTF8 multiSearchAny multiSearchAnyCaseInsensitive multiSearchAnyCaseInsensitiveUTF8
+  multiSearchAnyUTF8 multiSearchFirstIndex multiSearchFirstIndexCaseInsensitive
+  multiSearchFirstIndexCaseInsensitiveUTF8 multiSearchFirstIndexUTF8 multiSearchFirstPosition
+  multiSearchFirstPositionCaseInsensitive multiSearchFirstPositionCaseInsensitiveUTF8
+  multiSearchFirstPositionUTF8 murmurHash2_32 murmurHash2_64 murmurHash3_128 murmurHash3_32 murmurHash3_64
+  MVTBoundingBox MVTBoundingBoxMercator MVTEncodeGeom naiveBayesNgrams naturalSortKey negate neighbor netloc
+  ngramDistance ngramDistanceCaseInsensitive ngramDistanceCaseInsensitiveUTF8 ngramDistanceUTF8 ngramMinHash
+  ngramMinHashArg ngramMinHashArgCaseInsensitive ngramMinHashArgCaseInsensitiveUTF8 ngramMinHashArgUTF8
+  ngramMinHashCaseInsensitive ngramMinHashCaseInsensitiveUTF8 ngramMinHashUTF8 ngrams ngramSearch
+  ngramSearchCaseInsensitive ngramSearchCaseInsensitiveUTF8 ngramSearchUTF8 ngramSimHash
+  ngramSimHashCaseInsensitive ngramSimHashCaseInsensitiveUTF8 ngramSimHashUTF8 normalizedQueryHash
+  normalizedQueryHashKeepNames normalizeQuery normalizeQueryKeepNames normalizeUTF8NFC normalizeUTF8NFD
+  normalizeUTF8NFKC normalizeUTF8NFKCCasefold normalizeUTF8NFKD not notEmpty notEquals notILike notIn
+  notInIgnoreSet notLike notNullIn notNullInIgnoreSet now now64 nowInBlock nowInBlock64 nullIf nullIn
+  nullInIgnoreSet numericIndexedVectorAllValueSum numericIndexedVectorBuild numericIndexedVectorCardinality
+  numericIndexedVectorGetValue numericIndexedVectorPointwiseAdd numericIndexedVectorPointwiseDivide
+  numericIndexedVectorPointwiseEqual numericIndexedVectorPointwiseGreater
+  numericIndexedVectorPointwiseGreaterEqual numericIndexedVectorPointwiseLess
+  numericIndexedVectorPointwiseLessEqual numericIndexedVectorPointwiseMultiply
+  numericIndexedVectorPointwiseNotEqual numericIndexedVectorPointwiseSubtract
+  numericIndexedVectorShortDebugString numericIndexedVectorToMap obfuscateQuery obfuscateQueryWithSeed or
+  overlay overlayUTF8 parseDateTime parseDateTime32BestEffort parseDateTime32BestEffortOrNull
+  parseDateTime32BestEffortOrZero parseDateTime64 parseDateTime64BestEffort parseDateTime64BestEffortOrNull
+  parseDateTime64BestEffortOrZero parseDateTime64BestEffortUS parseDateTime64BestEffortUSOrNull
+  parseDateTime64BestEffortUSOrZero parseDateTime64InJodaSyntax parseDateTime64InJodaSyntaxOrNull
+  parseDateTime64InJodaSyntaxOrZero parseDateTime64OrNull parseDateTime64OrZero parseDateTimeBestEffort
+  parseDateTimeBestEffortOrNull parseDateTimeBestEffortOrZero parseDateTimeBestEffortUS
+  parseDateTimeBestEffortUSOrNull parseDateTimeBestEffortUSOrZero parseDateTimeInJodaSyntax
+  parseDateTimeInJodaSyntaxOrNull parseDateTimeInJodaSyntaxOrZero parseDateTimeOrNull parseDateTimeOrZero
+  parseReadableSize parseReadableSizeOrNull parseReadableSizeOrZero parseTimeDelta partitionId path pathFull
+  perimeterCartesian perimeterSpherical pi plus pointInEllipses pointInPolygon polygonAreaCartesian
+  polygonAreaSpherical polygonConvexHullCartesian polygonPerimeterCartesian polygonPerimeterSpherical
+  polygonsDistanceCartesian polygonsDistanceSpherical polygonsEqualsCartesian polygonsIntersectCartesian
+  polygonsIntersectionCartesian polygonsIntersectionSpherical polygonsIntersectSpherical
+  polygonsSymDifferenceCartesian polygonsSymDifferenceSpherical polygonsUnionCartesian polygonsUnionSpherical
+  polygonsWithinCartesian polygonsWithinSpherical port portRFC position positionCaseInsensitive
+  positionCaseInsensitiveUTF8 positionUTF8 positiveModulo positiveModuloOrNull pow prettyPrintJSON printf
+  proportionsZTest protocol quantizeBFloat16ToInt8 queryID queryString queryStringAndFragment radians rand
+  rand64 randBernoulli randBinomial randCanonical randChiSquared randConstant randExponential randFisherF
+  randLogNormal randNegativeBinomial randNormal randomFixedString randomHadamardTransform randomPrintableASCII
+  randomString randomStringUTF8 randPoisson randStudentT randUniform range readWKB readWKBLineString
+  readWKBMultiLineString readWKBMultiPolygon readWKBPoint readWKBPolygon readWKT readWKTLineString
+  readWKTMultiLineString readWKTMultiPolygon readWKTPoint readWKTPolygon readWKTRing regexpExtract
+  regexpPosition regexpQuoteMeta reinterpret reinterpretAsDate reinterpretAsDateTime reinterpretAsFixedString
+  reinterpretAsFloat32 reinterpretAsFloat64 reinterpretAsInt128 reinterpretAsInt16 reinterpretAsInt256
+  reinterpretAsInt32 reinterpretAsInt64 reinterpretAsInt8 reinterpretAsString reinterpretAsUInt128
+  reinterpretAsUInt16 reinterpretAsUInt256 reinterpretAsUInt32 reinterpretAsUInt64 reinterpretAsUInt8
+  reinterpretAsUUID removeDiacriticsUTF8 repeat replaceAll replaceOne replaceRegexpAll replaceRegexpOne
+  replicate reverse reverseBySeparator reverseUTF8 revision right rightPad rightPadUTF8 rightUTF8 RIPEMD160
+  round roundAge roundBankers roundDown roundDuration roundToExp2 rowNumberInAllBlocks rowNumberInBlock
+  runningAccumulate runningConcurrency runningDifference runningDifferenceStartingWithFirstValue
+  seriesDecomposeSTL seriesOutliersDetectTukey serverTimezone SHA1 SHA224 SHA256 SHA384 SHA512 SHA512_256
+  shardCount shardNum sigmoid sign simpleJSONExtractBool simpleJSONExtractFloat simpleJSONExtractInt
+  simpleJSONExtractRaw simpleJSONExtractString simpleJSONExtractUInt simpleJSONHas sin sinh sipHash128
+  sipHash128Keyed sipHash128Reference sipHash128ReferenceKeyed sipHash64 sipHash64Keyed sleep
+  snowflakeIDToDateTime snowflakeIDToDateTime64 soundex space sparseGrams sparseGramsHashes
+  sparseGramsHashesUTF8 sparseGramsUTF8 splitByChar splitByNonAlpha splitByRegexp splitByString
+  splitByWhitespace sqidDecode sqidEncode sqr sqrt startsWith startsWithCaseInsensitive
+  startsWithCaseInsensitiveUTF8 startsWithUTF8 stringBytesEntropy stringBytesUniq stringJaccardIndex
+  stringJaccardIndexUTF8 stringToH3 structureToCapnProtoSchema structureToProtobufSchema subBitmap subDate
+  substring substringIndex substringIndexUTF8 substringUTF8 subtractDays subtractHours subtractInterval
+  subtractMicroseconds subtractMilliseconds subtractMinutes subtractMonths subtractNanoseconds subtractQuarters
+  subtractSeconds subtractTupleOfIntervals subtractWeeks subtractYears svg tan tanh tgamma throwIf timeDiff
+  timeSeriesCopyTag timeSeriesCopyTags timeSeriesExtractTag timeSeriesFromGrid timeSeriesGroupToSamplingKey
+  timeSeriesGroupToTags timeSeriesIdToGroup timeSeriesIdToTags timeSeriesJoinTags timeSeriesRange
+  timeSeriesRemoveAllTagsExcept timeSeriesRemoveTag timeSeriesRemoveTags timeSeriesReplaceTag
+  timeSeriesStoreTags timeSeriesTagsToGroup timeSeriesThrowDuplicateSeriesIf timeSlot timeSlots timestamp
+  timezone timezoneOf timezoneOffset toBFloat16 toBFloat16OrNull toBFloat16OrZero toBool toColumnTypeName toDate
+  toDate32 toDate32OrDefault toDate32OrNull toDate32OrZero toDateOrDefault toDateOrNull toDateOrZero toDateTime
+  toDateTime32 toDateTime64 toDateTime64OrDefault toDateTime64OrNull toDateTime64OrZero toDateTimeOrDefault
+  toDateTimeOrNull toDateTimeOrZero today toDayOfMonth toDayOfWeek toDayOfYear toDaysInMonth toDaysSinceYearZero
+  toDecimal128 toDecimal128OrDefault toDecimal128OrNull toDecimal128OrZero toDecimal256 toDecimal256OrDefault
+  toDecimal256OrNull toDecimal256OrZero toDecimal32 toDecimal32OrDefault toDecimal32OrNull toDecimal32OrZero
+  toDecimal64 toDecimal64OrDefault toDecimal64OrNull toDecimal64OrZero toDecimalString toFixedString toFloat32
+  toFloat32OrDefault toFloat32OrNull toFloat32OrZero toFloat64 toFloat64OrDefault toFloat64OrNull
+  toFloat64OrZero toHour toInt128 toInt128OrDefault toInt128OrNull toInt128OrZero toInt16 toInt16OrDefault
+  toInt16OrNull toInt16OrZero toInt256 toInt256OrDefault toInt256OrNull toInt256OrZero toInt32 toInt32OrDefault
+  toInt32OrNull toInt32OrZero toInt64 toInt64OrDefault toInt64OrNull toInt64OrZero toInt8 toInt8OrDefault
+  toInt8OrNull toInt8OrZero toInterval toIntervalDay toIntervalHour toIntervalMicrosecond toIntervalMillisecond
+  toIntervalMinute toIntervalMonth toIntervalNanosecond toIntervalQuarter toIntervalSecond toIntervalWeek
+  toIntervalYear toIPv4 toIPv4OrDefault toIPv4OrNull toIPv4OrZero toIPv6 toIPv6OrDefault toIPv6OrNull
+  toIPv6OrZero toISOWeek toISOYear toJSONString tokenizeQuery tokens tokensForLikePattern toLastDayOfMonth
+  toLastDayOfWeek toLowCardinality toMicrosecond toMillisecond toMinute toModifiedJulianDay
+  toModifiedJulianDayOrNull toMonday toMonth toMonthNumSinceEpoch toNanosecond toNullable topLevelDomain
+  topLevelDomainRFC toQuarter toRelativeDayNum toRelativeHourNum toRelativeMinuteNum toRelativeMonthNum
+  toRelativeQuarterNum toRelativeSecondNum toRelativeWeekNum toRelativeYearNum toSecond toStartOfDay
+  toStartOfFifteenMinutes toStartOfFiveMinutes toStartOfHour toStartOfInterval toStartOfISOYear
+  toStartOfMicrosecond toStartOfMillisecond toStartOfMinute toStartOfMonth toStartOfNanosecond toStartOfQuarter
+  toStartOfSecond toStartOfTenMinutes toStartOfWeek toStartOfYear toString toStringCutToZero toTime toTime64
+  toTime64OrNull toTime64OrZero toTimeOrNull toTimeOrZero toTimeWithFixedDate toTimezone toTypeName toUInt128
+  toUInt128OrDefault toUInt128OrNull toUInt128OrZero toUInt16 toUInt16OrDefault toUInt16OrNull toUInt16OrZero
+  toUInt256 toUInt256OrDefault toUInt256OrNull toUInt256OrZero toUInt32 toUInt32OrDefault toUInt32OrNull
+  toUInt32OrZero toUInt64 toUInt64OrDefault toUInt64OrNull toUInt64OrZero toUInt8 toUInt8OrDefault toUInt8OrNull
+  toUInt8OrZero toUnixTimestamp toUnixTimestamp64Micro toUnixTimestamp64Milli toUnixTimestamp64Nano
+  toUnixTimestamp64Second toUTCTimestamp toUUID toUUIDOrDefault toUUIDOrNull toUUIDOrZero toValidUTF8 toWeek
+  toYear toYearNumSinceEpoch toYearWeek toYYYYMM toYYYYMMDD toYYYYMMDDhhmmss transform translate translateUTF8
+  trimBoth trimLeft trimRight trunc tryBase32Decode tryBase58Decode tryBase64Decode tryBase64URLDecode
+  tryDecrypt tumble tumbleEnd tumbleStart tuple tupleConcat tupleDivide tupleDivideByNumber tupleElement
+  tupleHammingDistance tupleIntDiv tupleIntDivByNumber tupleIntDivOrZero tupleIntDivOrZeroByNumber tupleMinus
+  tupleModulo tupleModuloByNumber tupleMultiply tupleMultiplyByNumber tupleNames tupleNegate tuplePlus
+  tuplePositiveModuloByNumber tupleToNameValuePairs unbin unhex upper upperUTF8 URLHash URLHierarchy
+  URLPathHierarchy UTCTimestamp UTMToGeo UUIDNumToString UUIDStringToNum UUIDToNum UUIDv7ToDateTime
+  variantElement variantType version visibleWidth widthBucket windowID wkb wkt wordShingleMinHash
+  wordShingleMinHashArg wordShingleMinHashArgCaseInsensitive wordShingleMinHashArgCaseInsensitiveUTF8
+  wordShingleMinHashArgUTF8 wordShingleMinHashCaseInsensitive wordShingleMinHashCaseInsensitiveUTF8
+  wordShingleMinHashUTF8 wordShingleSimHash wordShingleSimHashCaseInsensitive
+  wordShingleSimHashCaseInsensitiveUTF8 wordShingleSimHashUTF8 wyHash64 xor xxh3 xxh3_128 xxHash32 xxHash64
+  xxHash64Spark yesterday YYYYMMDDhhmmssToDateTime YYYYMMDDhhmmssToDateTime64 YYYYMMDDToDate YYYYMMDDToDate32
+`.split(/\s+/).filter(Boolean),
+);
+
+/** Aggregate and window functions; their combinators (-If, -State, …) are in query/policy.ts. */
+export const AGGREGATE_FUNCTIONS: ReadonlySet<string> = new Set(
+  `
+  aggThrow analysisOfVariance any any_respect_nulls anyHeavy anyLast anyLast_respect_nulls approx_top_k
+  approx_top_sum argAndMax argAndMin argMax argMin avg avgWeighted boundingRatio categoricalInformationValue
+  contingency corr corrMatrix corrStable count covarPop covarPopMatrix covarPopStable covarSamp covarSampMatrix
+  covarSampStable cramersV cramersVBiasCorrected cume_dist deltaSum deltaSumTimestamp denseRank
+  distinctDynamicTypes distinctJSONPaths distinctJSONPathsAndTypes entropy estimateCompressionRatio
+  exponentialMovingAverage exponentialTimeDecayedAvg exponentialTimeDecayedCount exponentialTimeDecayedMax
+  exponentialTimeDecayedSum flameGraph groupArray groupArrayInsertAt groupArrayIntersect groupArrayLast
+  groupArrayMovingAvg groupArrayMovingSum groupArraySample groupArraySorted groupBitAnd groupBitmap
+  groupBitmapAnd groupBitmapOr groupBitmapXor groupBitOr groupBitXor groupConcat groupFormat
+  groupNumericIndexedVector groupUniqArray histogram intervalLengthSum kolmogorovSmirnovTest kurtPop kurtSamp
+  lag lagInFrame largestTriangleThreeBuckets lead leadInFrame mannWhitneyUTest max maxIntersections
+  maxIntersectionsPosition maxMappedArrays meanZTest min minMappedArrays MVTEncode nonNegativeDerivative nothing
+  nothingNull nothingUInt64 nth_value ntile percentRank quantile quantileBFloat16 quantileBFloat16Weighted
+  quantileDD quantileDeterministic quantileExact quantileExactExclusive quantileExactHigh quantileExactInclusive
+  quantileExactLow quantileExactWeighted quantileExactWeightedInterpolated quantileGK
+  quantileInterpolatedWeighted quantilePrometheusHistogram quantiles quantilesBFloat16 quantilesBFloat16Weighted
+  quantilesDD quantilesDeterministic quantilesExact quantilesExactExclusive quantilesExactHigh
+  quantilesExactInclusive quantilesExactLow quantilesExactWeighted quantilesExactWeightedInterpolated
+  quantilesGK quantilesInterpolatedWeighted quantilesPrometheusHistogram quantilesTDigest
+  quantilesTDigestWeighted quantilesTiming quantilesTimingWeighted quantileTDigest quantileTDigestWeighted
+  quantileTiming quantileTimingWeighted rank rankCorr retention row_number sequenceCount sequenceMatch
+  sequenceMatchEvents sequenceNextNode simpleLinearRegression singleValueOrNull skewPop skewSamp sparkbar
+  stddevPop stddevPopStable stddevSamp stddevSampStable studentTTest studentTTestOneSample sum sumCount sumKahan
+  sumMapFiltered sumMapFilteredWithOverflow sumMappedArrays sumMapWithOverflow sumWithOverflow theilsU
+  timeSeriesChangesToGrid timeSeriesDeltaToGrid timeSeriesDerivToGrid timeSeriesGroupArray
+  timeSeriesIncreaseToGrid timeSeriesInstantDeltaToGrid timeSeriesInstantRateToGrid timeSeriesLastTwoSamples
+  timeSeriesPredictLinearToGrid timeSeriesRateToGrid timeSeriesResampleToGridWithStaleness
+  timeSeriesResetsToGrid topK topKWeighted uniq uniqCombined uniqCombined64 uniqExact uniqHLL12 uniqUpTo varPop
+  varPopStable varSamp varSampStable welchTTest windowFunnel
+`.split(/\s+/).filter(Boolean),
+);
