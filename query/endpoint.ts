@@ -148,6 +148,7 @@ import { z } from 'zod';
 import type { Store } from '../storage/store.ts';
 import { ClickHouseHttpError } from './errors.ts';
 import { checkHost, openGuard } from './guard.ts';
+import { SessionPool } from './sessions.ts';
 import { checkStatement, valuesWithSemicolon, type Role, type Verdict } from './policy.ts';
 import { SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
 import { namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
@@ -450,7 +451,8 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
   /** The perpass database: the one a tenant-scoped reader reads. */
   const storeDatabase = o.store?.database ?? o.database ?? 'default';
   const engine = await probeEngine(o.store?.dataDir ?? path.resolve(o.dataDir!));
-  const guard = await openGuard(engine.dataDir, { maxQuerySize: o.maxQuerySize, size: o.maxConcurrentQueries });
+  const pool = new SessionPool(engine.dataDir, 2 * o.maxConcurrentQueries + 2);
+  const guard = await openGuard({ maxQuerySize: o.maxQuerySize, pool });
   const tenantTokens = Object.entries(o.tenantTokens ?? {});
   const limits: SettingsLimits = { maxExecutionTimeSec: o.maxExecutionTimeSec, maxThreads: o.maxThreads, maxResultBytes: o.maxResultBytes };
   const gate = new Gate(o.maxConcurrentQueries, o.maxQueuedQueries, o.queueTimeoutMs);
@@ -597,7 +599,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
    * statement as a parameter of its own analysis; the query's size is
    * checked against `maxQuerySize` instead.
    */
-  async function openSession(r: Request, verdict: Verdict): Promise<Session> {
+  async function sessionArgs(r: Request, verdict: Verdict): Promise<{ args: string[]; chosen: Map<string, string> }> {
     const chosen = new Map<string, string>([['max_execution_time', String(o.maxExecutionTimeSec)], ['max_threads', String(o.maxThreads)]]);
     for (const [name, value] of [...r.settings, ...verdict.settings]) {
       if (!guard.engine.settings.has(name)) throw ClickHouseHttpError.of('UNKNOWN_SETTING', `Unknown setting '${name}'`);
@@ -624,11 +626,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     args.push(...[...chosen].map(([k, v]) => `--${k}=${v}`));
     // Last, so nothing before it can matter: the session is read-only from its first query.
     if (r.role === 'reader') args.push('--readonly=1');
-    try {
-      return new Session(engine.dataDir, { connectionArgs: args });
-    } catch (err) {
-      throw explainBadSettings(chosen, err);
-    }
+    return { args, chosen };
   }
 
   /** chDB says only "Failed to create connection" for a bad connection argument: let the engine name the bad value. */
@@ -675,18 +673,19 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
         "Inline VALUES data containing ';' is not supported by the embedded query endpoint (clickhouse-local ends VALUES data at ';'): send the rows as FORMAT JSONEachRow, CSV or TSV",
       );
     }
-    const session = await openSession(r, verdict);
-    const run = (sql: string) => session.queryAsync(sql, { format: 'TSV', timeout });
-    try {
-      if (database !== undefined) {
-        try {
-          await run(`USE ${quotedIdentifier(database)}`);
-        } catch (err) {
-          // The endpoint's default database may not exist yet (not migrated); one the client names must.
-          if (r.database !== undefined || ClickHouseHttpError.fromEngine(err).code !== 81) throw err;
-        }
+    const { args, chosen } = await sessionArgs(r, verdict);
+    // A session goes back to the pool only if this request leaves nothing in it: no parameters, SET, USE or temporary table of its own.
+    const reuse = r.queryParams.length === 0 && kind !== 'SET' && kind !== 'USE' && !/^CREATE (OR REPLACE )?TEMPORARY\b/.test(canonical);
+    const run = async (session: Session): Promise<Outcome> => {
+      const q = (sql: string) => session.queryAsync(sql, { format: 'TSV', timeout });
+      try {
+        await q(`USE ${quotedIdentifier(database ?? 'default')}`);
+      } catch (err) {
+        // The endpoint's default database may not exist yet (not migrated); one the client names must.
+        if (r.database !== undefined || ClickHouseHttpError.fromEngine(err).code !== 81) throw err;
+        await q('USE default');
       }
-      for (const [k, v] of r.queryParams) await run(`SET param_${k} = ${stringLiteral(v)}`);
+      for (const [k, v] of r.queryParams) await q(`SET param_${k} = ${stringLiteral(v)}`);
       const result = await session.queryAsync(r.sql, { format: r.defaultFormat ?? 'TabSeparated', timeout });
       return {
         body: result.bytes(),
@@ -696,10 +695,19 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
         bytes: result.bytesRead,
         elapsedSec: result.elapsed,
       };
+    };
+    let opened = false;
+    try {
+      return await pool.use(
+        args,
+        (session) => {
+          opened = true;
+          return run(session);
+        },
+        { reuse },
+      );
     } catch (err) {
-      throw ClickHouseHttpError.fromEngine(err);
-    } finally {
-      session.close();
+      throw opened ? ClickHouseHttpError.fromEngine(err) : explainBadSettings(chosen, err);
     }
   }
 
@@ -798,7 +806,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
         await Promise.allSettled([...inflight]);
         server.closeAllConnections();
         await closed;
-        guard.close();
+        pool.close();
       })()),
   };
 }

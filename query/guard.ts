@@ -5,17 +5,18 @@
  * (query/policy.ts), the row filter of a tenant-scoped reader, and the
  * Host check against DNS rebinding.
  *
- *     const guard = await openGuard(dataDir, { maxQuerySize });
+ *     const guard = await openGuard({ maxQuerySize, pool });
  *     const { canonical, ast } = await guard.analyse(sql, timeout);
  *     await checkStatement({ ast, canonical, …, engine: guard.engine, lookup: guard.lookup });
  */
 import type { IncomingMessage } from 'node:http';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import { Session } from 'chdb';
+import type { Session } from 'chdb';
 import { parseExplainAst, type AstNode } from './ast.ts';
 import { ClickHouseHttpError } from './errors.ts';
 import type { CatalogLookup, EngineCatalog } from './policy.ts';
+import type { SessionPool } from './sessions.ts';
 import { escapedText, skeleton, statementKind, stringLiteral } from './sql.ts';
 
 /** The query parameter holding the statement while the engine renders it. */
@@ -34,7 +35,6 @@ export interface Guard {
   analyse(sql: string, params: ReadonlyArray<[string, string]>, timeout: number | undefined): Promise<Analysis>;
   /** Connection arguments restricting every perpass table and view with a `tenant` column to `tenant`'s rows. */
   tenantFilter(database: string, tenant: string): Promise<string[]>;
-  close(): void;
 }
 
 /**
@@ -43,22 +43,9 @@ export interface Guard {
  * endpoint's fixed queries and `EXPLAIN AST` of a rendering, which parses
  * and prints, nothing more.
  */
-export async function openGuard(dataDir: string, o: { maxQuerySize: number; size: number }): Promise<Guard> {
-  const idle: Session[] = [];
-  const open = () => new Session(dataDir, { connectionArgs: [`--max_query_size=${2 * o.maxQuerySize + 4096}`] });
-  async function withSession<T>(f: (s: Session) => Promise<T>): Promise<T> {
-    const s = idle.pop() ?? open();
-    let healthy = true;
-    try {
-      return await f(s);
-    } catch (err) {
-      healthy = ClickHouseHttpError.fromEngine(err).code !== 1002;
-      throw err;
-    } finally {
-      if (healthy && idle.length < o.size) idle.push(s);
-      else s.close();
-    }
-  }
+export async function openGuard(o: { maxQuerySize: number; pool: SessionPool }): Promise<Guard> {
+  const args = [`--max_query_size=${2 * o.maxQuerySize + 4096}`];
+  const withSession = <T>(f: (s: Session) => Promise<T>): Promise<T> => o.pool.use(args, f, { reuse: true });
   const text = (sql: string, timeout?: number) =>
     withSession(async (s) => (await s.queryAsync(sql, { format: 'TSVRaw', ...(timeout !== undefined && { timeout }) })).text());
 
@@ -114,9 +101,6 @@ export async function openGuard(dataDir: string, o: { maxQuerySize: number; size
         }
         return { canonical, ast: await explain(canonical, params, timeout, q) };
       }),
-    close: () => {
-      for (const s of idle.splice(0)) s.close();
-    },
     tenantFilter: async (database, tenant) => {
       const tables = [...(await lookup.tenantTables(database))].sort();
       const condition = `tenant = ${stringLiteral(tenant)}`;
@@ -135,13 +119,14 @@ export async function openGuard(dataDir: string, o: { maxQuerySize: number; size
     let printed: string;
     if (params.length === 0 && !/\{/.test(skeleton(canonical))) printed = (await pooled(sql, 'TSVRaw')).text();
     else {
-      const fresh = open();
-      try {
-        for (const [k, v] of params) await fresh.queryAsync(`SET param_${k} = ${stringLiteral(v)}`, { format: 'TSV', ...(timeout !== undefined && { timeout }) });
-        printed = (await fresh.queryAsync(sql, { format: 'TSVRaw', ...(timeout !== undefined && { timeout }) })).text();
-      } finally {
-        fresh.close();
-      }
+      printed = await o.pool.use(
+        args,
+        async (fresh) => {
+          for (const [k, v] of params) await fresh.queryAsync(`SET param_${k} = ${stringLiteral(v)}`, { format: 'TSV', ...(timeout !== undefined && { timeout }) });
+          return (await fresh.queryAsync(sql, { format: 'TSVRaw', ...(timeout !== undefined && { timeout }) })).text();
+        },
+        { reuse: false },
+      );
     }
     try {
       return parseExplainAst(printed);
