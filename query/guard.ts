@@ -75,6 +75,15 @@ export async function openGuard(o: { maxQuerySize: number; pool: SessionPool }):
       (await text(`SELECT count() FROM system.functions WHERE name = ${stringLiteral(name)} AND origin = 'SQLUserDefined'`)).trim() === '1',
     tenantTables: async (database) =>
       new Set((await text(`SELECT DISTINCT table FROM system.columns WHERE database = ${stringLiteral(database)} AND name = 'tenant'`)).split('\n').filter(Boolean)),
+    table: async (database, name) => {
+      const row = await text(
+        `SELECT engine, replaceRegexpAll(create_table_query, '[\\n\\t]', ' ') FROM system.tables WHERE database = ${stringLiteral(database)} AND name = ${stringLiteral(name)}`,
+      );
+      if (!row.trim()) return undefined;
+      const [engine, create] = row.replace(/\n$/, '').split('\t', 2) as [string, string];
+      return { engine, create };
+    },
+    parse: async (sql) => explain(sql, [], undefined, (x, format) => withSession((s) => s.queryAsync(x, { format: format ?? 'TSV' }))),
     isView: async (database, name) =>
       (await text(`SELECT count() FROM system.tables WHERE database = ${stringLiteral(database)} AND name = ${stringLiteral(name)} AND engine = 'View'`)).trim() === '1',
   };

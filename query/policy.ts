@@ -109,6 +109,10 @@ export interface CatalogLookup {
   tenantTables(database: string): Promise<ReadonlySet<string>>;
   /** Whether `database.name` is a (parameterized) view. */
   isView(database: string, name: string): Promise<boolean>;
+  /** The engine of `database.name` and, for a view, its CREATE statement; undefined when there is no such table. */
+  table(database: string, name: string): Promise<{ engine: string; create: string } | undefined>;
+  /** The engine's parse of a statement (a view's CREATE). */
+  parse(sql: string): Promise<AstNode>;
 }
 
 export interface StatementContext {
@@ -148,15 +152,13 @@ export async function checkStatement(c: StatementContext): Promise<Verdict> {
   checkStatementKind(c, c.ast, kind);
 
   const sqlFunctions = new Set<string>();
-  const ctes = new Set<string>();
-  for (const n of walk(c.ast)) if (n.kind === 'WithElement' && n.detail) ctes.add(n.detail);
   for (const n of walk(c.ast)) {
     switch (n.kind) {
       case 'Function':
         await checkFunctionNode(c, n, sqlFunctions);
         break;
       case 'TableIdentifier':
-        await checkTable(c, n.detail, ctes);
+        await checkTable(c, n.detail, new Set());
         break;
       case 'Explain':
         if (n !== c.ast) throw denied('A nested EXPLAIN is not allowed');
@@ -213,7 +215,10 @@ async function checkFunctionNode(c: StatementContext, n: AstNode, sqlFunctions: 
   // A table function: FROM f(…), CREATE TABLE t AS f(…), DESCRIBE f(…).
   if (parent?.kind === 'TableExpression' || parent?.kind === 'CreateQuery') {
     if (TABLE_FUNCTIONS.has(name)) return;
-    if (parent.kind === 'TableExpression' && (await isParameterizedView(c, name))) return;
+    if (parent.kind === 'TableExpression' && (await isParameterizedView(c, name))) {
+      if (c.tenant !== undefined) await checkTable(c, name, new Set());
+      return;
+    }
     throw denied(`The table function ${name}() is not allowed (allowed: ${[...TABLE_FUNCTIONS].join(', ')}, and perpass's parameterized views)`);
   }
   if (parent?.kind === 'Storage definition' && parent.children[0] === n) {
@@ -239,10 +244,6 @@ async function isParameterizedView(c: StatementContext, name: string): Promise<b
   const parts = name.split('.');
   if (parts.length > 2 || !parts.every((p) => NAME.test(p))) return false;
   const [database, view] = parts.length === 2 ? [parts[0]!, parts[1]!] : [c.database, parts[0]!];
-  if (c.tenant !== undefined) {
-    if (database !== c.storeDatabase) return false;
-    if (!(await c.lookup.tenantTables(database)).has(view) && !SHARED_TABLES.has(view)) return false;
-  }
   return c.lookup.isView(database, view);
 }
 
@@ -273,12 +274,18 @@ function knownFunction(engine: EngineCatalog, name: string): boolean {
 /** Nodes of the parse that are written as functions but are syntax, not functions of system.functions. */
 const STRUCTURAL = new Set(['lambda', 'exists', 'grouping']);
 
-async function checkTable(c: StatementContext, ref: string, ctes: ReadonlySet<string>): Promise<void> {
+/**
+ * A table reference. For a tenant-scoped reader, a view is followed into
+ * the tables it reads (the engine's parse of its CREATE), since the row
+ * filter applies to tables with a tenant column only: a view over one
+ * without (dead letters, alerts) would show every tenant's rows.
+ * `seen` holds the views on the way, against cycles.
+ */
+async function checkTable(c: StatementContext, ref: string, seen: ReadonlySet<string>): Promise<void> {
   const parts = ref.split('.');
   if (parts.length > 2 || !parts.every((p) => NAME.test(p))) {
     throw denied(`The table name ${JSON.stringify(ref)} is not allowed: use plain identifiers ([A-Za-z_][A-Za-z0-9_]*)`);
   }
-  if (parts.length === 1 && ctes.has(ref)) return;
   const [database, table] = parts.length === 2 ? [parts[0]!, parts[1]!] : [c.database, parts[0]!];
   if (database === 'system' || database === 'INFORMATION_SCHEMA' || database === 'information_schema') {
     const allowed = c.tenant !== undefined ? SCOPED_SYSTEM_TABLES : SYSTEM_TABLES;
@@ -286,8 +293,22 @@ async function checkTable(c: StatementContext, ref: string, ctes: ReadonlySet<st
     throw denied(`${database}.${table} is not readable here (system tables allowed: ${[...allowed].join(', ')})`);
   }
   if (c.tenant === undefined) return;
+  const found = await c.lookup.table(database, table);
+  // An unqualified name that is no table is a CTE of the statement (or an error of the engine's).
+  if (parts.length === 1 && found === undefined) return;
   if (database !== c.storeDatabase) throw denied(`A tenant-scoped reader reads only the ${c.storeDatabase} database, not ${database}.${table}`);
   if (SHARED_TABLES.has(table)) return;
+  if (found?.engine === 'View') {
+    const key = `${database}.${table}`;
+    if (seen.has(key) || seen.size > 16) throw denied(`The view ${key} is nested too deeply to check`);
+    const inner = new Set([...seen, key]);
+    const view = await c.lookup.parse(found.create);
+    for (const n of walk(view)) {
+      if (n.kind === 'TableIdentifier') await checkTable({ ...c, database }, n.detail, inner);
+      if (n.kind === 'Function' && n.parent?.kind === 'TableExpression' && !TABLE_FUNCTIONS.has(n.detail)) await checkTable({ ...c, database }, n.detail, inner);
+    }
+    return;
+  }
   if (!(await c.lookup.tenantTables(database)).has(table)) {
     throw denied(`${database}.${table} has no tenant column, so a tenant-scoped reader cannot read it`);
   }
