@@ -11,7 +11,7 @@ import { startCollector } from '../collector/index.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
-import { ConfigError, envName, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
+import { ConfigError, envName, FILE_SETTINGS, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
 import { configuredCatalog, configuredStore, log, pipelineSettings, prepareStore } from '../config/runtime.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
 import { WRITER_USER } from '../query/endpoint.ts';
@@ -25,12 +25,14 @@ const STORE: SettingKey[] = ['dataDir', 'database', 'clickhouseUrl', 'clickhouse
 const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions'];
 const COLLECTOR: SettingKey[] = ['collectorHost', 'collectorPort', 'maxBodyBytes', 'maxMessageBytes', 'authTokens'];
 const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort'];
-const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken'];
+const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken', 'queryTokens', 'queryAllowedHosts'];
 
 /** Adds `--flag <value>` for each setting, with its help and environment variable. */
 function withSettings(cmd: Command, keys: SettingKey[]): Command {
   cmd.option('--config <file>', 'settings file, JSON or YAML (env FLEET_CONFIG)');
-  for (const key of keys) cmd.addOption(new Option(`--${flagName(key)} <value>`, `${SETTINGS[key].help} (env ${envName(key)})`));
+  // A secret's file variant (--query-token-file, …) goes with it.
+  const withFiles = keys.flatMap((k) => [k, ...Object.entries(FILE_SETTINGS).filter(([, of]) => of === k).map(([f]) => f as SettingKey)]);
+  for (const key of withFiles) cmd.addOption(new Option(`--${flagName(key)} <value>`, `${SETTINGS[key].help} (env ${envName(key)})`));
   return cmd;
 }
 

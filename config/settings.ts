@@ -38,6 +38,7 @@ export const SETTINGS = {
   clickhouseUrl: { schema: z.url().optional(), help: 'ClickHouse server URL (unset: embedded chDB in --data-dir)' },
   clickhouseUser: { schema: z.string().optional(), help: 'ClickHouse user' },
   clickhousePassword: { schema: z.string().optional(), help: 'ClickHouse password' },
+  clickhousePasswordFile: { schema: z.string().min(1).optional(), help: 'file holding the ClickHouse password (instead of --clickhouse-password)' },
   clickhouseCluster: { schema: identifier.optional(), help: 'ClickHouse cluster: migrations render ON CLUSTER with Replicated engines' },
   spansTtlDays: { schema: int(1).default(14), help: 'days kept spans live (TTL of the spans table)' },
   prices: { schema: z.string().min(1).optional(), help: 'price catalog JSON (default: the shipped catalog)' },
@@ -57,10 +58,16 @@ export const SETTINGS = {
     help: "bound on one bus message: a trace's spans beyond it are split over several messages (keep it under the topic's max.message.bytes)",
   },
   authTokens: { schema: tokenMap.optional(), help: 'bearer tokens of the receiver: token=tenant,token2=tenant2 (unset: no auth)' },
+  authTokensFile: { schema: z.string().min(1).optional(), help: 'file of receiver tokens, one token=tenant a line (instead of --auth-tokens)' },
   queryHost: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface of the embedded ClickHouse-compatible query endpoint' },
   queryPort: { schema: int().max(65535).default(8123), help: 'port of the embedded query endpoint' },
   queryToken: { schema: z.string().min(1).optional(), help: 'password readers of the query endpoint must send (unset: none)' },
+  queryTokenFile: { schema: z.string().min(1).optional(), help: 'file holding the query read token (instead of --query-token)' },
   queryWriteToken: { schema: z.string().min(16, 'must be at least 16 characters').optional(), help: 'fleet start: enables write mode of the query endpoint for this password (never the default); fleet alerts: writes through that endpoint with it' },
+  queryWriteTokenFile: { schema: z.string().min(1).optional(), help: 'file holding the query write token (instead of --query-write-token)' },
+  queryTokens: { schema: tokenMap.optional(), help: 'read tokens of the query endpoint bound to a tenant, token=tenant,…: such a reader sees only its tenant\'s rows' },
+  queryTokensFile: { schema: z.string().min(1).optional(), help: 'file of tenant-bound read tokens, one token=tenant a line (instead of --query-tokens)' },
+  queryAllowedHosts: { schema: list.optional(), help: 'Host header names the query endpoint answers besides its bound address (and localhost when bound to loopback), against DNS rebinding' },
   metricsPort: { schema: int().max(65535).default(9464), help: 'port of /metrics of a consumer or alerts process' },
   samplingPassRate: { schema: z.coerce.number().min(0).max(1).default(0.05), help: 'fraction of passing attempts whose spans are kept' },
   costOutlierUsd: { schema: z.string().regex(/^\d+(\.\d+)?$/, 'must be a decimal USD amount').default('1'), help: 'attempts costing more are kept whatever the outcome' },
@@ -76,6 +83,15 @@ export type Config = { [K in SettingKey]: z.output<(typeof SETTINGS)[K]['schema'
 
 export const envName = (key: string): string => `FLEET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 export const flagName = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** Settings whose secret may come from a file instead (`--x-file`), so it need not sit in argv or the environment. */
+export const FILE_SETTINGS = {
+  clickhousePasswordFile: 'clickhousePassword',
+  authTokensFile: 'authTokens',
+  queryTokenFile: 'queryToken',
+  queryWriteTokenFile: 'queryWriteToken',
+  queryTokensFile: 'queryTokens',
+} as const satisfies Partial<Record<SettingKey, SettingKey>>;
 
 /** A setting with a bad value; the message says which, where from and why. */
 export class ConfigError extends Error {
@@ -125,7 +141,29 @@ export function resolveConfig(flags: Partial<Record<SettingKey | 'config', unkno
     }
     const parsed = (setting.schema as z.ZodType).safeParse(raw);
     if (parsed.success) out[key] = parsed.data;
-    else problems.push(`${from} ${key === 'authTokens' || key.endsWith('Token') || key.endsWith('Password') ? '(value hidden)' : JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${from} ${/Tokens?$|Password$/.test(key) ? '(value hidden)' : JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  for (const [fileKey, key] of Object.entries(FILE_SETTINGS) as Array<[keyof typeof FILE_SETTINGS, SettingKey]>) {
+    const file = out[fileKey] as string | undefined;
+    if (file === undefined) continue;
+    if (out[key] !== undefined) {
+      problems.push(`--${flagName(key)} and --${flagName(fileKey)} are both set: give one`);
+      continue;
+    }
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      problems.push(`--${flagName(fileKey)} ${file}: ${(err as Error).message}`);
+      continue;
+    }
+    // Token maps: one token=tenant a line (# comments); a single secret: the file's text without its final newline.
+    const raw = key === 'authTokens' || key === 'queryTokens'
+      ? text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).join(',')
+      : text.replace(/\r?\n$/, '');
+    const parsed = (SETTINGS[key].schema as z.ZodType).safeParse(raw);
+    if (parsed.success) out[key] = parsed.data;
+    else problems.push(`${file} (--${flagName(fileKey)}, value hidden): ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
   return out as Config;

@@ -103,6 +103,8 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
         port: config.queryPort,
         ...(config.queryToken && { readToken: config.queryToken }),
         ...(config.queryWriteToken && { writeToken: config.queryWriteToken }),
+        ...(config.queryTokens && { tenantTokens: config.queryTokens }),
+        ...(config.queryAllowedHosts && { allowedHosts: config.queryAllowedHosts }),
       });
       query = endpoint;
       stops.push({ what: 'the query endpoint', stop: () => endpoint.close() });

@@ -1,0 +1,180 @@
+/**
+ * The query endpoint of a real `fleet start`, attacked as an outsider would
+ * (issue: least privilege): tokens from files, every SYSTEM statement
+ * refused to readers and the writer, no CORS, foreign Host headers refused
+ * (DNS rebinding), the host's files and server-wide state out of reach,
+ * a query_id with CR/LF answered 400, tenant-bound tokens from a file.
+ */
+import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFleet, type Child } from './support/processes.ts';
+import { tempDir } from './support/store.ts';
+
+const READ = 'least-privilege-reader';
+const WRITE = 'least-privilege-writer-0123456789';
+const TENANT = 'tenant-reader-token';
+const secrets = tempDir('secrets');
+const file = (name: string, text: string) => {
+  const p = path.join(secrets, name);
+  writeFileSync(p, text, { mode: 0o600 });
+  return p;
+};
+
+let fleet: Child;
+let url = '';
+
+beforeAll(async () => {
+  fleet = startFleet([
+    'start',
+    '--data-dir', tempDir('least-privilege'),
+    '--collector-port', '0',
+    '--query-port', '0',
+    '--query-token-file', file('read', `${READ}\n`),
+    '--query-write-token-file', file('write', `${WRITE}\n`),
+    '--query-tokens-file', file('tenants', `# token=tenant, one a line\n${TENANT}=acme\n`),
+    '--auth-tokens-file', file('collector', 'collector-token=acme\n'),
+    '--query-allowed-hosts', 'perpass.internal',
+  ]);
+  url = (await fleet.waitFor(/query (http:\/\/[\d.]+:\d+)/, 120_000))[1]!;
+}, 180_000);
+
+afterAll(async () => {
+  await fleet?.kill();
+});
+
+type Who = 'reader' | 'writer' | 'tenant' | 'nobody';
+const credentials: Record<Who, Record<string, string>> = {
+  reader: { Authorization: `Bearer ${READ}` },
+  writer: { 'X-ClickHouse-User': 'perpass_writer', 'X-ClickHouse-Key': WRITE },
+  tenant: { Authorization: `Bearer ${TENANT}` },
+  nobody: {},
+};
+
+async function post(who: Who, sql: string, params: Record<string, string> = {}, headers: Record<string, string> = {}) {
+  const res = await fetch(`${url}/?${new URLSearchParams(params)}`, { method: 'POST', body: sql, headers: { ...credentials[who], ...headers } });
+  return { status: res.status, body: await res.text(), headers: res.headers };
+}
+
+/** A raw HTTP request, for headers fetch will not send (Host). */
+function raw(pathAndQuery: string, headers: Record<string, string>): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path: pathAndQuery, method: 'GET', headers }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const SYSTEM_STATEMENTS = [
+  'SYSTEM STOP MERGES', 'SYSTEM START MERGES', 'SYSTEM STOP TTL MERGES', 'SYSTEM STOP MOVES', 'SYSTEM STOP VIEWS', 'SYSTEM START VIEWS',
+  'SYSTEM STOP FETCHES', 'SYSTEM STOP REPLICATED SENDS', 'SYSTEM STOP DISTRIBUTED SENDS', 'SYSTEM DROP MARK CACHE', 'SYSTEM DROP UNCOMPRESSED CACHE',
+  'SYSTEM DROP DNS CACHE', 'SYSTEM DROP QUERY CACHE', 'SYSTEM DROP FORMAT SCHEMA CACHE', 'SYSTEM FLUSH LOGS', 'SYSTEM RELOAD CONFIG',
+  'SYSTEM RELOAD DICTIONARIES', 'SYSTEM RELOAD MODELS', 'SYSTEM RELOAD FUNCTIONS', 'SYSTEM RELOAD USERS', 'SYSTEM SHUTDOWN', 'SYSTEM KILL',
+  'SYSTEM SYNC REPLICA fleet.attempts', 'SYSTEM RESTART REPLICAS', 'SYSTEM ENABLE FAILPOINT replicated_merge_tree_commit_zk_fail_after_op',
+  'SYSTEM FREEZE WITH NAME x', 'SYSTEM UNFREEZE WITH NAME x', 'SYSTEM WAIT LOADING PARTS fleet.attempts', 'SYSTEM PREWARM MARK CACHE fleet.attempts',
+];
+
+describe('fleet start: the query endpoint, least privilege', () => {
+  it('takes its tokens from files: reader, writer, tenant-bound reader', async () => {
+    expect((await post('nobody', 'SELECT 1')).status).toBe(401);
+    expect((await post('reader', 'SELECT 1')).body).toBe('1\n');
+    expect((await post('tenant', "SELECT position(toString(getSetting('additional_table_filters')), 'acme') > 0")).body).toBe('1\n');
+    expect((await post('reader', "SELECT toString(getSetting('additional_table_filters'))")).body).toBe('{}\n');
+    const made = await post('writer', 'CREATE TABLE fleet.lp_probe (x String) ENGINE = MergeTree ORDER BY x');
+    expect(made.status, made.body).toBe(200);
+    expect(fleet.output()).not.toContain(READ);
+    expect(fleet.output()).not.toContain(WRITE);
+  });
+
+  it.each(SYSTEM_STATEMENTS)('refuses %s to readers and the writer', async (sql) => {
+    for (const who of ['reader', 'tenant', 'writer'] as const) {
+      const a = await post(who, sql);
+      expect(a.status, `${who}: ${a.body}`).not.toBe(200);
+      expect(a.body, who).toMatch(/\((READONLY|ACCESS_DENIED|SYNTAX_ERROR)\)/);
+    }
+  });
+
+  it('keeps the merges and views running after the refusals (server-wide state unchanged)', async () => {
+    const a = await post('reader', 'SELECT 1 FROM system.one');
+    expect(a.body).toBe('1\n');
+  });
+
+  it('never sends Access-Control-Allow-*, and refuses add_http_cors_header', async () => {
+    const origin = { Origin: 'https://evil.example' };
+    const answers = [
+      await post('reader', 'SELECT 1', {}, origin),
+      await post('reader', 'SELECT 1', { add_http_cors_header: '1' }, origin),
+      await post('reader', 'SELECT 1 SETTINGS add_http_cors_header = 1', {}, origin),
+      await post('nobody', 'SELECT 1', {}, origin),
+    ];
+    const preflight = await fetch(`${url}/`, { method: 'OPTIONS', headers: { ...origin, 'Access-Control-Request-Method': 'POST' } });
+    for (const h of [...answers.map((a) => a.headers), preflight.headers]) {
+      expect([...h.keys()].filter((k) => k.startsWith('access-control-'))).toEqual([]);
+    }
+    expect(answers[1]!.status).toBe(403);
+    expect(answers[1]!.body).toContain('add_http_cors_header');
+    expect(answers[2]!.status).not.toBe(200);
+    const ping = await raw('/?query=SELECT+1&add_http_cors_header=1', { Origin: 'https://evil.example', Authorization: `Bearer ${READ}` });
+    expect(Object.keys(ping.headers).filter((k) => k.startsWith('access-control-'))).toEqual([]);
+  });
+
+  it('refuses a foreign Host header (DNS rebinding) and answers its own names', async () => {
+    const q = '/?query=SELECT+1';
+    const auth = { Authorization: `Bearer ${READ}` };
+    const port = new URL(url).port;
+    for (const host of [`attacker.example:${port}`, 'attacker.example', `127.0.0.1.nip.io:${port}`]) {
+      const a = await raw(q, { ...auth, Host: host });
+      expect(a.status, host).toBe(403);
+      expect(a.body).toContain('DNS rebinding');
+    }
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'localhost', `perpass.internal:${port}`]) {
+      const a = await raw(q, { ...auth, Host: host });
+      expect(a.status, `${host}: ${a.body}`).toBe(200);
+    }
+  });
+
+  it('answers a query_id with CR/LF with 400, not 500', async () => {
+    for (const id of ['a\r\nSet-Cookie: x=1', 'a\nb', 'a\rb', 'x'.repeat(300)]) {
+      const a = await post('reader', 'SELECT 1', { query_id: id });
+      expect(a.status, JSON.stringify(id)).toBe(400);
+      expect(a.body).toContain('query_id');
+    }
+    expect((await post('reader', 'SELECT 1', { query_id: 'my-query-1' })).headers.get('x-clickhouse-query-id')).toBe('my-query-1');
+  });
+
+  it('keeps the host out of reach: files, processes, introspection, server paths', async () => {
+    const attempts: Array<[Who, string]> = [
+      ['reader', "SELECT file('/etc/passwd')"],
+      ['reader', "SELECT file('/proc/self/environ')"],
+      ['reader', "SELECT file('/proc/self/cmdline')"],
+      ['writer', "SELECT file('/proc/self/cmdline')"],
+      ['reader', 'SELECT * FROM system.models'],
+      ['reader', 'SELECT * FROM system.stack_trace'],
+      ['reader', 'SELECT * FROM system.symbols'],
+      ['reader', 'SELECT * FROM system.disks'],
+      ['reader', 'SELECT * FROM system.server_settings'],
+      ['reader', "SELECT addressToLine(toUInt64(1)) SETTINGS allow_introspection_functions = 1"],
+      ['writer', "CREATE TABLE fleet.lp_host (line String) ENGINE = File(LineAsString, '/tmp/perpass-lp-host')"],
+      ['writer', "INSERT INTO FUNCTION file('/tmp/perpass-lp-host', 'LineAsString', 'line String') SELECT 'x'"],
+      ['writer', "SELECT * FROM executable('id', 'TSV', 'x String')"],
+      ['writer', "SELECT * FROM url('http://127.0.0.1:1/', 'CSV', 'x String')"],
+      ['writer', 'INSERT INTO fleet.lp_probe VALUES (file(\'/etc/passwd\'))'],
+      ['writer', "ALTER TABLE fleet.lp_probe MODIFY SETTING disk = disk(type = local, path = '/tmp/perpass-lp-disk/')"],
+      ['writer', 'ALTER TABLE fleet.lp_probe FREEZE'],
+      ['writer', "CREATE DICTIONARY fleet.lp_dict (x String) PRIMARY KEY x SOURCE(FILE(path '/etc/passwd' format 'LineAsString')) LAYOUT(FLAT()) LIFETIME(0)"],
+    ];
+    const answers = await Promise.all(attempts.map(async ([who, sql]) => ({ who, sql, ...(await post(who, sql)) })));
+    for (const a of answers) {
+      expect(a.body, a.sql).not.toMatch(/root:x:0:0|PATH=|bin\/fleet/);
+      expect(a.status, `${a.who}: ${a.sql}: ${a.body}`).not.toBe(200);
+    }
+    const count = await post('writer', 'SELECT count() FROM fleet.lp_probe');
+    expect(count.body).toBe('0\n');
+  });
+});
