@@ -13,6 +13,7 @@ import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
 import { ConfigError, envName, FILE_SETTINGS, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
 import { configuredCatalog, configuredStore, log, pipelineSettings, prepareStore } from '../config/runtime.ts';
+import { applyAccess } from '../sql/access.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
 import { WRITER_USER } from '../query/endpoint.ts';
 import { openStore, type Store } from '../storage/store.ts';
@@ -170,12 +171,16 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   });
 });
 
-withSettings(program.command('migrate').description('apply the ClickHouse migrations and load the price catalog into `prices`'), STORE).action(async (_o, cmd: Command) => {
+withSettings(program.command('migrate').description('apply the ClickHouse migrations and load the price catalog into `prices`'), [...STORE, 'readerTenants']).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const store = configuredStore(c);
   try {
     await prepareStore(store, c, configuredCatalog(c));
     log(`migrated ${store.location} database ${store.database}`);
+    if (c.readerTenants?.length) {
+      const statements = await applyAccess(store, { tenants: c.readerTenants, ...(c.clickhouseCluster && { cluster: c.clickhouseCluster }) });
+      log(`access: role perpass_reader and row policies for ${c.readerTenants.join(', ')} (${statements.length} statements; see docs/operations.md)`);
+    }
   } finally {
     await store.close();
   }

@@ -75,6 +75,7 @@ export const SETTINGS = {
   decisionWaitMs: { schema: int().default(500), help: 'wait after an attempt ended for late child spans' },
   traceTimeoutMs: { schema: int(1).default(60_000), help: 'idle time after which undecided spans of a trace are decided' },
   queueBytes: { schema: int(1).default(256 * 1024 * 1024), help: 'bound of the embedded in-process queue (bytes awaiting the consumers)' },
+  readerTenants: { schema: list.optional(), help: 'fleet migrate on a ClickHouse server: create the reader role and a row-policy role per tenant (perpass_tenant_<tenant>), comma-separated tenants' },
   alertRules: { schema: z.string().min(1).optional(), help: 'alert rules file (JSON or YAML) of fleet alerts; given to fleet start, it runs them in that process' },
 } as const;
 

@@ -101,7 +101,7 @@ export function closingParen(sql: string, open: number): number {
 const CREATE_TABLE = /^CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\w+)\.(\w+)\s+ON\s+CLUSTER\s+(\w+)\s*\(/i;
 const ENGINE = /^\s*ENGINE\s*=\s*(\w+)/i;
 const ALTER_OR_DROP_TABLE = /^(ALTER\s+TABLE|DROP\s+TABLE(?:\s+IF\s+EXISTS)?)\s+(\w+)\.(\w+)\s+ON\s+CLUSTER\s+(\w+)\b([\s\S]*)$/i;
-const PASS_THROUGH = /^(CREATE\s+DATABASE|CREATE\s+(?:OR\s+REPLACE\s+)?VIEW|CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION|DROP\s+VIEW|DROP\s+FUNCTION)\b/i;
+const PASS_THROUGH = /^(CREATE\s+DATABASE|CREATE\s+(?:OR\s+REPLACE\s+)?VIEW|CREATE\s+(?:OR\s+REPLACE\s+)?FUNCTION|DROP\s+VIEW|DROP\s+FUNCTION|CREATE\s+ROLE|GRANT)\b/i;
 const ON_CLUSTER = /\bON\s+CLUSTER\s+(\w+)\b/i;
 /** Alterations a Distributed table must follow (it has the columns of its local table). */
 const COLUMN_ALTERATION = /^\s*(ADD|DROP|MODIFY|RENAME|COMMENT)\s+COLUMN\b/i;
@@ -182,6 +182,19 @@ function alterOrDropTable(match: RegExpExecArray, statement: string, options: Cl
   return COLUMN_ALTERATION.test(body) ? [local, on(table)] : [local];
 }
 
+/** `CREATE ROW POLICY … ON CLUSTER c ON <tables> FOR SELECT …` (sql/access.ts). */
+const ROW_POLICY = /^(CREATE\s+ROW\s+POLICY\s+OR\s+REPLACE\s+\S+\s+ON\s+CLUSTER\s+(\w+)\s+ON\s+)(.+?)(\s+FOR\s+SELECT\b[\s\S]*)$/i;
+
+/** A row policy on a sharded table holds for its `_local` table too: a shard reads that one, whoever asked the Distributed table. */
+function rowPolicy(m: RegExpExecArray, statement: string, options: ClusterOptions): string {
+  const tables = m[3]!.split(/\s*,\s*/).flatMap((ref) => {
+    const [db, table] = ref.split('.') as [string, string | undefined];
+    if (table === undefined) throw new ClusterRenderError(`row policy tables must be <db>.<table>: ${short(statement)}`);
+    return db === options.database && SHARDED_TABLES[table] ? [ref, `${db}.${table}${LOCAL_SUFFIX}`] : [ref];
+  });
+  return `${m[1]}${tables.join(', ')}${m[4]}`;
+}
+
 /**
  * The statements for a cluster, from the single-node statements (already
  * rendered with `ON CLUSTER <cluster>`). Throws ClusterRenderError for a
@@ -203,6 +216,12 @@ export function clusterStatements(statements: readonly string[], options: Cluste
     if (/^(ALTER|DROP)\s+TABLE\b/i.test(statement)) {
       checkCluster(statement, ON_CLUSTER.exec(statement)?.[1], options);
       throw new ClusterRenderError(`cluster mode renders ALTER TABLE / DROP TABLE [IF EXISTS] <db>.<table> ON CLUSTER <cluster> …, got: ${short(statement)}`);
+    }
+    const policy = ROW_POLICY.exec(statement);
+    if (policy) {
+      checkCluster(statement, policy[2], options);
+      out.push(rowPolicy(policy, statement, options));
+      continue;
     }
     if (PASS_THROUGH.test(statement)) {
       checkCluster(statement, ON_CLUSTER.exec(statement)?.[1], options);
