@@ -19,46 +19,31 @@
  * the format asked for (`FORMAT …` in the query, else `default_format` /
  * `X-ClickHouse-Format`, else TabSeparated).
  *
- * ## Read-only, by the engine
+ * ## Least privilege: the endpoint is the sandbox
  *
- * A reader's session is opened with ClickHouse's `readonly=1` as a
- * connection argument, so it is never writable: the engine refuses INSERT,
- * DDL, SYSTEM, table functions that reach out (file, url, s3, remote…),
- * `SET` and any setting change (`SETTINGS readonly=0` in the query, a
- * `readonly=0` URL parameter) with READONLY (164). URL parameters that are
- * not HTTP-transport parameters are settings; a reader may send:
+ * chDB has no users or grants, so every statement is checked before it runs
+ * by a default-deny policy on the engine's own parse of it (query/guard.ts
+ * renders and parses it on a pooled analysis session; query/policy.ts
+ * walks the parse: statement kinds, functions, table functions, engines,
+ * tables, settings). Nothing a reader or the writer sends reaches the
+ * host's files, the network, a process or server-wide state; see
+ * docs/operations.md#query-endpoint-least-privilege.
  *
- * - output-format settings (READER_SETTINGS below: `output_format_json_quote_64bit_integers`,
- *   `output_format_json_quote_decimals`, `date_time_output_format`,
- *   `format_csv_delimiter`, `session_timezone`, …), which change how a
- *   result is written, never what may run. They become connection
- *   arguments of the readonly session (`@clickhouse/client` over
- *   `openStore({ url })` sends two of them with every request). ClickHouse
- *   itself refuses even these to readonly=1 users; readonly=2 would admit
- *   every setting — `max_memory_usage`, `max_threads`, … — which is exactly
- *   the override the endpoint must refuse;
- * - `max_execution_time` at most the endpoint's cap (a limit may be
- *   tightened, never lifted — Grafana sends its query timeout this way).
+ * A reader's session is also opened with ClickHouse's `readonly=1` as a
+ * connection argument, so the engine refuses writes and setting changes a
+ * second time. The settings the policy allows (URL parameters, the
+ * statement's `SETTINGS`) become connection arguments of that session, so
+ * a `SETTINGS` clause equal to them passes readonly. Every reader session
+ * carries `max_result_bytes`, `max_memory_usage` (a quarter of the
+ * process's memory limit by default), `max_threads` and
+ * `max_execution_time` caps; a tenant-scoped reader's also carries
+ * `additional_table_filters` for its tenant on every perpass table with a
+ * `tenant` column. 64-bit integers and decimals come as this chDB writes
+ * them by default (unquoted in JSON); clients ask for quoting with the
+ * output-format settings.
  *
- * Any other setting is handed to the engine as `SET name = value` on the
- * readonly session, and the engine refuses it (164, or 115 for a name it
- * does not know; a value equal to the one in force changes nothing and the
- * engine lets it pass, e.g. `readonly=1`). Settings in the SQL
- * (`SETTINGS …`) are the engine's to refuse, format ones included. A
- * reader's session also carries `max_result_bytes` (`maxResultBytes`) and
- * `max_memory_usage` (`maxMemoryUsageBytes`).
- * 64-bit integers and decimals come as this chDB writes them by default
- * (unquoted in JSON); clients ask for quoting with the settings above.
- *
- * Beyond readonly, three things clickhouse-local does that a ClickHouse
- * server's HTTP handler does not: `INTO OUTFILE` and `FROM INFILE` (the
- * client side of clickhouse-local writes/reads a host file, readonly or
- * not) are refused with INTO_OUTFILE_NOT_ALLOWED / SUPPORT_IS_DISABLED;
- * multi-statements are refused with SYNTAX_ERROR like a server's; and
- * `KILL QUERY` is refused to readers (READONLY) because every chDB session
- * is the same user `default`, so a reader could cancel the pipeline's
- * inserts. These are found in the engine's canonical rendering of the
- * statement (query/sql.ts), never by matching the user's text.
+ * Sessions are pooled by their connection arguments (query/sessions.ts)
+ * and reused only by requests that leave nothing in them.
  *
  * ## Write mode (opt-in)
  *
@@ -67,18 +52,13 @@
  * `writeUser`) with password = the write token runs on a writable session:
  * INSERT into the perpass tables and the migrations' DDL, so another
  * process can `openStore({ url, username: 'perpass_writer', password })`
- * and `migrate()` through it as through a ClickHouse server. Its settings
- * are applied with `SET` (the engine validates them). Write mode admits
- * SELECT-like statements, INSERT, CREATE, ALTER, DROP, TRUNCATE, RENAME,
- * EXCHANGE, OPTIMIZE, DELETE, UPDATE, SET, USE — not SYSTEM, KILL, ATTACH,
- * DETACH, BACKUP, RESTORE, GRANT, … (ACCESS_DENIED), nor `INSERT INTO
- * FUNCTION`. INSERT data must be text (JSONEachRow, CSV, TSV, …: chDB takes
- * inline data as text); inline `VALUES` data is accepted only without a `;`
- * inside it, because clickhouse-local ends VALUES data at `;` and would run
- * what follows as another statement. GET requests are always read-only, as
- * on a ClickHouse server. The write token is full trust otherwise: chDB has
- * one user, so table functions and engines that reach the host (file(),
- * url(), File, URL) inside a writer's SELECT or CREATE are not sandboxed.
+ * and `migrate()` through it as through a ClickHouse server. The same
+ * policy holds for it (no SYSTEM, KILL, ATTACH, BACKUP, INSERT INTO
+ * FUNCTION, host-reaching engines or functions). INSERT data must be text
+ * (JSONEachRow, CSV, TSV, …: chDB takes inline data as text); inline
+ * `VALUES` data must be literals without a `;` (clickhouse-local ends
+ * VALUES data at `;`, and expressions in it are not part of the parse).
+ * GET requests are always read-only, as on a ClickHouse server.
  *
  * ## Credentials
  *
@@ -86,8 +66,10 @@
  * `X-ClickHouse-User` / `X-ClickHouse-Key` headers, or `?user=&password=`
  * (mixing them is refused, as by ClickHouse); `Authorization: Bearer
  * <token>` also counts as a password. Readers: any user name except the
- * writer's (in write mode), password = `readToken` (no read token: anyone
- * on the bound interface reads; `fleet report` connects as `default`). Writer: user `perpass_writer`, password = `writeToken`.
+ * writer's (in write mode), password = `readToken` or one of
+ * `tenantTokens` (a reader bound to that tenant); neither: anyone on the
+ * bound interface reads (`fleet report` connects as `default`). Writer:
+ * user `perpass_writer`, password = `writeToken`.
  * Missing credentials when one is needed → REQUIRED_PASSWORD (194, HTTP
  * 401 with `WWW-Authenticate`); wrong → AUTHENTICATION_FAILED (516, HTTP
  * 403). Tokens are compared in constant time. `/ping` needs none.
@@ -106,7 +88,9 @@
  * `X-ClickHouse-Format`; `query_id` / `X-ClickHouse-Query-Id`;
  * `Content-Encoding: gzip|deflate|br|zstd` request bodies;
  * `enable_http_compression=1` + `Accept-Encoding` (gzip, deflate, br, zstd)
- * responses with `http_zlib_compression_level`; `add_http_cors_header`;
+ * responses with `http_zlib_compression_level`. Never CORS:
+ * `add_http_cors_header` is refused; a `Host` header that is not a name of
+ * the bound address is refused (DNS rebinding);
  * response headers `X-ClickHouse-Query-Id`, `-Format`, `-Timezone`,
  * `-Summary`, `-Server-Display-Name`, `-Exception-Code`; Content-Type by
  * format. `wait_end_of_query` is always in effect: results are buffered

@@ -37,6 +37,9 @@ import { hostFileClause, insertsValues, statementKind } from './sql.ts';
 
 export type Role = 'reader' | 'writer';
 
+/** The settings policy, for the wire code: one import for what a request may run and set. */
+export { settingRefusal, unchanged, WRITER_FIXED, SCOPED_FIXED, type SettingsLimits } from './settings.ts';
+
 /** Table functions any request may use: they make rows from their arguments only. */
 export const TABLE_FUNCTIONS: ReadonlySet<string> = new Set([
   'numbers', 'numbers_mt', 'zeros', 'zeros_mt', 'values', 'SQLStandardValues', 'generate_series', 'generateSeries', 'primes', 'null', 'view', 'format', 'generateRandom',

@@ -6,11 +6,10 @@
  * its output, where keywords are upper case, string literals are
  * single-quoted with backslash escapes and there are no comments.
  *
- * None of this decides what may write: readonly is the engine's (a
- * `readonly=1` session). These are the few things clickhouse-local does on
- * the client side, outside readonly's reach, that a ClickHouse server's
- * HTTP handler refuses too (INTO OUTFILE, FROM INFILE), plus the
- * statement kinds write mode admits.
+ * What may run is decided on the engine's parse (query/policy.ts); these
+ * helpers read what the parse does not show well: the statement's leading
+ * keyword, INTO OUTFILE / FROM INFILE (clickhouse-local's client side),
+ * inline VALUES and the output format.
  */
 
 /** The text with every quoted literal or identifier replaced by an empty one of the same kind. */
@@ -51,11 +50,6 @@ export function hostFileClause(canonical: string): 'INTO OUTFILE' | 'FROM INFILE
   if (/\bINTO\s+OUTFILE\s+'/i.test(s)) return 'INTO OUTFILE';
   if (/\bFROM\s+INFILE\s+'/i.test(s)) return 'FROM INFILE';
   return undefined;
-}
-
-/** `INSERT INTO FUNCTION file(…)` and the like: a table function as the target of a write. */
-export function insertsIntoFunction(canonical: string): boolean {
-  return /^\s*INSERT\s+INTO\s+FUNCTION\b/i.test(skeleton(canonical));
 }
 
 /** An INSERT whose inline data is in the Values format (`VALUES (…)` or `FORMAT Values`). */

@@ -24,7 +24,7 @@ import { clusterStatements, LOCAL_SUFFIX } from './cluster.ts';
 export interface AccessOptions {
   database: string;
   tenants: readonly string[];
-  /** Tables of `database` with a `tenant` column (on a server: from system.columns). */
+  /** Tables of `database` with a `tenant` column (TENANT_TABLES_SQL). */
   tenantTables: readonly string[];
   /** Tables every tenant may read whole. */
   sharedTables?: readonly string[];
@@ -34,6 +34,11 @@ export interface AccessOptions {
 }
 
 export const READER_ROLE = 'perpass_reader';
+
+/** The tables (not views: a view reads its tables with the reader's policies) of database {db} with a tenant column. */
+export const TENANT_TABLES_SQL =
+  "SELECT DISTINCT table FROM system.columns WHERE database = {db:String} AND name = 'tenant' " +
+  "AND table IN (SELECT name FROM system.tables WHERE database = {db:String} AND engine NOT LIKE '%View') ORDER BY table";
 export const UNSCOPED_POLICY = 'perpass_unscoped';
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -82,10 +87,7 @@ export async function applyAccess(store: Store, o: { tenants: readonly string[];
   if (store.dataDir) {
     throw new Error('--reader-tenants needs a ClickHouse server: embedded chDB has no users, roles or row policies (bind read tokens to tenants with --query-tokens instead)');
   }
-  const rows = await store.query<{ table: string }>(
-    "SELECT DISTINCT table FROM system.columns WHERE database = {db:String} AND name = 'tenant' ORDER BY table",
-    { db: store.database },
-  );
+  const rows = await store.query<{ table: string }>(TENANT_TABLES_SQL, { db: store.database });
   // On a cluster the `_local` tables come from sql/cluster.ts, next to their Distributed table.
   const tenantTables = rows.map((r) => r.table).filter((t) => !(o.cluster && t.endsWith(LOCAL_SUFFIX)));
   const statements = accessStatements({ database: store.database, tenants: o.tenants, tenantTables, ...(o.cluster && { cluster: o.cluster }) });
