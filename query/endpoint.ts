@@ -587,7 +587,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     const chosen = new Map<string, string>([['max_execution_time', String(o.maxExecutionTimeSec)], ['max_threads', String(o.maxThreads)]]);
     for (const [name, value] of [...r.settings, ...verdict.settings]) {
       if (!guard.engine.settings.has(name)) throw ClickHouseHttpError.of('UNKNOWN_SETTING', `Unknown setting '${name}'`);
-      const why = settingRefusal(r.role, name, value, limits);
+      const why = settingRefusal(r.role, name, value, limits, r.tenant !== undefined);
       // A setting sent with the value it already has changes nothing (clients send some with every request).
       if (why && unchanged(name, value, guard.engine.settings)) continue;
       if (why) {

@@ -2,9 +2,9 @@
  * The functions a statement sent to the embedded query endpoint may call
  * (query/policy.ts): a reviewed snapshot of chDB 26.7.2.1's system.functions, so
  * a function a later ClickHouse adds is refused until someone reads what
- * it does and adds it here (`npm run query:functions` lists the engine's
- * functions missing from this list). Aliases (`alias_to`) follow the
- * function they name.
+ * it does and adds it here (docs/operations.md#query-endpoint-least-privilege
+ * gives the query that lists the engine's functions missing from this
+ * list). Aliases (`alias_to`) follow the function they name.
  *
  * Left out on purpose (they reach the host, the network, other tables by
  * name, or server-wide state, or say what the host is): file,

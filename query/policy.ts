@@ -349,7 +349,7 @@ function settingsOf(c: StatementContext): Array<[string, string]> {
         if (!a.simple) throw denied(`The table setting ${a.name} must be a number or a string`);
         continue;
       }
-      const why = settingRefusal(c.role, a.name, a.simple ? a.value : '\0', c.limits);
+      const why = settingRefusal(c.role, a.name, a.simple || a.name === 'additional_table_filters' ? a.value : '\0', c.limits, c.tenant !== undefined);
       if (why && a.simple && unchanged(a.name, a.value, c.engine.settings)) continue;
       if (why) throw c.role === 'reader' ? ClickHouseHttpError.of('READONLY', `Cannot modify '${a.name}' setting in readonly mode: ${why}`) : ClickHouseHttpError.of('SETTING_CONSTRAINT_VIOLATION', why);
       if (a.name !== 'readonly') out.push([a.name, a.value]);

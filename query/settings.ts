@@ -135,11 +135,15 @@ export interface SettingsLimits {
 const nonNegativeInt = (v: string) => /^\d{1,18}$/.test(v.trim());
 const boolean = (v: string) => /^(0|1|true|false)$/i.test(v.trim());
 
-/** Why `name = value` is refused to `role`, or undefined when it is allowed. */
-export function settingRefusal(role: Role, name: string, value: string, limits: SettingsLimits): string | undefined {
+/** Why `name = value` is refused to `role` (`scoped`: a tenant-scoped reader), or undefined when it is allowed. */
+export function settingRefusal(role: Role, name: string, value: string, limits: SettingsLimits, scoped = false): string | undefined {
   const v = value.trim();
   const number = Number(v);
   switch (name) {
+    case 'additional_table_filters':
+      // A filter only narrows what is read (Grafana's ad hoc filters send it); a scoped reader's carries its tenant and stays.
+      if (scoped) return "additional_table_filters holds this reader's tenant filter and cannot be changed";
+      return /^\{[\s\S]*\}$/.test(v) ? undefined : 'additional_table_filters must be a map literal';
     case 'readonly': {
       const inForce = role === 'reader' ? '1' : '0';
       return v === inForce ? undefined : `readonly can only be ${inForce} here (the value in force)`;

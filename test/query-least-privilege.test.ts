@@ -139,6 +139,28 @@ describe('fleet start: the query endpoint, least privilege', () => {
     }
   });
 
+  it("answers Grafana's ClickHouse datasource: schema browsing, functions, ad hoc filters, its query timeout", async () => {
+    const grafana = [
+      'SELECT version()',
+      'SHOW DATABASES',
+      'SHOW TABLES FROM "fleet"',
+      'DESC TABLE "fleet"."attempts"',
+      "SELECT name, type, table FROM system.columns WHERE database IN ('fleet')",
+      'SELECT name, is_aggregate, case_insensitive, alias_to, origin, description, syntax, arguments, returned_value, examples, categories FROM system.functions LIMIT 10000',
+      'SELECT DISTINCT arrayJoin(mapKeys(attributes)) AS keys FROM "fleet"."spans" LIMIT 1000',
+      "SELECT model, count() FROM fleet.attempts GROUP BY model SETTINGS additional_table_filters={'fleet.attempts' : ' model = \\'x\\' '}",
+      'SELECT count() FROM fleet.v_cost_per_pass SETTINGS max_execution_time=10',
+    ];
+    for (const sql of grafana) {
+      const a = await post('reader', sql, { default_format: 'JSON' });
+      expect(a.status, `${sql}: ${a.body}`).toBe(200);
+    }
+    // A tenant reader's filter is its tenant's: an ad hoc filter cannot replace it.
+    const scoped = await post('tenant', "SELECT count() FROM fleet.attempts SETTINGS additional_table_filters={'fleet.attempts':'1'}");
+    expect(scoped.status).not.toBe(200);
+    expect(scoped.body).toContain('tenant filter');
+  });
+
   it('answers a query_id with CR/LF with 400, not 500', async () => {
     for (const id of ['a\r\nSet-Cookie: x=1', 'a\nb', 'a\rb', 'x'.repeat(300)]) {
       const a = await post('reader', 'SELECT 1', { query_id: id });
