@@ -153,6 +153,7 @@ export async function checkStatement(c: StatementContext): Promise<Verdict> {
   if (hostFile === 'INTO OUTFILE') throw ClickHouseHttpError.of('INTO_OUTFILE_NOT_ALLOWED', 'INTO OUTFILE is not allowed');
   if (hostFile === 'FROM INFILE') throw ClickHouseHttpError.of('SUPPORT_IS_DISABLED', 'FROM INFILE is not allowed over HTTP: send the data in the request body');
   checkStatementKind(c, c.ast, kind);
+  await checkCopiedEngine(c);
 
   const sqlFunctions = new Set<string>();
   for (const n of walk(c.ast)) {
@@ -204,11 +205,24 @@ function checkStatementKind(c: StatementContext, ast: AstNode, kind: string): vo
     if (/\bREFRESH\b/.test(c.canonical) && what[1] === 'MATERIALIZED VIEW') throw denied('Refreshable materialized views are not allowed (they run in the background)');
     const storage = root.children.find((ch) => ch.kind === 'Storage definition');
     const asFunction = root.children.some((ch) => ch.kind === 'Function');
-    // CREATE TABLE … AS another_table copies an engine the parse does not show; a missing ENGINE is the default_table_engine.
-    if (what[1] === 'TABLE' && !asFunction && storage?.children[0]?.kind !== 'Function') {
+    // A missing ENGINE is default_table_engine's; CREATE TABLE … AS another_table is checked by checkCopiedEngine.
+    if (what[1] === 'TABLE' && !asFunction && storage?.children[0]?.kind !== 'Function' && !COPY.test(c.canonical)) {
       throw denied('CREATE TABLE needs an explicit ENGINE here (ENGINE = MergeTree, …)');
     }
   }
+}
+
+/** `CREATE TABLE t AS other_table`: the structure and engine of another table, which the parse does not show. */
+const COPY = /^CREATE (?:OR REPLACE )?TABLE (?:IF NOT EXISTS )?\S+(?: ON CLUSTER \S+)? AS ([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)$/;
+
+async function checkCopiedEngine(c: StatementContext): Promise<void> {
+  const m = COPY.exec(c.canonical);
+  if (!m) return;
+  const parts = m[1]!.split('.');
+  const [database, table] = parts.length === 2 ? [parts[0]!, parts[1]!] : [c.database, parts[0]!];
+  const found = await c.lookup.table(database, table);
+  if (!found) throw ClickHouseHttpError.of('UNKNOWN_TABLE', `Table ${database}.${table} does not exist`);
+  if (!TABLE_ENGINES.has(found.engine)) throw denied(`CREATE TABLE … AS ${database}.${table} would copy the engine ${found.engine}, which is not allowed`);
 }
 
 async function checkFunctionNode(c: StatementContext, n: AstNode, sqlFunctions: Set<string>): Promise<void> {
