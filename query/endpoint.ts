@@ -134,7 +134,7 @@ import { ClickHouseHttpError } from './errors.ts';
 import { checkHost, openGuard } from './guard.ts';
 import { SessionPool } from './sessions.ts';
 import { checkStatement, valuesWithSemicolon, type Role, type Verdict } from './policy.ts';
-import { SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
+import { ALL_FIXED, SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
 import { namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -597,7 +597,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       }
       if (name !== 'readonly') chosen.set(name, value);
     }
-    const args = [`--max_query_size=${2 * o.maxQuerySize + 4096}`];
+    const args = [`--max_query_size=${2 * o.maxQuerySize + 4096}`, ...ALL_FIXED.map(([k, v]) => `--${k}=${v}`)];
     if (r.role === 'writer') args.push(...WRITER_FIXED.map(([k, v]) => `--${k}=${v}`));
     else {
       if (o.maxResultBytes > 0 && !chosen.has('max_result_bytes')) chosen.set('max_result_bytes', String(o.maxResultBytes));

@@ -96,6 +96,9 @@ export const WRITER_FIXED: ReadonlyArray<[string, string]> = [
   ['input_format_values_deduce_templates_of_expressions', '0'],
 ];
 
+/** Settings every session carries, reader or writer: chDB turns introspection on; the policy refuses those functions too. */
+export const ALL_FIXED: ReadonlyArray<[string, string]> = [['allow_introspection_functions', '0']];
+
 /**
  * Settings every tenant-scoped reader session carries: answers that could
  * come from table metadata instead of the (filtered) rows are computed from
@@ -111,6 +114,7 @@ export const SCOPED_FIXED: ReadonlyArray<[string, string]> = [
 const ENDPOINT_SET = new Set([
   'readonly', 'max_memory_usage', 'max_result_bytes', 'result_overflow_mode', 'max_threads', 'max_execution_time', 'max_query_size', 'additional_table_filters',
   ...WRITER_FIXED.map(([k]) => k),
+  ...ALL_FIXED.map(([k]) => k),
   ...SCOPED_FIXED.map(([k]) => k),
 ]);
 
