@@ -42,6 +42,9 @@
  * them by default (unquoted in JSON); clients ask for quoting with the
  * output-format settings.
  *
+ * Multi-statements are refused with SYNTAX_ERROR, as by a server (the
+ * engine's rendering takes exactly one statement).
+ *
  * Sessions are pooled by their connection arguments (query/sessions.ts)
  * and reused only by requests that leave nothing in them.
  *

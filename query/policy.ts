@@ -86,6 +86,9 @@ const ALTER_COMMANDS = new Set([
   'ADD_INDEX', 'DROP_INDEX', 'MATERIALIZE_INDEX', 'CLEAR_INDEX', 'ADD_PROJECTION', 'DROP_PROJECTION', 'MATERIALIZE_PROJECTION', 'CLEAR_PROJECTION',
   'MODIFY_ORDER_BY', 'MODIFY_QUERY', 'MODIFY_COMMENT', 'MODIFY_SETTING', 'RESET_SETTING', 'DELETE', 'UPDATE', 'DROP_PARTITION',
 ]);
+/** Statements that name the table or database they change (as Identifier children of their node). */
+const TARGETED = new Set(['InsertQuery', 'CreateQuery', 'AlterQuery', 'DropQuery', 'TruncateQuery', 'Rename', 'OptimizeQuery', 'DeleteQuery', 'UpdateQuery']);
+const SYSTEM_DATABASES = new Set(['system', 'INFORMATION_SCHEMA', 'information_schema']);
 /** EXPLAIN kinds a tenant-scoped reader may use (the others estimate rows and parts of the whole table). */
 const SCOPED_EXPLAIN = new Set(['EXPLAIN AST', 'EXPLAIN SYNTAX']);
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -196,6 +199,10 @@ function checkStatementKind(c: StatementContext, ast: AstNode, kind: string): vo
     throw denied(`${kind || root.kind} statements are not allowed over the embedded query endpoint`);
   }
   if (c.role === 'writer' && !WRITER_KEYWORDS.has(kind)) throw denied(`${kind || 'This'} statements are not allowed over the embedded query endpoint`);
+  // The engine's own databases hold server-wide state (its logs): a writer changes perpass's tables, not those.
+  if (TARGETED.has(root.kind) && (SYSTEM_DATABASES.has(c.database) || root.children.some((ch) => ch.kind === 'Identifier' && SYSTEM_DATABASES.has(ch.detail)))) {
+    throw denied(`${kind || root.kind} on the engine's system databases is not allowed`);
+  }
   if (ast.kind === 'Explain' && c.tenant !== undefined && !SCOPED_EXPLAIN.has(ast.detail)) {
     throw denied(`${ast.detail} is not allowed to a tenant-scoped reader (it describes every tenant's parts): use EXPLAIN AST or EXPLAIN SYNTAX`);
   }
@@ -304,7 +311,7 @@ async function checkTable(c: StatementContext, ref: string, seen: ReadonlySet<st
     throw denied(`The table name ${JSON.stringify(ref)} is not allowed: use plain identifiers ([A-Za-z_][A-Za-z0-9_]*)`);
   }
   const [database, table] = parts.length === 2 ? [parts[0]!, parts[1]!] : [c.database, parts[0]!];
-  if (database === 'system' || database === 'INFORMATION_SCHEMA' || database === 'information_schema') {
+  if (SYSTEM_DATABASES.has(database)) {
     const allowed = c.tenant !== undefined ? SCOPED_SYSTEM_TABLES : SYSTEM_TABLES;
     if (database === 'system' && allowed.has(table)) return;
     throw denied(`${database}.${table} is not readable here (system tables allowed: ${[...allowed].join(', ')})`);

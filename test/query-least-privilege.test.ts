@@ -190,6 +190,10 @@ describe('fleet start: the query endpoint, least privilege', () => {
       ['writer', "ALTER TABLE fleet.lp_probe MODIFY SETTING disk = disk(type = local, path = '/tmp/perpass-lp-disk/')"],
       ['writer', 'ALTER TABLE fleet.lp_probe FREEZE'],
       ['writer', 'CREATE TABLE fleet.lp_copy AS system.one'],
+      ['writer', 'TRUNCATE TABLE system.query_log'],
+      ['writer', 'DROP TABLE IF EXISTS system.query_log'],
+      ['writer', 'CREATE TABLE system.lp_evil (x String) ENGINE = Memory'],
+      ['writer', 'KILL QUERY WHERE 1'],
       ['writer', "CREATE DICTIONARY fleet.lp_dict (x String) PRIMARY KEY x SOURCE(FILE(path '/etc/passwd' format 'LineAsString')) LAYOUT(FLAT()) LIFETIME(0)"],
     ];
     const answers = await Promise.all(attempts.map(async ([who, sql]) => ({ who, sql, ...(await post(who, sql)) })));
