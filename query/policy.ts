@@ -86,6 +86,8 @@ const ALTER_COMMANDS = new Set([
   'ADD_INDEX', 'DROP_INDEX', 'MATERIALIZE_INDEX', 'CLEAR_INDEX', 'ADD_PROJECTION', 'DROP_PROJECTION', 'MATERIALIZE_PROJECTION', 'CLEAR_PROJECTION',
   'MODIFY_ORDER_BY', 'MODIFY_QUERY', 'MODIFY_COMMENT', 'MODIFY_SETTING', 'RESET_SETTING', 'DELETE', 'UPDATE', 'DROP_PARTITION',
 ]);
+/** The SHOW lists that read only names (and settings' values). */
+const SHOW_LISTS = /^SHOW (?:FULL )?(?:TEMPORARY )?(?:TABLES|DATABASES|DICTIONARIES|SETTINGS?|CHANGED SETTINGS)\b/;
 /** Statements that name the table or database they change (as Identifier children of their node). */
 const TARGETED = new Set(['InsertQuery', 'CreateQuery', 'AlterQuery', 'DropQuery', 'TruncateQuery', 'Rename', 'OptimizeQuery', 'DeleteQuery', 'UpdateQuery']);
 const SYSTEM_DATABASES = new Set(['system', 'INFORMATION_SCHEMA', 'information_schema']);
@@ -199,6 +201,10 @@ function checkStatementKind(c: StatementContext, ast: AstNode, kind: string): vo
     throw denied(`${kind || root.kind} statements are not allowed over the embedded query endpoint`);
   }
   if (c.role === 'writer' && !WRITER_KEYWORDS.has(kind)) throw denied(`${kind || 'This'} statements are not allowed over the embedded query endpoint`);
+  // One parse node stands for SHOW TABLES and for SHOW MERGES, CLUSTERS, FILESYSTEM CACHES (which read other system tables).
+  if (root.kind === 'ShowTables' && !SHOW_LISTS.test(c.canonical.replace(/^EXPLAIN\s+\S*\s*/, ''))) {
+    throw denied('Only SHOW TABLES, DATABASES, DICTIONARIES and SETTINGS are allowed of the SHOW … lists');
+  }
   // The engine's own databases hold server-wide state (its logs): a writer changes perpass's tables, not those.
   if (TARGETED.has(root.kind) && (SYSTEM_DATABASES.has(c.database) || root.children.some((ch) => ch.kind === 'Identifier' && SYSTEM_DATABASES.has(ch.detail)))) {
     throw denied(`${kind || root.kind} on the engine's system databases is not allowed`);
