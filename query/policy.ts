@@ -225,6 +225,8 @@ function checkStatementKind(c: StatementContext, ast: AstNode, kind: string): vo
   }
 }
 
+const IN_FUNCTIONS = /^(global)?(not)?(null)?in$/i;
+
 /** `CREATE TABLE t AS other_table`: the structure and engine of another table, which the parse does not show. */
 const COPY = /^CREATE (?:OR REPLACE )?TABLE (?:IF NOT EXISTS )?\S+(?: ON CLUSTER \S+)? AS ([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?)$/;
 
@@ -261,6 +263,9 @@ async function checkFunctionNode(c: StatementContext, n: AstNode, sqlFunctions: 
     return;
   }
   if (parent?.kind === 'ColumnDeclaration' && n.detail === 'STATISTICS') throw denied('Column statistics are not allowed');
+  // `x IN db.table`: the right side names a table, read to build the set.
+  const inTable = IN_FUNCTIONS.test(name) ? n.children[0]?.children[1] : undefined;
+  if (inTable?.kind === 'Identifier') await checkTable(c, inTable.detail, new Set());
   if (isAllowedFunction(c.engine, name)) return;
   if (NAME.test(name) && !sqlFunctions.has(name) && (await c.lookup.isSqlFunction(name))) sqlFunctions.add(name);
   if (sqlFunctions.has(name)) return;

@@ -117,6 +117,8 @@ const REFUSED: Array<[string, string, Record<string, string>?]> = [
   ['trivial count', 'SELECT count() FROM fleet.attempts SETTINGS optimize_trivial_count_query = 1'],
   ['system table by query parameter', 'SELECT * FROM {t:Identifier}', { param_t: 'system.parts' }],
   ['joinGet', "SELECT joinGet('fleet.attempts', 'model', 'x')"],
+  ['IN a table without a tenant column', "SELECT count() FROM fleet.attempts WHERE spec_id NOT IN fleet.dead_letters"],
+  ['IN a system table', "SELECT 'x' IN system.tables"],
   ['hasColumnInTable', "SELECT hasColumnInTable('fleet', 'attempts', 'tenant')"],
 ];
 
