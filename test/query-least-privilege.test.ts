@@ -5,8 +5,10 @@
  * (DNS rebinding), the host's files and server-wide state out of reach,
  * a query_id with CR/LF answered 400, tenant-bound tokens from a file.
  */
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { totalmem } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFleet, type Child } from './support/processes.ts';
@@ -206,4 +208,62 @@ describe('fleet start: the query endpoint, least privilege', () => {
     // Copying a perpass table's structure and engine is fine (the price loader stages prices so).
     expect((await post('writer', 'CREATE TABLE fleet.lp_probe_copy AS fleet.lp_probe')).status).toBe(200);
   });
+});
+
+/** The memory cgroup this process is in, as a directory a child cgroup can be made in (v2 or v1), if it is writable. */
+function memoryCgroup(): { dir: string; limitFile: string } | undefined {
+  const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  const v1 = lines.map((l) => /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/.exec(l)?.[1]).find((p) => p !== undefined);
+  const v2 = lines.map((l) => /^0::(.*)$/.exec(l)?.[1]).find((p) => p !== undefined);
+  const candidates = [
+    ...(v1 !== undefined ? [{ dir: path.join('/sys/fs/cgroup/memory', v1), limitFile: 'memory.limit_in_bytes' }] : []),
+    ...(v2 !== undefined ? [{ dir: path.join('/sys/fs/cgroup', v2), limitFile: 'memory.max' }] : []),
+  ];
+  for (const c of candidates) {
+    const dir = path.join(c.dir, `perpass-test-${process.pid}`);
+    try {
+      mkdirSync(dir);
+      if (existsSync(path.join(dir, c.limitFile))) return { dir, limitFile: c.limitFile };
+      rmdirSync(dir);
+    } catch {
+      // not writable here: try the next hierarchy
+    }
+  }
+  return undefined;
+}
+
+describe('fleet start: reader limits follow the process\'s memory limit', () => {
+  it("caps a reader's max_memory_usage at a quarter of the cgroup's limit, not the machine's memory", async () => {
+    const limit = 3 * 1024 ** 3;
+    const cgroup = memoryCgroup();
+    // Where this test may not make a cgroup, the endpoint must still fall back to the machine's memory.
+    if (cgroup) writeFileSync(path.join(cgroup.dir, cgroup.limitFile), String(limit));
+    const join = cgroup ? `echo $$ > ${path.join(cgroup.dir, 'cgroup.procs')}; ` : '';
+    const child = spawn('sh', ['-c', `${join}exec "${process.execPath}" bin/fleet.js start --data-dir ${tempDir('cgroup')} --collector-port 0 --query-port 0`], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      const queryUrl = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`fleet start did not come up:\n${out}`)), 120_000);
+        const onData = (b: Buffer) => {
+          out += b.toString();
+          const m = /query (http:\/\/[\d.]+:\d+)/.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        };
+        child.stdout.on('data', onData);
+        child.stderr.on('data', onData);
+      });
+      const res = await fetch(`${queryUrl}/?query=${encodeURIComponent("SELECT getSetting('max_memory_usage')")}`);
+      const expected = Math.floor((cgroup && limit < totalmem() ? limit : totalmem()) / 4);
+      process.stdout.write(`memory limit: ${cgroup ? `cgroup ${cgroup.dir} limited to ${limit} bytes` : 'no writable memory cgroup here, the machine\'s memory'}; reader max_memory_usage ${expected}\n`);
+      expect(await res.text()).toBe(`${expected}\n`);
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+      if (cgroup) rmdirSync(cgroup.dir);
+    }
+  }, 180_000);
 });
