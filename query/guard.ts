@@ -17,10 +17,7 @@ import { parseExplainAst, type AstNode } from './ast.ts';
 import { ClickHouseHttpError } from './errors.ts';
 import type { CatalogLookup, EngineCatalog } from './policy.ts';
 import type { SessionPool } from './sessions.ts';
-import { escapedText, skeleton, statementKind, stringLiteral } from './sql.ts';
-
-/** The query parameter holding the statement while the engine renders it. */
-const ANALYSED = 'perpass_endpoint_statement';
+import { skeleton, statementKind, stringLiteral } from './sql.ts';
 
 export interface Analysis {
   /** The engine's single-line rendering (no comments, upper-case keywords, no INSERT data). */
@@ -96,10 +93,9 @@ export async function openGuard(o: { maxQuerySize: number; pool: SessionPool }):
         const truncated = sql.length > o.maxQuerySize;
         const head = truncated ? sql.slice(0, o.maxQuerySize) : sql;
         const q = (x: string, format = 'TSV') => s.queryAsync(x, { format, ...(timeout !== undefined && { timeout }) });
-        await q(`SET param_${ANALYSED} = ${stringLiteral(escapedText(head))}`);
         let canonical: string;
         try {
-          canonical = (await q(`SELECT formatQuerySingleLine({${ANALYSED}:String})`, 'RawBLOB')).text();
+          canonical = (await q(`SELECT formatQuerySingleLine(${stringLiteral(head)})`, 'RawBLOB')).text();
         } catch (err) {
           // A syntax error names this wrapper as its scope; the client sent only the statement.
           throw ClickHouseHttpError.fromEngine(err).withoutScope('SELECT formatQuerySingleLine(');

@@ -70,11 +70,6 @@ export function stringLiteral(value: string): string {
   return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
-/** `value` in ClickHouse's Escaped (TabSeparated) text form, the form query parameters are read in. */
-export function escapedText(value: string): string {
-  return value.replace(/[\\\t\n\r\b\f\0]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\b': '\\b', '\f': '\\f', '\0': '\\0' })[c]!);
-}
-
 /** A backquoted ClickHouse identifier holding exactly `name`. */
 export function quotedIdentifier(name: string): string {
   return `\`${name.replace(/\\/g, '\\\\').replace(/`/g, '\\`')}\``;
