@@ -51,6 +51,9 @@ export const TABLE_ENGINES: ReadonlySet<string> = new Set([
   'Memory', 'Null', 'Atomic',
 ]);
 
+/** Data-skipping index types of `INDEX … TYPE …`. */
+const INDEX_TYPES: ReadonlySet<string> = new Set(['minmax', 'set', 'bloom_filter', 'ngrambf_v1', 'tokenbf_v1', 'text']);
+
 /** Compression codecs of `CODEC(…)`. */
 const CODECS: ReadonlySet<string> = new Set(['NONE', 'LZ4', 'LZ4HC', 'ZSTD', 'Delta', 'DoubleDelta', 'Gorilla', 'T64', 'FPC', 'GCD']);
 
@@ -255,6 +258,10 @@ async function checkFunctionNode(c: StatementContext, n: AstNode, sqlFunctions: 
   }
   if (parent?.kind === 'Storage definition' && parent.children[0] === n) {
     if (!TABLE_ENGINES.has(name)) throw denied(`The engine ${name} is not allowed (allowed: ${[...TABLE_ENGINES].join(', ')})`);
+    return;
+  }
+  if (parent?.kind === 'Index' && parent.children.at(-1) === n) {
+    if (!INDEX_TYPES.has(name)) throw denied(`The index type ${name} is not allowed (allowed: ${[...INDEX_TYPES].join(', ')})`);
     return;
   }
   if (name === 'CODEC' && parent?.kind === 'ColumnDeclaration') return;
