@@ -146,7 +146,10 @@ import zlib from 'node:zlib';
 import { Session } from 'chdb';
 import { z } from 'zod';
 import type { Store } from '../storage/store.ts';
+import { type CompressionChoice, compressBlocks, compressionChoice, decompressBlocks } from './compression.ts';
 import { ClickHouseHttpError } from './errors.ts';
+import { nativeForRevision } from './native.ts';
+import { checkSession } from './session.ts';
 import { escapedText, hostFileClause, insertsIntoFunction, insertsValues, namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -203,6 +206,8 @@ export const READER_SETTINGS: readonly string[] = [
   'output_format_parquet_string_as_string',
   'output_format_parquet_compression_method',
   'output_format_orc_string_as_string',
+  // Caps the rows a SELECT returns (Grafana's "Row limit"): it narrows a result, never widens what runs.
+  'limit',
 ];
 
 /** URL parameters of the HTTP interface itself: consumed here, never settings of the engine. */
@@ -234,6 +239,9 @@ const HTTP_PARAMS = new Set([
   'cancel_http_readonly_queries_on_client_close',
   'add_http_cors_header',
   'http_native_compression_disable_checksumming_on_decompress',
+  // How compress=1 compresses (settings on a server; here part of that transfer).
+  'network_compression_method',
+  'network_zstd_compression_level',
 ]);
 
 /** Statement kinds write mode admits (the leading keyword of the engine's rendering). */
@@ -437,6 +445,8 @@ interface Request {
   database: string | undefined;
   defaultFormat: string | undefined;
   queryId: string;
+  /** `client_protocol_version`: the revision Native output is written for (0: plain Native). */
+  revision: number;
 }
 
 interface Outcome {
@@ -491,6 +501,8 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
   const engine = await probeEngine(o.store?.dataDir ?? path.resolve(o.dataDir!));
   const gate = new Gate(o.maxConcurrentQueries, o.maxQueuedQueries, o.queueTimeoutMs);
   const inflight = new Set<Promise<void>>();
+  /** Responses the client asked to get in ClickHouse's compressed blocks (compress=1). */
+  const compressedResponses = new WeakMap<ServerResponse, CompressionChoice>();
 
   function authenticate(req: IncomingMessage, params: URLSearchParams, method: string): Role {
     const c = credentialsOf(req, params);
@@ -540,12 +552,16 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       return;
     }
     const role = authenticate(req, params, method);
+    // compress=1: the response, an error included, goes out in ClickHouse's compressed blocks, as a server sends it.
+    const blocks = truthy(params.get('compress')) ? compressionChoice(params.get('network_compression_method'), params.get('network_zstd_compression_level')) : undefined;
+    if (blocks) compressedResponses.set(res, blocks);
     if (method === 'POST' && req.headers['content-length'] === undefined && !/chunked/i.test(header(req, 'transfer-encoding') ?? '')) {
       throw ClickHouseHttpError.of('HTTP_LENGTH_REQUIRED', 'The Transfer-Encoding is not chunked and there is no Content-Length header for POST request');
     }
     let body = '';
     if (method === 'POST') {
-      const raw = await decodeBody(req, await readBody(req, o.maxBodyBytes), o.maxBodyBytes);
+      let raw = await decodeBody(req, await readBody(req, o.maxBodyBytes), o.maxBodyBytes);
+      if (truthy(params.get('decompress'))) raw = decompressBlocks(raw, o.maxBodyBytes, !truthy(params.get('http_native_compression_disable_checksumming_on_decompress')));
       const contentType = header(req, 'content-type') ?? '';
       if (/^multipart\/form-data/i.test(contentType)) {
         await mergeMultipart(raw, contentType, params);
@@ -569,12 +585,12 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     const urlQuery = params.getAll('query').join('');
     const sql = method === 'POST' && body !== '' ? (urlQuery === '' ? body : `${urlQuery}\n${body}`) : urlQuery;
     if (sql.trim() === '') throw ClickHouseHttpError.of('SYNTAX_ERROR', 'Empty query');
-    if (params.get('session_id')) throw ClickHouseHttpError.of('NOT_IMPLEMENTED', 'HTTP sessions (session_id) are not supported by the embedded query endpoint: every request has its own session');
+    checkSession(params, role);
     if (params.has('role')) throw ClickHouseHttpError.of('NOT_IMPLEMENTED', 'Roles are not supported by the embedded query endpoint');
-    for (const flag of ['compress', 'decompress']) {
-      if (truthy(params.get(flag))) {
-        throw ClickHouseHttpError.of('NOT_IMPLEMENTED', `'${flag}=1' (ClickHouse's own block compression) is not supported by the embedded query endpoint: use HTTP compression (Content-Encoding / enable_http_compression)`);
-      }
+    const revisionParam = params.get('client_protocol_version');
+    const revision = revisionParam === null ? 0 : Number(revisionParam);
+    if (!Number.isSafeInteger(revision) || revision < 0 || revisionParam?.trim() === '') {
+      throw ClickHouseHttpError.of('BAD_ARGUMENTS', `client_protocol_version must be a non-negative integer, not '${revisionParam}'`);
     }
     const settings: Array<[string, string]> = [];
     const queryParams: Array<[string, string]> = [];
@@ -607,6 +623,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       database: requestedDatabase,
       defaultFormat: header(req, 'x-clickhouse-format') || params.get('default_format') || undefined,
       queryId: params.get('query_id') || header(req, 'x-clickhouse-query-id') || randomUUID(),
+      revision,
     };
   }
 
@@ -618,7 +635,8 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
    */
   function openSession(r: Request): { session: Session; refused: Array<[string, string]> } {
     const cap = o.maxExecutionTimeSec;
-    const base = [`--max_query_size=${2 * o.maxQuerySize + 4096}`];
+    // ClickHouse's default, which chDB turns off: JSON formats quote 64-bit integers unless the client asks otherwise.
+    const base = [`--max_query_size=${2 * o.maxQuerySize + 4096}`, '--output_format_json_quote_64bit_integers=1'];
     if (r.role === 'writer') return { session: new Session(engine.dataDir, { connectionArgs: [...base, `--max_execution_time=${cap}`] }), refused: [] };
     let maxExecutionTime = cap;
     const allowed: Array<[string, string]> = [];
@@ -758,7 +776,9 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       ...(out.format && { 'X-ClickHouse-Format': out.format }),
       ...cors(req, params),
     };
-    let body: Uint8Array = out.body;
+    let body: Uint8Array = out.format !== undefined && /^Native$/i.test(out.format) ? nativeForRevision(out.body, r.revision) : out.body;
+    const blocks = compressedResponses.get(res);
+    if (blocks) body = compressBlocks(body, blocks);
     if (truthy(params.get('enable_http_compression'))) {
       const codec = chooseCodec(header(req, 'accept-encoding') ?? '');
       if (codec) {
@@ -779,11 +799,13 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       res.destroy();
       return;
     }
-    const body = e.body(engine.version);
+    const text = Buffer.from(e.body(engine.version));
+    const blocks = compressedResponses.get(res);
+    const body = blocks ? compressBlocks(text, blocks) : text;
     res.writeHead(e.status, {
       'Content-Type': 'text/plain; charset=UTF-8',
       'X-ClickHouse-Exception-Code': String(e.code),
-      'Content-Length': String(Buffer.byteLength(body)),
+      'Content-Length': String(body.byteLength),
       ...e.headers,
       ...(!req.complete && { Connection: 'close' }),
     });

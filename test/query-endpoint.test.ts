@@ -522,7 +522,7 @@ describe('limits and robustness', () => {
       await expectHttpError(await post(small.url, Buffer.from('not gzip'), {}, { headers: { 'Content-Encoding': 'gzip' } }), 500, 271, 'CANNOT_DECOMPRESS');
       await expectHttpError(await post(small.url, 'SELECT 1', {}, { headers: { 'Content-Encoding': 'lzma' } }), 500, 89, 'UNKNOWN_COMPRESSION_METHOD');
       await expectHttpError(await post(small.url, Buffer.from([0x53, 0x45, 0xff, 0xfe])), 400, 36, 'BAD_ARGUMENTS');
-      await expectHttpError(await get(small.url, { query: 'SELECT 1', session_id: 's1' }), 501, 48, 'NOT_IMPLEMENTED');
+      await expectHttpError(await get(small.url, { query: 'SELECT 1', session_id: 's1', session_timeout: 'soon' }), 400, 36, 'BAD_ARGUMENTS');
       await expectHttpError(await fetch(`${small.url}/?query=SELECT+1`, { method: 'PUT', body: 'x' }), 405, 1, 'UNSUPPORTED_METHOD');
       await expectHttpError(await get(small.url, { query: 'SELECT concat(toString(number), repeat(\'x\', 100)) FROM numbers(100000)' }), 500, 396, 'TOO_MANY_ROWS_OR_BYTES');
       expect(await (await get(small.url, { query: 'SELECT 1' })).text()).toBe('1\n');
