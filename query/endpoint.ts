@@ -38,7 +38,8 @@
  *   every setting — `max_memory_usage`, `max_threads`, … — which is exactly
  *   the override the endpoint must refuse;
  * - `max_execution_time` at most the endpoint's cap (a limit may be
- *   tightened, never lifted — Grafana sends its query timeout this way).
+ *   tightened, never lifted — Grafana sends its query timeout this way);
+ * - `limit` (Grafana's "Row limit"), which only narrows a result.
  *
  * Any other setting is handed to the engine as `SET name = value` on the
  * readonly session, and the engine refuses it (164, or 115 for a name it
@@ -47,8 +48,10 @@
  * (`SETTINGS …`) are the engine's to refuse, format ones included. A
  * reader's session also carries `max_result_bytes` (`maxResultBytes`) and
  * `max_memory_usage` (`maxMemoryUsageBytes`).
- * 64-bit integers and decimals come as this chDB writes them by default
- * (unquoted in JSON); clients ask for quoting with the settings above.
+ * JSON formats quote 64-bit integers as a server does by default
+ * (`output_format_json_quote_64bit_integers=1`, which chDB turns off) and
+ * write decimals unquoted as a server does; clients that need exact money
+ * in JSON ask for `output_format_json_quote_decimals=1`.
  *
  * Beyond readonly, three things clickhouse-local does that a ClickHouse
  * server's HTTP handler does not: `INTO OUTFILE` and `FROM INFILE` (the
@@ -104,6 +107,14 @@
  * `database` / `X-ClickHouse-Database` (default: the store's database,
  * skipped while it does not exist yet); `default_format` /
  * `X-ClickHouse-Format`; `query_id` / `X-ClickHouse-Query-Id`;
+ * `client_protocol_version` (Native written as a server of that revision
+ * writes it: block info and custom-serialization byte, query/native.ts —
+ * what clickhouse-go, hence Grafana over HTTP, reads); ClickHouse's
+ * compressed transfer `compress=1` / `decompress=1` with
+ * `network_compression_method` LZ4 (default), ZSTD or NONE
+ * (query/compression.ts — JDBC's default); `session_id` for readers
+ * (query/session.ts: a read-only session holds nothing, so each request
+ * still runs on its own session; a writer's is refused);
  * `Content-Encoding: gzip|deflate|br|zstd` request bodies;
  * `enable_http_compression=1` + `Accept-Encoding` (gzip, deflate, br, zstd)
  * responses with `http_zlib_compression_level`; `add_http_cors_header`;
@@ -112,8 +123,7 @@
  * format. `wait_end_of_query` is always in effect: results are buffered
  * (up to `maxResultBytes`) so an error always arrives as an error response.
  *
- * Not supported: HTTP sessions (`session_id`), ClickHouse's own block
- * compression (`compress=1`, `decompress=1`), external data tables
+ * Not supported: writer sessions (`session_id` with the write token), external data tables
  * (multipart file parts), roles, progress headers
  * (`send_progress_in_http_headers` is accepted and ignored), binary INSERT
  * formats (RowBinary, Native, Parquet bodies), the native TCP protocol
