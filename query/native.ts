@@ -19,6 +19,7 @@
  * error naming the column rather than guessed at.
  */
 import { ClickHouseHttpError } from './errors.ts';
+import { splitTopLevel } from './sql.ts';
 
 /** DBMS_MIN_REVISION_WITH_CUSTOM_SERIALIZATION. */
 export const REVISION_WITH_CUSTOM_SERIALIZATION = 54454;
@@ -35,27 +36,6 @@ interface TypeNode {
   raw: string[];
 }
 
-/** Top-level comma-separated arguments of `text`, respecting quotes and parentheses. */
-function splitArgs(text: string): string[] {
-  const out: string[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === "'" || c === '`' || c === '"') {
-      for (i++; i < text.length && text[i] !== c; i++) if (text[i] === '\\') i++;
-    } else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === ',' && depth === 0) {
-      out.push(text.slice(start, i).trim());
-      start = i + 1;
-    }
-  }
-  const last = text.slice(start).trim();
-  if (last !== '') out.push(last);
-  return out;
-}
-
 const SIMPLE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function parseType(text: string): TypeNode {
@@ -64,7 +44,7 @@ export function parseType(text: string): TypeNode {
   if (open < 0) return { name: t, args: [], raw: [] };
   if (!t.endsWith(')')) throw new Error(`cannot read the type name ${JSON.stringify(text)}`);
   const name = t.slice(0, open).trim();
-  const raw = splitArgs(t.slice(open + 1, -1));
+  const raw = splitTopLevel(t.slice(open + 1, -1));
   const typed = ['Array', 'Nullable', 'LowCardinality', 'Map', 'Tuple', 'SimpleAggregateFunction', 'Nested'];
   if (!typed.includes(name)) return { name, args: [], raw };
   const args = raw.map((a, i) => {
