@@ -116,7 +116,7 @@
  * (query/session.ts: a read-only session holds nothing, so each request
  * still runs on its own session; a writer's is refused);
  * `Content-Encoding: gzip|deflate|br|zstd` request bodies;
- * `enable_http_compression=1` + `Accept-Encoding` (gzip, deflate, br, zstd)
+ * `enable_http_compression=1` + `Accept-Encoding` (gzip, deflate, br, zstd, lz4)
  * responses with `http_zlib_compression_level`; `add_http_cors_header`;
  * response headers `X-ClickHouse-Query-Id`, `-Format`, `-Timezone`,
  * `-Summary`, `-Server-Display-Name`, `-Exception-Code`; Content-Type by
@@ -154,6 +154,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { Session } from 'chdb';
+import { compressFrame } from 'lz4-napi';
 import { z } from 'zod';
 import type { Store } from '../storage/store.ts';
 import { type CompressionChoice, compressBlocks, compressionChoice, decompressBlocks } from './compression.ts';
@@ -496,6 +497,9 @@ const compressors: Record<string, (buf: Uint8Array, level: number) => Promise<Bu
   ...(typeof zlib.zstdCompress === 'function' && {
     zstd: (b: Uint8Array, level: number) => promisify(zlib.zstdCompress)(b, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level } }),
   }),
+  // LZ4 frames, clickhouse-connect's first choice. (Not taken for request bodies: lz4-napi cannot
+  // stop inflating at maxBodyBytes, and readers send no bodies worth compressing.)
+  lz4: (b) => compressFrame(Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
 };
 
 export async function startQueryEndpoint(options: QueryEndpointOptions): Promise<RunningQueryEndpoint> {
@@ -979,7 +983,7 @@ function chooseCodec(acceptEncoding: string): string | undefined {
     .toLowerCase()
     .split(',')
     .map((s) => s.split(';')[0]!.trim());
-  return ['gzip', 'zstd', 'br', 'deflate'].find((c) => offered.includes(c) && compressors[c] !== undefined);
+  return ['gzip', 'zstd', 'lz4', 'br', 'deflate'].find((c) => offered.includes(c) && compressors[c] !== undefined);
 }
 
 function cors(req: IncomingMessage, params: URLSearchParams): Record<string, string> {

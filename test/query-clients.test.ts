@@ -150,6 +150,22 @@ describe('real ClickHouse clients against fleet start', () => {
     expect(out.badCode).toBe(UNKNOWN_TABLE);
   }, 300_000);
 
+  it('answers Accept-Encoding: lz4 (clickhouse-connect\'s first choice) in LZ4 frames its lz4 package reads', async () => {
+    const query = `${COST_SQL} FORMAT TSV`;
+    const plain = await (await fetch(`http://${hostPort}/?${new URLSearchParams({ query })}`)).text();
+    const script = [
+      'import sys, urllib.request, lz4.frame',
+      "req = urllib.request.Request(sys.argv[1], headers={'Accept-Encoding': 'lz4'})",
+      'with urllib.request.urlopen(req) as r:',
+      "    assert r.headers['Content-Encoding'] == 'lz4', r.headers['Content-Encoding']",
+      '    sys.stdout.write(lz4.frame.decompress(r.read()).decode())',
+    ].join('\n');
+    const url = `http://${hostPort}/?${new URLSearchParams({ query, enable_http_compression: '1' })}`;
+    const { stdout } = await run(tools.python, ['-c', script, url]);
+    expect(stdout).toBe(plain);
+    expect(plain.split('\n').length).toBeGreaterThan(expected.cost.length);
+  });
+
   it('checksums compressed blocks with the CityHash128 v1.0.2 of clickhouse-cityhash (the Python driver\'s)', async () => {
     const lengths = [0, 1, 7, 8, 15, 16, 17, 31, 64, 100, 127, 128, 129, 255, 256, 1000, 4097];
     const script = [
