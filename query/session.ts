@@ -9,7 +9,9 @@
  * is a `USE` — which the reader can as well send per request (`database`),
  * and which does not carry over here. So the endpoint accepts a reader's
  * `session_id` and runs each request on its own engine session.
- * clickhouse-connect sends a generated session_id by default.
+ * clickhouse-connect sends a generated session_id by default. With nothing
+ * kept, every reader session exists: `session_check=1` and `close_session`
+ * are accepted as such.
  *
  * A writer's statements (SET, CREATE TEMPORARY TABLE) would be lost between
  * requests without a real session, so a writer's `session_id` is refused
