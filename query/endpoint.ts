@@ -37,8 +37,10 @@
  *   itself refuses even these to readonly=1 users; readonly=2 would admit
  *   every setting — `max_memory_usage`, `max_threads`, … — which is exactly
  *   the override the endpoint must refuse;
- * - `max_execution_time` at most the endpoint's cap (a limit may be
- *   tightened, never lifted — Grafana sends its query timeout this way);
+ * - `max_execution_time` (a limit may be tightened, never lifted: a value
+ *   above the endpoint's cap runs with the cap — clickhouse-go, hence
+ *   Grafana, sends its query deadline + 5 s this way; 0, "no limit", is
+ *   refused);
  * - `limit` (Grafana's "Row limit"), which only narrows a result.
  *
  * Any other setting is handed to the engine as `SET name = value` on the
@@ -658,7 +660,8 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     for (const [name, value] of r.settings) {
       if (name === 'max_execution_time') {
         const v = Number(value);
-        if (value.trim() !== '' && Number.isFinite(v) && v > 0 && v <= cap) maxExecutionTime = v;
+        // Above the cap it runs with the cap: clickhouse-go sends its context's deadline + 5 s (Grafana: 65).
+        if (value.trim() !== '' && Number.isFinite(v) && v > 0) maxExecutionTime = Math.min(v, cap);
         else refused.push([name, value]);
       } else if (engine.readerSettings.has(name)) allowed.push([name, value]);
       else refused.push([name, value]);
