@@ -3,8 +3,9 @@
  * default settings, against a child `fleet start` after `fleet demo`:
  *
  * - clickhouse-go v2 over HTTP (Grafana's ClickHouse datasource): its native
- *   API (plain, LZ4 and ZSTD `compress=1`) and database/sql, the plugin's
- *   metadata queries and its `limit` ("Row limit") setting;
+ *   API (plain, LZ4 and ZSTD `compress=1`) and database/sql, under
+ *   Grafana's 60 s query deadline; the plugin's own connection (gzip, its
+ *   `limit` "Row limit" setting) for its metadata queries;
  * - clickhouse-connect in a virtualenv (pandas, Superset): query, query_df,
  *   query_arrow, with the session_id it generates;
  * - ClickHouse JDBC v2 via Maven (DBeaver, Metabase): metadata,
@@ -97,7 +98,7 @@ async function probe(command: string, args: string[]): Promise<Record<string, un
 }
 
 describe('real ClickHouse clients against fleet start', () => {
-  it('clickhouse-go v2 over HTTP (Grafana): native API plain/LZ4/ZSTD and database/sql read exact $/pass, Map, DateTime64(9), errors, metadata, limit', async () => {
+  it("clickhouse-go v2 over HTTP (Grafana): native API plain/LZ4/ZSTD and database/sql read exact $/pass, Map, DateTime64(9), errors; the plugin's gzip connection its metadata and row limit", async () => {
     const plan = { costSql: COST_SQL, spanSql: SPAN_SQL, badSql: BAD_SQL, metadata: METADATA, limitSql: LIMIT_SQL, limit: ROW_LIMIT };
     const out = (await probe(tools.go, [JSON.stringify(plan), hostPort])) as Record<string, { cost: Cost[]; span: Span; badCode: number; limited: number; metadata?: Record<string, string[]> }>;
     expect(Object.keys(out).sort()).toEqual(['database/sql', 'native', 'native-lz4', 'native-zstd']);
