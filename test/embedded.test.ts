@@ -268,7 +268,8 @@ describe('while fleet start owns its store', () => {
     const m = await owner.waitFor(/OTLP\/HTTP (http:\/\/\S+?)\/v1\/traces · query (http:\/\/[\d.]+:\d+) \(read-only, write mode on\)/);
     ownerOtlp = m[1]!;
     ownerQuery = m[2]!;
-    ownerClient = createClient({ url: ownerQuery, log: { level: ClickHouseLogLevel.OFF } });
+    // Counts as JSON numbers (the endpoint quotes 64-bit integers by default, as a server does).
+    ownerClient = createClient({ url: ownerQuery, log: { level: ClickHouseLogLevel.OFF }, clickhouse_settings: { output_format_json_quote_64bit_integers: 0 } });
   }, 60_000);
   afterAll(async () => {
     await ownerClient?.close();
