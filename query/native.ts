@@ -22,7 +22,7 @@ import { ClickHouseHttpError } from './errors.ts';
 import { splitTopLevel } from './sql.ts';
 
 /** DBMS_MIN_REVISION_WITH_CUSTOM_SERIALIZATION. */
-export const REVISION_WITH_CUSTOM_SERIALIZATION = 54454;
+const REVISION_WITH_CUSTOM_SERIALIZATION = 54454;
 
 /** The block-info header BlockInfo::write gives a block of a plain query: is_overflows false, bucket_num -1. */
 const BLOCK_INFO = Buffer.from([0x01, 0x00, 0x02, 0xff, 0xff, 0xff, 0xff, 0x00]);
@@ -38,7 +38,8 @@ interface TypeNode {
 
 const SIMPLE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export function parseType(text: string): TypeNode {
+/** A Native column's type name as a tree; named tuple elements lose their names (Native data does not carry them). */
+function parseType(text: string): TypeNode {
   const t = text.trim();
   const open = t.indexOf('(');
   if (open < 0) return { name: t, args: [], raw: [] };
