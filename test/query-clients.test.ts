@@ -35,6 +35,10 @@ const UNKNOWN_TABLE = 60;
 const METADATA = ['SHOW DATABASES', 'SHOW TABLES FROM "fleet"', "SELECT name FROM system.columns WHERE database = 'fleet' AND table = 'spans'"];
 const ROW_LIMIT = 1000;
 const LIMIT_SQL = 'SELECT number FROM numbers(5000)';
+/** Several Native blocks of the types the walker must frame, each value derived from n (the probe checks every row). */
+const BIG_ROWS = 200_000;
+const BIG_SQL = `SELECT number, toString(number), toLowCardinality(toString(number % 7)), map(toLowCardinality('k'), toString(number)),
+  [fromUnixTimestamp64Nano(toInt64(number * 1000), 'UTC')], if(number % 2 = 0, NULL, toDecimal128(number + 0.5, 9)) FROM numbers(${BIG_ROWS})`;
 
 const PYTHON_PACKAGES = ['clickhouse-connect==1.13.0', 'pandas==3.1.1', 'pyarrow==26.0.1', 'clickhouse-cityhash==1.0.2.4'];
 
@@ -98,15 +102,20 @@ async function probe(command: string, args: string[]): Promise<Record<string, un
 }
 
 describe('real ClickHouse clients against fleet start', () => {
-  it("clickhouse-go v2 over HTTP (Grafana): native API plain/LZ4/ZSTD and database/sql read exact $/pass, Map, DateTime64(9), errors; the plugin's gzip connection its metadata and row limit", async () => {
-    const plan = { costSql: COST_SQL, spanSql: SPAN_SQL, badSql: BAD_SQL, metadata: METADATA, limitSql: LIMIT_SQL, limit: ROW_LIMIT };
-    const out = (await probe(tools.go, [JSON.stringify(plan), hostPort])) as Record<string, { cost: Cost[]; span: Span; badCode: number; limited: number; metadata?: Record<string, string[]> }>;
+  it("clickhouse-go v2 over HTTP (Grafana): native API plain/LZ4/ZSTD and database/sql read exact $/pass, Map, DateTime64(9), errors, 200k rows in many blocks; the plugin's gzip connection its metadata and row limit", async () => {
+    const plan = { costSql: COST_SQL, spanSql: SPAN_SQL, badSql: BAD_SQL, metadata: METADATA, limitSql: LIMIT_SQL, limit: ROW_LIMIT, bigSql: BIG_SQL };
+    type Big = { rows: number; sum: number; wrong: number; sample: string };
+    const out = (await probe(tools.go, [JSON.stringify(plan), hostPort])) as Record<
+      string,
+      { cost: Cost[]; span: Span; badCode: number; limited: number; big: Big; metadata?: Record<string, string[]> }
+    >;
     expect(Object.keys(out).sort()).toEqual(['database/sql', 'native', 'native-lz4', 'native-zstd']);
     for (const [api, got] of Object.entries(out)) {
       expect(exactCost(got.cost), api).toEqual(exactCost(expected.cost));
       expect(got.span, api).toEqual(expected.span);
       expect(got.badCode, api).toBe(UNKNOWN_TABLE);
       expect(got.limited, api).toBe(ROW_LIMIT);
+      expect(got.big, api).toEqual({ rows: BIG_ROWS, sum: (BIG_ROWS * (BIG_ROWS - 1)) / 2, wrong: 0, sample: '' });
       if (api !== 'database/sql') expect(got.metadata, api).toEqual(expected.metadata);
     }
   }, 300_000);
