@@ -38,9 +38,14 @@
  * process's memory limit by default), `max_threads` and
  * `max_execution_time` caps; a tenant-scoped reader's also carries
  * `additional_table_filters` for its tenant on every perpass table with a
- * `tenant` column. 64-bit integers and decimals come as this chDB writes
- * them by default (unquoted in JSON); clients ask for quoting with the
- * output-format settings.
+ * `tenant` column. A limit may be tightened, never lifted: a
+ * `max_execution_time` URL parameter above the cap runs with the cap
+ * (clickhouse-go, hence Grafana, sends its query deadline + 5 s this way;
+ * 0, "no limit", is refused), while one in a `SETTINGS` clause must be
+ * within it. JSON formats quote 64-bit integers as a server does by
+ * default (`output_format_json_quote_64bit_integers=1`, which chDB turns
+ * off) and write decimals unquoted as a server does; clients that need
+ * exact money in JSON ask for `output_format_json_quote_decimals=1`.
  *
  * Multi-statements are refused with SYNTAX_ERROR, as by a server (the
  * engine's rendering takes exactly one statement).
@@ -89,8 +94,17 @@
  * `database` / `X-ClickHouse-Database` (default: the store's database,
  * skipped while it does not exist yet); `default_format` /
  * `X-ClickHouse-Format`; `query_id` / `X-ClickHouse-Query-Id`;
+ * `client_protocol_version` (Native written as a server of that revision
+ * writes it: block info and custom-serialization byte, query/native.ts —
+ * what clickhouse-go, hence Grafana over HTTP, reads); ClickHouse's
+ * compressed transfer `compress=1` / `decompress=1` with
+ * `network_compression_method` LZ4 (default), ZSTD or NONE
+ * (query/compression.ts — JDBC's default); `session_id` for readers
+ * (query/session.ts: a read-only session holds nothing, so nothing is kept
+ * for the id — each request is analysed, checked and run like one without
+ * it, on a pooled session; a writer's is refused);
  * `Content-Encoding: gzip|deflate|br|zstd` request bodies;
- * `enable_http_compression=1` + `Accept-Encoding` (gzip, deflate, br, zstd)
+ * `enable_http_compression=1` + `Accept-Encoding` (gzip, deflate, br, zstd, lz4)
  * responses with `http_zlib_compression_level`. Never CORS:
  * `add_http_cors_header` is refused; a `Host` header that is not a name of
  * the bound address is refused (DNS rebinding);
@@ -99,9 +113,8 @@
  * format. `wait_end_of_query` is always in effect: results are buffered
  * (up to `maxResultBytes`) so an error always arrives as an error response.
  *
- * Not supported: HTTP sessions (`session_id`), ClickHouse's own block
- * compression (`compress=1`, `decompress=1`), external data tables
- * (multipart file parts), roles, progress headers
+ * Not supported: writer sessions (`session_id` with the write token),
+ * external data tables (multipart file parts), roles, progress headers
  * (`send_progress_in_http_headers` is accepted and ignored), binary INSERT
  * formats (RowBinary, Native, Parquet bodies), the native TCP protocol
  * (Grafana's ClickHouse datasource must be set to HTTP), `/play`. The
@@ -123,26 +136,25 @@
  * 503 and Retry-After. A failing request is answered and logged; it never
  * takes the process down.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { hostname, totalmem } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import zlib from 'node:zlib';
 import { Session } from 'chdb';
-import { z } from 'zod';
-import type { Store } from '../storage/store.ts';
+import { type CompressionChoice, compressBlocks, compressionChoice, decompressBlocks } from './compression.ts';
 import { ClickHouseHttpError } from './errors.ts';
+import { Gate } from './gate.ts';
 import { checkHost, openGuard } from './guard.ts';
+import { contentTypeOf, credentialsOf, decodeBody, header, httpCompressed, mergeMultipart, readBody, sameSecret, truthy, utf8 } from './http.ts';
+import { nativeForRevision } from './native.ts';
+import { checkSession } from './session.ts';
 import { SessionPool } from './sessions.ts';
 import { checkStatement, valuesWithSemicolon, type Role, type Verdict } from './policy.ts';
-import { ALL_FIXED, SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
+import { ALL_FIXED, cappedUrlSetting, SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
 import { namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
+import { optionsSchema, type QueryEndpointOptions } from './options.ts';
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
-/** The writer's user name (option `writeUser`) unless configured otherwise. */
-export const WRITER_USER = 'perpass_writer';
+export { memoryLimit, WRITER_USER, type QueryEndpointOptions } from './options.ts';
 
 /** URL parameters of the HTTP interface itself: consumed here, never settings of the engine. */
 const HTTP_PARAMS = new Set([
@@ -173,77 +185,13 @@ const HTTP_PARAMS = new Set([
   'cancel_http_readonly_queries_on_client_close',
   'add_http_cors_header',
   'http_native_compression_disable_checksumming_on_decompress',
+  // How compress=1 compresses (settings on a server; here part of that transfer).
+  'network_compression_method',
+  'network_zstd_compression_level',
 ]);
 
 /** Statement kinds that produce a result set. */
 const OUTPUT_KINDS = new Set(['SELECT', 'WITH', 'SHOW', 'DESCRIBE', 'DESC', 'EXPLAIN', 'EXISTS', 'CHECK']);
-
-const storeSchema = z.custom<Store>(
-  (v) => typeof v === 'object' && v !== null && typeof (v as Store).query === 'function' && typeof (v as Store).database === 'string',
-  'must be a Store from openStore()',
-);
-
-const optionsSchema = z
-  .strictObject({
-    /** The process's embedded store: its chDB directory is the one queried (or give `dataDir`). */
-    store: storeSchema.optional(),
-    /** The chDB directory, when there is no Store object at hand. */
-    dataDir: z.string().min(1).optional(),
-    host: z.string().min(1).default('127.0.0.1'),
-    /** 0 = a free port. */
-    port: z.number().int().min(0).max(65535).default(8123),
-    /** Database of unqualified names when the request names none (default: the store's, else `default`). */
-    database: z.string().regex(IDENTIFIER, 'must be a plain identifier').optional(),
-    /** Password readers must send (unset: none, unless `tenantTokens` are given). */
-    readToken: z.string().min(1).optional(),
-    /** Read passwords bound to a tenant (token → tenant): such a reader sees only that tenant's rows. */
-    tenantTokens: z.record(z.string().min(1), z.string().min(1)).optional(),
-    /** Host header names accepted besides the bound address (and loopback names when bound to loopback or all interfaces). */
-    allowedHosts: z.array(z.string().min(1)).default([]),
-    /** Password of the writer user; enables write mode. */
-    writeToken: z.string().min(16, 'must be at least 16 characters').optional(),
-    /** Asks for write mode explicitly: refused without `writeToken`. Default: on iff `writeToken` is set. */
-    write: z.boolean().optional(),
-    writeUser: z.string().regex(IDENTIFIER, 'must be a plain identifier').default(WRITER_USER),
-    maxBodyBytes: z.number().int().min(1).default(64 * 1024 * 1024),
-    maxQuerySize: z.number().int().min(1024).default(262_144),
-    /** Cap on a reader's result (the engine's max_result_bytes); 0 = none. */
-    maxResultBytes: z.number().int().min(0).default(256 * 1024 * 1024),
-    /**
-     * Cap on the memory of one reader query (the engine's max_memory_usage),
-     * so a dashboard cannot starve the pipeline in the same process; 0 = none.
-     * Default: a quarter of the process's memory limit (its cgroup's, else the machine's).
-     */
-    maxMemoryUsageBytes: z.number().int().min(0).default(Math.floor(memoryLimit() / 4)),
-    /** Cap on a query's max_threads, whatever the core count (a request may ask for fewer). */
-    maxThreads: z.number().int().min(1).max(256).default(4),
-    maxExecutionTimeSec: z.number().positive().max(86_400).default(60),
-    maxConcurrentQueries: z.number().int().min(1).max(64).default(2),
-    maxQueuedQueries: z.number().int().min(0).default(64),
-    queueTimeoutMs: z.number().int().min(0).default(30_000),
-    /** Time to receive a whole request (headers and body). */
-    requestTimeoutMs: z.number().int().min(1000).default(120_000),
-    displayName: z.string().min(1).default(hostname()),
-    /** Where request failures of the endpoint itself are reported (default: stderr). */
-    log: z.custom<(message: string) => void>((v) => typeof v === 'function', 'must be a function').optional(),
-  })
-  .superRefine((o, ctx) => {
-    if (!o.store && !o.dataDir) ctx.addIssue({ code: 'custom', path: ['store'], message: 'give the embedded store (or its dataDir)' });
-    if (o.store && !o.store.dataDir) {
-      ctx.addIssue({ code: 'custom', path: ['store'], message: `is a ClickHouse server (${o.store.location}), not embedded chDB: query that server directly` });
-    }
-    if (o.store?.dataDir && o.dataDir && path.resolve(o.dataDir) !== o.store.dataDir) {
-      ctx.addIssue({ code: 'custom', path: ['dataDir'], message: `differs from the store's directory ${o.store.dataDir}` });
-    }
-    if (o.write && !o.writeToken) ctx.addIssue({ code: 'custom', path: ['writeToken'], message: 'write mode needs a write token' });
-    if (o.writeToken !== undefined && o.write === false) ctx.addIssue({ code: 'custom', path: ['write'], message: 'is false but a writeToken is given' });
-    if (o.writeToken !== undefined && o.writeToken === o.readToken) ctx.addIssue({ code: 'custom', path: ['writeToken'], message: 'must differ from readToken' });
-    for (const token of Object.keys(o.tenantTokens ?? {})) {
-      if (token === o.readToken || token === o.writeToken) ctx.addIssue({ code: 'custom', path: ['tenantTokens'], message: 'a tenant token must differ from readToken and writeToken' });
-    }
-  });
-
-export type QueryEndpointOptions = z.input<typeof optionsSchema>;
 
 export interface RunningQueryEndpoint {
   /** `http://host:port` to give a client. */
@@ -261,118 +209,6 @@ interface Engine {
   timezone: string;
 }
 
-/** The process's memory limit: its cgroup's (`process.constrainedMemory()`), else the machine's. */
-export function memoryLimit(): number {
-  const constrained = process.constrainedMemory();
-  return constrained > 0 && constrained < totalmem() ? constrained : totalmem();
-}
-
-/** Bounds concurrent queries: chDB runs each on a libuv worker the rest of the process needs too. */
-class Gate {
-  #active = 0;
-  readonly #waiting: Array<{ grant: () => void; timer: NodeJS.Timeout | undefined }> = [];
-  readonly #max: number;
-  readonly #maxQueued: number;
-  readonly #timeoutMs: number;
-
-  constructor(max: number, maxQueued: number, timeoutMs: number) {
-    this.#max = max;
-    this.#maxQueued = maxQueued;
-    this.#timeoutMs = timeoutMs;
-  }
-
-  get active(): number {
-    return this.#active;
-  }
-
-  acquire(): Promise<() => void> {
-    const release = () => {
-      const next = this.#waiting.shift();
-      if (next) {
-        clearTimeout(next.timer);
-        next.grant();
-      } else this.#active--;
-    };
-    if (this.#active < this.#max) {
-      this.#active++;
-      return Promise.resolve(once(release));
-    }
-    const busy = () =>
-      ClickHouseHttpError.of('TOO_MANY_SIMULTANEOUS_QUERIES', `Too many simultaneous queries: ${this.#max} running, ${this.#waiting.length} waiting`, {
-        status: 503,
-        headers: { 'Retry-After': '1' },
-      });
-    if (this.#waiting.length >= this.#maxQueued) return Promise.reject(busy());
-    return new Promise((resolve, reject) => {
-      const entry: { grant: () => void; timer: NodeJS.Timeout | undefined } = { grant: () => resolve(once(release)), timer: undefined };
-      entry.timer = setTimeout(() => {
-        const i = this.#waiting.indexOf(entry);
-        if (i >= 0) this.#waiting.splice(i, 1);
-        reject(busy());
-      }, this.#timeoutMs);
-      this.#waiting.push(entry);
-    });
-  }
-}
-
-function once(f: () => void): () => void {
-  let done = false;
-  return () => {
-    if (!done) {
-      done = true;
-      f();
-    }
-  };
-}
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest();
-/** Constant-time equality of two secrets of any lengths. */
-function sameSecret(given: string, expected: string): boolean {
-  return timingSafeEqual(sha256(given), sha256(expected));
-}
-
-interface Credentials {
-  user: string;
-  password: string;
-  /** False when the request carried no credentials at all. */
-  given: boolean;
-}
-
-function credentialsOf(req: IncomingMessage, params: URLSearchParams): Credentials {
-  const headerUser = header(req, 'x-clickhouse-user');
-  const headerKey = header(req, 'x-clickhouse-key');
-  const authorization = header(req, 'authorization');
-  const inParams = params.has('user') || params.has('password');
-  const inHeaders = headerUser !== undefined || headerKey !== undefined;
-  const mixed = (a: string, b: string) =>
-    ClickHouseHttpError.of('AUTHENTICATION_FAILED', `Invalid authentication: it is not allowed to use ${a} and ${b} simultaneously`);
-  if (inHeaders) {
-    if (authorization !== undefined) throw mixed('X-ClickHouse HTTP headers', 'Authorization HTTP header');
-    if (inParams) throw mixed('X-ClickHouse HTTP headers', 'authentication via parameters');
-    return { user: headerUser || 'default', password: headerKey ?? '', given: true };
-  }
-  if (authorization !== undefined) {
-    if (inParams) throw mixed('Authorization HTTP header', 'authentication via parameters');
-    const space = authorization.indexOf(' ');
-    const scheme = (space < 0 ? authorization : authorization.slice(0, space)).toLowerCase();
-    const info = space < 0 ? '' : authorization.slice(space + 1).trim();
-    if (scheme === 'basic') {
-      const decoded = Buffer.from(info, 'base64').toString('utf8');
-      const colon = decoded.indexOf(':');
-      return { user: (colon < 0 ? decoded : decoded.slice(0, colon)) || 'default', password: colon < 0 ? '' : decoded.slice(colon + 1), given: true };
-    }
-    if (scheme === 'bearer') return { user: 'default', password: info, given: true };
-    throw ClickHouseHttpError.of('AUTHENTICATION_FAILED', `Invalid authentication: '${scheme}' HTTP Authorization scheme is not supported`);
-  }
-  if (inParams) return { user: params.get('user') || 'default', password: params.get('password') ?? '', given: true };
-  return { user: 'default', password: '', given: false };
-}
-
-function header(req: IncomingMessage, name: string): string | undefined {
-  const v = req.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
 interface Request {
   method: string;
   role: Role;
@@ -384,6 +220,8 @@ interface Request {
   database: string | undefined;
   defaultFormat: string | undefined;
   queryId: string;
+  /** `client_protocol_version`: the revision Native output is written for (0: plain Native). */
+  revision: number;
 }
 
 interface Outcome {
@@ -394,36 +232,6 @@ interface Outcome {
   bytes: number;
   elapsedSec: number;
 }
-
-const CONTENT_TYPES: Array<[RegExp, string]> = [
-  [/^(JSON|JSONStrings|JSONCompact|JSONCompactStrings|JSONColumns|JSONCompactColumns|JSONColumnsWithMetadata|JSONObjectEachRow|PrettyJSONEachRow)$/i, 'application/json; charset=UTF-8'],
-  [/^(TabSeparated|TSV)(Raw)?(WithNames)?(AndTypes)?$|^TSVRaw|^TabSeparatedRaw/i, 'text/tab-separated-values; charset=UTF-8'],
-  [/^CSVWithNames/i, 'text/csv; charset=UTF-8; header=present'],
-  [/^CSV$/i, 'text/csv; charset=UTF-8; header=absent'],
-  [/^XML$/i, 'application/xml; charset=UTF-8'],
-  [/^(Native|RowBinary.*|Parquet|Arrow|ArrowStream|ORC|Avro|Protobuf.*|MsgPack|CapnProto|BSONEachRow|Npy|RawBLOB)$/i, 'application/octet-stream'],
-];
-
-function contentTypeOf(format: string): string {
-  return CONTENT_TYPES.find(([re]) => re.test(format))?.[1] ?? 'text/plain; charset=UTF-8';
-}
-
-const decompressors: Record<string, (buf: Buffer, o: zlib.ZlibOptions & zlib.BrotliOptions) => Promise<Buffer>> = {
-  gzip: promisify(zlib.gunzip),
-  'x-gzip': promisify(zlib.gunzip),
-  deflate: promisify(zlib.inflate),
-  br: promisify(zlib.brotliDecompress),
-  ...(typeof zlib.zstdDecompress === 'function' && { zstd: promisify(zlib.zstdDecompress) as (buf: Buffer, o: object) => Promise<Buffer> }),
-};
-
-const compressors: Record<string, (buf: Uint8Array, level: number) => Promise<Buffer>> = {
-  gzip: (b, level) => promisify(zlib.gzip)(b, { level }),
-  deflate: (b, level) => promisify(zlib.deflate)(b, { level }),
-  br: (b, level) => promisify(zlib.brotliCompress)(b, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: Math.min(level, 11) } }),
-  ...(typeof zlib.zstdCompress === 'function' && {
-    zstd: (b: Uint8Array, level: number) => promisify(zlib.zstdCompress)(b, { params: { [zlib.constants.ZSTD_c_compressionLevel]: level } }),
-  }),
-};
 
 export async function startQueryEndpoint(options: QueryEndpointOptions): Promise<RunningQueryEndpoint> {
   const parsed = optionsSchema.safeParse(options);
@@ -444,6 +252,8 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
   const limits: SettingsLimits = { maxExecutionTimeSec: o.maxExecutionTimeSec, maxThreads: o.maxThreads, maxResultBytes: o.maxResultBytes };
   const gate = new Gate(o.maxConcurrentQueries, o.maxQueuedQueries, o.queueTimeoutMs);
   const inflight = new Set<Promise<void>>();
+  /** Responses the client asked to get in ClickHouse's compressed blocks (compress=1). */
+  const compressedResponses = new WeakMap<ServerResponse, CompressionChoice>();
 
   function authenticate(req: IncomingMessage, params: URLSearchParams, method: string): { role: Role; tenant?: string } {
     const c = credentialsOf(req, params);
@@ -498,12 +308,16 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       return;
     }
     const { role, tenant } = authenticate(req, params, method);
+    // compress=1: the response, an error included, goes out in ClickHouse's compressed blocks, as a server sends it.
+    const blocks = truthy(params.get('compress')) ? compressionChoice(params.get('network_compression_method'), params.get('network_zstd_compression_level')) : undefined;
+    if (blocks) compressedResponses.set(res, blocks);
     if (method === 'POST' && req.headers['content-length'] === undefined && !/chunked/i.test(header(req, 'transfer-encoding') ?? '')) {
       throw ClickHouseHttpError.of('HTTP_LENGTH_REQUIRED', 'The Transfer-Encoding is not chunked and there is no Content-Length header for POST request');
     }
     let body = '';
     if (method === 'POST') {
-      const raw = await decodeBody(req, await readBody(req, o.maxBodyBytes), o.maxBodyBytes);
+      let raw = await decodeBody(req, await readBody(req, o.maxBodyBytes), o.maxBodyBytes);
+      if (truthy(params.get('decompress'))) raw = decompressBlocks(raw, o.maxBodyBytes, !truthy(params.get('http_native_compression_disable_checksumming_on_decompress')));
       const contentType = header(req, 'content-type') ?? '';
       if (/^multipart\/form-data/i.test(contentType)) {
         await mergeMultipart(raw, contentType, params);
@@ -527,7 +341,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     const urlQuery = params.getAll('query').join('');
     const sql = method === 'POST' && body !== '' ? (urlQuery === '' ? body : `${urlQuery}\n${body}`) : urlQuery;
     if (sql.trim() === '') throw ClickHouseHttpError.of('SYNTAX_ERROR', 'Empty query');
-    if (params.get('session_id')) throw ClickHouseHttpError.of('NOT_IMPLEMENTED', 'HTTP sessions (session_id) are not supported by the embedded query endpoint: every request has its own session');
+    checkSession(params, role);
     if (truthy(params.get('add_http_cors_header'))) {
       throw ClickHouseHttpError.of('ACCESS_DENIED', 'add_http_cors_header is refused: the embedded query endpoint never answers cross-origin reads from web pages', { status: 403 });
     }
@@ -537,10 +351,10 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       throw ClickHouseHttpError.of('BAD_ARGUMENTS', 'query_id must be 1 to 256 printable ASCII characters (no CR, LF or other control characters)', { status: 400 });
     }
     if (params.has('role')) throw ClickHouseHttpError.of('NOT_IMPLEMENTED', 'Roles are not supported by the embedded query endpoint');
-    for (const flag of ['compress', 'decompress']) {
-      if (truthy(params.get(flag))) {
-        throw ClickHouseHttpError.of('NOT_IMPLEMENTED', `'${flag}=1' (ClickHouse's own block compression) is not supported by the embedded query endpoint: use HTTP compression (Content-Encoding / enable_http_compression)`);
-      }
+    const revisionParam = params.get('client_protocol_version');
+    const revision = revisionParam === null ? 0 : Number(revisionParam);
+    if (!Number.isSafeInteger(revision) || revision < 0 || revisionParam?.trim() === '') {
+      throw ClickHouseHttpError.of('BAD_ARGUMENTS', `client_protocol_version must be a non-negative integer, not '${revisionParam}'`);
     }
     const settings: Array<[string, string]> = [];
     const queryParams: Array<[string, string]> = [];
@@ -574,6 +388,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       database: requestedDatabase,
       defaultFormat: header(req, 'x-clickhouse-format') || params.get('default_format') || undefined,
       queryId,
+      revision,
     };
   }
 
@@ -587,8 +402,14 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
    * checked against `maxQuerySize` instead.
    */
   async function sessionArgs(r: Request, verdict: Verdict): Promise<{ args: string[]; chosen: Map<string, string> }> {
-    const chosen = new Map<string, string>([['max_execution_time', String(o.maxExecutionTimeSec)], ['max_threads', String(o.maxThreads)]]);
-    for (const [name, value] of [...r.settings, ...verdict.settings]) {
+    const chosen = new Map<string, string>([
+      ['max_execution_time', String(o.maxExecutionTimeSec)],
+      ['max_threads', String(o.maxThreads)],
+      // ClickHouse's default, which chDB turns off: JSON formats quote 64-bit integers unless the client asks otherwise.
+      ['output_format_json_quote_64bit_integers', '1'],
+    ]);
+    const fromUrl = r.settings.map(([name, value]): [string, string] => [name, cappedUrlSetting(name, value, limits)]);
+    for (const [name, value] of [...fromUrl, ...verdict.settings]) {
       if (!guard.engine.settings.has(name)) throw ClickHouseHttpError.of('UNKNOWN_SETTING', `Unknown setting '${name}'`);
       const why = settingRefusal(r.role, name, value, limits, r.tenant !== undefined);
       // A setting sent with the value it already has changes nothing (clients send some with every request).
@@ -600,7 +421,8 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       }
       if (name !== 'readonly') chosen.set(name, value);
     }
-    const args = [`--max_query_size=${2 * o.maxQuerySize + 4096}`, ...ALL_FIXED.map(([k, v]) => `--${k}=${v}`)];
+    // display_name: displayName() answers the name every response already carries in X-ClickHouse-Server-Display-Name.
+    const args = [`--max_query_size=${2 * o.maxQuerySize + 4096}`, `--display_name=${o.displayName}`, ...ALL_FIXED.map(([k, v]) => `--${k}=${v}`)];
     if (r.role === 'writer') args.push(...WRITER_FIXED.map(([k, v]) => `--${k}=${v}`));
     else {
       if (o.maxResultBytes > 0 && !chosen.has('max_result_bytes')) chosen.set('max_result_bytes', String(o.maxResultBytes));
@@ -717,15 +539,12 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       'X-ClickHouse-Summary': JSON.stringify(summary),
       ...(out.format && { 'X-ClickHouse-Format': out.format }),
     };
-    let body: Uint8Array = out.body;
-    if (truthy(params.get('enable_http_compression'))) {
-      const codec = chooseCodec(header(req, 'accept-encoding') ?? '');
-      if (codec) {
-        const level = Number(params.get('http_zlib_compression_level') ?? 3);
-        body = await compressors[codec]!(body, Number.isInteger(level) && level >= 1 && level <= 9 ? level : 3);
-        headers['Content-Encoding'] = codec;
-      }
-    }
+    let body: Uint8Array = out.format !== undefined && /^Native$/i.test(out.format) ? nativeForRevision(out.body, r.revision) : out.body;
+    const blocks = compressedResponses.get(res);
+    if (blocks) body = compressBlocks(body, blocks);
+    const encoded = await httpCompressed(req, params, body);
+    body = encoded.body;
+    if (encoded.encoding) headers['Content-Encoding'] = encoded.encoding;
     headers['Content-Length'] = String(body.byteLength);
     res.writeHead(200, headers);
     res.end(body);
@@ -738,11 +557,13 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       res.destroy();
       return;
     }
-    const body = e.body(engine.version);
+    const text = Buffer.from(e.body(engine.version));
+    const blocks = compressedResponses.get(res);
+    const body = blocks ? compressBlocks(text, blocks) : text;
     res.writeHead(e.status, {
       'Content-Type': 'text/plain; charset=UTF-8',
       'X-ClickHouse-Exception-Code': String(e.code),
-      'Content-Length': String(Buffer.byteLength(body)),
+      'Content-Length': String(body.byteLength),
       ...e.headers,
       ...(!req.complete && { Connection: 'close' }),
     });
@@ -807,97 +628,4 @@ async function probeEngine(dataDir: string): Promise<Engine> {
   } finally {
     session.close();
   }
-}
-
-function truthy(v: string | null): boolean {
-  return v !== null && /^(1|true|yes|on)$/i.test(v.trim());
-}
-
-function utf8(buf: Buffer, what: string): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(buf);
-  } catch {
-    throw ClickHouseHttpError.of(
-      'BAD_ARGUMENTS',
-      `The ${what} is not valid UTF-8: the embedded endpoint passes queries and INSERT data to chDB as text (binary formats such as RowBinary, Native or Parquet are not supported)`,
-    );
-  }
-}
-
-function tooLarge(max: number): ClickHouseHttpError {
-  return ClickHouseHttpError.of('QUERY_IS_TOO_LARGE', `Request body is larger than the endpoint's limit of ${max} bytes`);
-}
-
-/**
- * The body, or a 413 once it passes `max` — without destroying the request,
- * so the error can still be answered (with Connection: close).
- */
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > max) return Promise.reject(tooLarge(max));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    req.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      size += chunk.length;
-      if (size > max) {
-        settled = true;
-        chunks.length = 0;
-        req.pause();
-        reject(tooLarge(max));
-      } else chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!settled) {
-        settled = true;
-        resolve(Buffer.concat(chunks, size));
-      }
-    });
-    req.on('error', (err) => {
-      if (!settled) {
-        settled = true;
-        reject(err);
-      }
-    });
-  });
-}
-
-async function decodeBody(req: IncomingMessage, raw: Buffer, max: number): Promise<Buffer> {
-  const encoding = (header(req, 'content-encoding') ?? '').trim().toLowerCase();
-  if (encoding === '' || encoding === 'identity' || encoding === 'none') return raw;
-  const decompress = decompressors[encoding];
-  if (!decompress) throw ClickHouseHttpError.of('UNKNOWN_COMPRESSION_METHOD', `Unknown compression method '${encoding}' in Content-Encoding: gzip, deflate, br and zstd are supported`);
-  try {
-    return await decompress(raw, { maxOutputLength: max });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(max);
-    throw ClickHouseHttpError.of('CANNOT_DECOMPRESS', `Cannot decompress the ${encoding} request body: ${(err as Error).message}`);
-  }
-}
-
-/** `query` and `param_*` fields of a multipart body join the URL's, as ClickHouse's handler reads them. */
-async function mergeMultipart(raw: Buffer, contentType: string, params: URLSearchParams): Promise<void> {
-  let form: FormData;
-  try {
-    form = await new Response(raw, { headers: { 'content-type': contentType } }).formData();
-  } catch (err) {
-    throw ClickHouseHttpError.of('BAD_ARGUMENTS', `Cannot parse the multipart/form-data body: ${(err as Error).message}`);
-  }
-  for (const [name, value] of form) {
-    if (typeof value !== 'string') {
-      throw ClickHouseHttpError.of('NOT_IMPLEMENTED', `External data (file part '${name}') is not supported by the embedded query endpoint`);
-    }
-    if (name === 'query') params.append('query', value);
-    else params.set(name, value);
-  }
-}
-
-function chooseCodec(acceptEncoding: string): string | undefined {
-  const offered = acceptEncoding
-    .toLowerCase()
-    .split(',')
-    .map((s) => s.split(';')[0]!.trim());
-  return ['gzip', 'zstd', 'br', 'deflate'].find((c) => offered.includes(c) && compressors[c] !== undefined);
 }

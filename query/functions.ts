@@ -15,9 +15,12 @@
  * logTrace, …), getServerSetting, getMacro, showCertificate, hostName,
  * FQDN, tcpPort, getServerPort, getOSKernelVersion, getClientHTTPHeader,
  * filesystem{Available,Capacity,Unreserved}, serverUUID, buildId, uptime,
- * displayName, zookeeperSessionUptime, generateSerialID, globalVariable,
+ * zookeeperSessionUptime, generateSerialID, globalVariable,
  * transaction*, sleepEachRow, fuzzQuery, hasThreadFuzzer and the
- * engine's internal __* functions.
+ * engine's internal __* functions. `displayName` is allowed: every session
+ * of the endpoint carries `--display_name` = its `displayName` option, the
+ * name it already sends in `X-ClickHouse-Server-Display-Name` (clickhouse-go
+ * asks for it in its hello).
  */
 
 /** Scalar functions (and the engine's operators: `plus`, `equals`, `in`, …). */
@@ -59,7 +62,7 @@ export const SCALAR_FUNCTIONS: ReadonlySet<string> = new Set(
   cutToFirstSignificantSubdomainWithWWWRFC cutURLParameter cutWWW damerauLevenshteinDistance DATE dateDiff
   dateName dateTime64ToSnowflakeID dateTimeToSnowflakeID dateTimeToUUIDv7 dateTrunc decodeHTMLComponent
   decodeURLComponent decodeURLFormComponent decodeXMLComponent decrypt defaultProfiles defaultRoles
-  defaultValueOfArgumentType defaultValueOfTypeName degrees dequantizeInt8ToBFloat16 digits divide divideDecimal
+  defaultValueOfArgumentType defaultValueOfTypeName degrees dequantizeInt8ToBFloat16 digits displayName divide divideDecimal
   divideOrNull domain domainRFC domainWithoutWWW domainWithoutWWWRFC dotProduct dotProductTransposed
   dotProductTransposedQuantized dumpColumnStructure dynamicElement dynamicType e editDistance editDistanceUTF8
   empty emptyArrayDate emptyArrayDateTime emptyArrayFloat32 emptyArrayFloat64 emptyArrayInt16 emptyArrayInt32

@@ -139,6 +139,21 @@ export interface SettingsLimits {
 const nonNegativeInt = (v: string) => /^\d{1,18}$/.test(v.trim());
 const boolean = (v: string) => /^(0|1|true|false)$/i.test(v.trim());
 
+/**
+ * A URL parameter's value as the session gets it: a `max_execution_time`
+ * above the cap runs with the cap, since clickhouse-go (hence Grafana)
+ * sends its query deadline + 5 s this way. Only for URL parameters, whose
+ * value the endpoint alone hands the engine; in a `SETTINGS` clause the
+ * engine would apply the statement's own value, so there it is refused
+ * (settingRefusal). Anything else is returned as sent.
+ */
+export function cappedUrlSetting(name: string, value: string, limits: SettingsLimits): string {
+  if (name !== 'max_execution_time') return value;
+  const v = value.trim();
+  const number = Number(v);
+  return v !== '' && Number.isFinite(number) && number > limits.maxExecutionTimeSec ? String(limits.maxExecutionTimeSec) : value;
+}
+
 /** Why `name = value` is refused to `role` (`scoped`: a tenant-scoped reader), or undefined when it is allowed. */
 export function settingRefusal(role: Role, name: string, value: string, limits: SettingsLimits, scoped = false): string | undefined {
   const v = value.trim();

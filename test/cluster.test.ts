@@ -18,6 +18,7 @@ import {
   SHARDED_REPLICA_PATH,
   SHARDED_TABLES,
 } from '../sql/cluster.ts';
+import { splitTopLevel } from '../query/sql.ts';
 import { bootstrapStatements, listMigrations, renderStatements } from '../sql/migrate.ts';
 import type { Store } from '../storage/store.ts';
 import { freshStore } from './support/store.ts';
@@ -37,26 +38,6 @@ interface Column {
   defaultKind: string;
   defaultExpression: string;
   codec: string;
-}
-
-/** Splits at commas outside parentheses and quotes. */
-function splitTopLevel(text: string, separator = ','): string[] {
-  const parts: string[] = [];
-  let depth = 0;
-  let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === "'" || c === '`' || c === '"') {
-      for (i++; i < text.length && text[i] !== c; i++) if (text[i] === '\\') i++;
-    } else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (c === separator && depth === 0) {
-      parts.push(text.slice(start, i).trim());
-      start = i + 1;
-    }
-  }
-  parts.push(text.slice(start).trim());
-  return parts.filter(Boolean);
 }
 
 /** Position of the first top-level ` KEYWORD` of a column declaration, or its length. */

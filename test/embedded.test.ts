@@ -39,7 +39,8 @@ async function start(): Promise<{ otlp: string; query: string }> {
 }
 
 async function rows<T>(query: string): Promise<T[]> {
-  return (await client!.query({ query, format: 'JSONEachRow', clickhouse_settings: { output_format_json_quote_decimals: 1 } })).json<T>();
+  // Exact decimals as strings; counts as numbers (the endpoint, like a server, quotes 64-bit integers unless asked not to).
+  return (await client!.query({ query, format: 'JSONEachRow', clickhouse_settings: { output_format_json_quote_decimals: 1, output_format_json_quote_64bit_integers: 0 } })).json<T>();
 }
 
 const byCell = (x: { model: string; spec_tier: string }, y: typeof x) => (`${x.model}|${x.spec_tier}` < `${y.model}|${y.spec_tier}` ? -1 : 1);
@@ -267,7 +268,8 @@ describe('while fleet start owns its store', () => {
     const m = await owner.waitFor(/OTLP\/HTTP (http:\/\/\S+?)\/v1\/traces · query (http:\/\/[\d.]+:\d+) \(read-only, write mode on\)/);
     ownerOtlp = m[1]!;
     ownerQuery = m[2]!;
-    ownerClient = createClient({ url: ownerQuery, log: { level: ClickHouseLogLevel.OFF } });
+    // Counts as JSON numbers (the endpoint quotes 64-bit integers by default, as a server does).
+    ownerClient = createClient({ url: ownerQuery, log: { level: ClickHouseLogLevel.OFF }, clickhouse_settings: { output_format_json_quote_64bit_integers: 0 } });
   }, 60_000);
   afterAll(async () => {
     await ownerClient?.close();

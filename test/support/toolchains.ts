@@ -4,6 +4,7 @@
  *
  *     const py = await pythonVenv('phoenix', ['arize-phoenix==12.3.0']);   // → .cache/venvs/phoenix/bin/python
  *     const bin = await goBuild('clickhouse-go-probe', 'test/fixtures/chgo'); // → .cache/go-bin/clickhouse-go-probe
+ *     const cp = await mavenBuild('jdbc-probe', 'test/fixtures/clickhouse-jdbc'); // → class path of the built jar
  *     await aptInstall(['prometheus-alertmanager']);
  *
  * Test files run in parallel forks (and several runs may share a tree), so
@@ -65,6 +66,15 @@ export async function pythonVenv(name: string, packages: string[], timeoutMs = 9
   return python;
 }
 
+/** A short digest of every file under `dir` (names and contents). */
+async function treeDigest(dir: string): Promise<string> {
+  const hash = createHash('sha256');
+  for (const entry of (await readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name)).sort()) {
+    hash.update(path.relative(dir, entry)).update(await readFile(entry));
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
 /**
  * Builds the Go module in `moduleDir` (relative to the repo; its go.mod pins
  * what it needs from the Go module proxy) into `.cache/go-bin/<name>`;
@@ -72,12 +82,7 @@ export async function pythonVenv(name: string, packages: string[], timeoutMs = 9
  */
 export async function goBuild(name: string, moduleDir: string, timeoutMs = 900_000): Promise<string> {
   const src = path.resolve(repoRoot, moduleDir);
-  const hash = createHash('sha256');
-  for (const entry of (await readdir(src, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name)).sort()) {
-    hash.update(entry).update(await readFile(entry));
-  }
-  const digest = hash.digest('hex').slice(0, 16);
-  const out = path.join(cacheDir(), 'go-bin', `${name}-${digest}`);
+  const out = path.join(cacheDir(), 'go-bin', `${name}-${await treeDigest(src)}`);
   if (existsSync(out)) return out;
   await locked(`${out}.lock`, 'bash', ['-c', '[ -x "$1" ] || go build -o "$1" .', 'gobuild', out], timeoutMs, src);
   return out;
@@ -90,4 +95,31 @@ export async function aptInstall(packages: string[], timeoutMs = 900_000): Promi
   const missing = packages.filter((p) => !installed.has(p));
   if (missing.length === 0) return;
   await locked(path.join(cacheDir(), 'apt.lock'), 'bash', ['-c', 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"', 'apt', ...missing], timeoutMs);
+}
+
+/**
+ * Builds the Maven project in `projectDir` (relative to the repo; its
+ * pom.xml pins what it needs from Maven Central) in a copy under
+ * `.cache/maven/<name>-<digest>/`, so the tree stays clean; returns the
+ * class path to run it with (its jar, then its dependencies). Rebuilt when
+ * any file of the project changes.
+ */
+export async function mavenBuild(name: string, projectDir: string, timeoutMs = 900_000): Promise<string> {
+  const src = path.resolve(repoRoot, projectDir);
+  const out = path.join(cacheDir(), 'maven', `${name}-${await treeDigest(src)}`);
+  const classpathFile = path.join(out, 'classpath.txt');
+  if (!existsSync(classpathFile)) {
+    const script = [
+      'set -e',
+      '[ -f "$2/classpath.txt" ] && exit 0',
+      'rm -rf "$2.tmp" && mkdir -p "$2.tmp" && cp -r "$1/." "$2.tmp/"',
+      'cd "$2.tmp"',
+      'mvn -q -B package dependency:build-classpath -Dmdep.outputFile=deps.txt',
+      'jar=$(basename target/*.jar)',
+      'cd / && rm -rf "$2" && mv "$2.tmp" "$2"',
+      'echo "$2/target/$jar:$(cat "$2/deps.txt")" > "$2/classpath.txt"',
+    ].join('\n');
+    await locked(`${out}.lock`, 'bash', ['-c', script, 'mvnbuild', src, out], timeoutMs);
+  }
+  return (await readFile(classpathFile, 'utf8')).trim();
 }
