@@ -8,7 +8,10 @@
  * CREATE TEMPORARY TABLE, so the only state a reader's session could hold
  * is a `USE` — which the reader can as well send per request (`database`),
  * and which does not carry over here. So the endpoint accepts a reader's
- * `session_id` and runs each request on its own engine session.
+ * `session_id` and keeps nothing for it: the request is analysed and
+ * checked by the policy like one without it and runs on a pooled session
+ * (query/sessions.ts) that is reused only when the request left nothing in
+ * it.
  * clickhouse-connect sends a generated session_id by default. With nothing
  * kept, every reader session exists: `session_check=1` and `close_session`
  * are accepted as such.
