@@ -23,6 +23,8 @@ export function priceRows(catalog: Catalog): object[] {
         provider: card.provider,
         model: card.model,
         aliases: card.aliases,
+        providers: card.providers,
+        hosts: card.hosts,
         valid_from: msToInstant(p.from),
         valid_to: Number.isFinite(p.to) ? msToInstant(p.to) : null,
         ...Object.fromEntries(TOKEN_KINDS.map((k) => [k, formatScaled(p.prices[k], PRICE_SCALE)])),
