@@ -167,19 +167,19 @@ describe('reports against a store', () => {
       expect(r.priced).toBe(false);
       return r.priced ? '' : r.reason;
     };
-    const one = (model: string, serviceTier: ServiceTier, ms: number) => ({ provider: 'p', model, serviceTier, calls: 1, attempts: 1, firstMs: ms, lastMs: ms, reason: reason(catalog, model, serviceTier, ms) });
-    expect(await unpricedCalls(store, catalog)).toEqual([one('m1', 'flex', NOW - 50 * DAY), one('m1-old', 'standard', NOW - 5 * DAY), one('m3', 'standard', NOW - DAY)]);
+    const one = (model: string, serviceTier: ServiceTier, ms: number) => ({ provider: 'p', providerSource: 'instrumentation', model, serviceTier, calls: 1, attempts: 1, firstMs: ms, lastMs: ms, reason: reason(catalog, model, serviceTier, ms) });
+    expect((await unpricedCalls(store, catalog)).unpriced).toEqual([one('m1', 'flex', NOW - 50 * DAY), one('m1-old', 'standard', NOW - 5 * DAY), one('m3', 'standard', NOW - DAY)]);
     expect(reason(catalog, 'm1', 'flex', NOW - 50 * DAY)).toMatch(/flex/);
     const noFlexCatalog = buildCatalog({ cards: [m1(false, false), m2, m1Old] });
-    const noFlex = await unpricedCalls(store, noFlexCatalog);
+    const { unpriced: noFlex } = await unpricedCalls(store, noFlexCatalog);
     expect(noFlex[0]).toEqual({
-      provider: 'p', model: 'm1', serviceTier: 'flex', calls: 3, attempts: 3, firstMs: NOW - 50 * DAY, lastMs: NOW - DAY, reason: reason(noFlexCatalog, 'm1', 'flex', NOW - 50 * DAY),
+      provider: 'p', providerSource: 'instrumentation', model: 'm1', serviceTier: 'flex', calls: 3, attempts: 3, firstMs: NOW - 50 * DAY, lastMs: NOW - DAY, reason: reason(noFlexCatalog, 'm1', 'flex', NOW - 50 * DAY),
     });
     expect(formatUnpriced(noFlex, 'prices.json')).toMatch(
       new RegExp(`^3 model\\(s\\) seen without a price in force in prices\\.json.*\\n  p/m1 \\(flex\\): 3 calls in 3 attempts from ${new Date(NOW - 50 * DAY).toISOString()} to ${new Date(NOW - DAY).toISOString()} — `),
     );
     const all: CatalogJson = { cards: [m1(true, true), m2, card('m1-old', [{ from: day(NOW - 100 * DAY), input: 1, output: 1 }]), card('m3', [{ from: day(NOW - 100 * DAY), input: 1, output: 1 }])] };
-    expect(await unpricedCalls(store, buildCatalog(all))).toEqual([]);
+    expect(await unpricedCalls(store, buildCatalog(all))).toEqual({ unpriced: [], inferred: [] });
   });
 });
 
