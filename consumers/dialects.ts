@@ -118,16 +118,16 @@ export interface LlmCall {
   cacheWrite1hTokens?: number;
   /** Provider-reported cost in USD as a plain decimal string (fleet.cost.reported_usd, OpenInference llm.cost.total), if any. */
   reportedCostUsd?: string;
-  /** fleet.provider, normalised ('' when absent): wins over every inference (pricing/providers.ts). */
-  explicitProvider: string;
-  /** Host (`host[:port]`) the request went to, from server.address, url.full / http.url or a base-URL attribute; '' when unknown. */
-  serverAddress: string;
+  /** fleet.provider, normalised, when set: wins over every inference (pricing/providers.ts). */
+  explicitProvider?: string;
+  /** Host (`host[:port]`) the request went to, from server.address, url.full / http.url or a base-URL attribute, when known. */
+  serverAddress?: string;
 }
 
 export type SpanRole =
   | { role: 'llm_call'; call: LlmCall }
   /** A billed call whose usage cannot be trusted (negative, non-integer, cached > input, unknown service tier …): priced as unpriced with this reason, never as 0. */
-  | { role: 'llm_call_invalid'; dialect: Dialect; provider: string; model: string; reason: string; explicitProvider: string; serverAddress: string }
+  | { role: 'llm_call_invalid'; dialect: Dialect; provider: string; model: string; reason: string; explicitProvider?: string; serverAddress?: string }
   | { role: 'tool_call' }
   | { role: 'other' };
 
@@ -463,7 +463,9 @@ function serverAddress(a: Attrs): string {
 }
 
 function callRole(p: CallParts): SpanRole {
-  const evidence = { explicitProvider: normalizeProvider(str(p.attributes, ATTR.PROVIDER)), serverAddress: serverAddress(p.attributes) };
+  const explicitProvider = normalizeProvider(str(p.attributes, ATTR.PROVIDER));
+  const server = serverAddress(p.attributes);
+  const evidence = { ...(explicitProvider && { explicitProvider }), ...(server && { serverAddress: server }) };
   const invalid = (reason: string): SpanRole => ({
     role: 'llm_call_invalid',
     dialect: p.dialect,

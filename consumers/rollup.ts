@@ -84,7 +84,7 @@ function decimalAttribute(v: unknown): bigint | null {
 /** Prices a call as the SDK's cost preview does, under the provider its span's evidence resolves to. */
 function priceLlmCall(catalog: Catalog, call: LlmCall, startedAtMs: number) {
   const { provider, model, requestModel, serviceTier, tokens, cacheWrite1hTokens, explicitProvider, serverAddress } = call;
-  return priceWithEvidence(catalog, { model, requestModel, startedAtMs, serviceTier, tokens, cacheWrite1hTokens }, { explicit: explicitProvider, serverAddress, instrumented: provider });
+  return priceWithEvidence(catalog, { model, requestModel, startedAtMs, serviceTier, tokens, cacheWrite1hTokens }, { explicit: explicitProvider ?? '', serverAddress: serverAddress ?? '', instrumented: provider });
 }
 
 export function describeMember(span: SpanRecord, catalog: Catalog): Member {
@@ -94,7 +94,7 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
   if (role.role === 'other') return { ...member, role: 'other' };
   const base = { spanId: span.spanId, traceId: span.traceId, startNs: span.startTimeUnixNano, endNs: span.endTimeUnixNano };
   if (role.role === 'llm_call_invalid') {
-    const resolved = resolveProvider(catalog, { explicit: role.explicitProvider, serverAddress: role.serverAddress, instrumented: role.provider });
+    const resolved = resolveProvider(catalog, { explicit: role.explicitProvider ?? '', serverAddress: role.serverAddress ?? '', instrumented: role.provider });
     return {
       ...member,
       role: 'llm_call',
@@ -103,7 +103,7 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
         provider: resolved.provider,
         providerSource: resolved.source,
         instrumentedProvider: role.provider,
-        serverAddress: role.serverAddress,
+        serverAddress: role.serverAddress ?? '',
         model: role.model,
         requestModel: '',
         serviceTier: 'standard',
@@ -129,7 +129,7 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
       provider,
       providerSource,
       instrumentedProvider: c.provider,
-      serverAddress: c.serverAddress,
+      serverAddress: c.serverAddress ?? '',
       model: c.model,
       requestModel: c.requestModel,
       serviceTier: c.serviceTier,
