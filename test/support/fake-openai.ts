@@ -4,8 +4,8 @@
  * with the usage the test chose, so every token count — and so every cost —
  * is known in advance. It also answers as an HTTP proxy (absolute-form
  * request targets), so an agent can address `http://api.deepseek.com/v1` or
- * an Azure resource by name and still reach it: the spans then carry the
- * real provider's host.
+ * an Azure resource by name and still reach it (absolute-form requests, or
+ * CONNECT tunnels): the spans then carry the real provider's host.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -102,6 +102,12 @@ export async function startFakeOpenAi(usageOf: (model: string) => Usage): Promis
     })().catch((err: unknown) => {
       res.writeHead(500).end(String(err));
     });
+  });
+  // Proxies that tunnel even plain HTTP (undici's, under NODE_USE_ENV_PROXY) send CONNECT first: serve the tunnel ourselves.
+  server.on('connect', (_req, socket, head) => {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length) socket.unshift(head);
+    server.emit('connection', socket);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
