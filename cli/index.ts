@@ -121,13 +121,15 @@ async function writerStore(c: Config, command: string, { create }: { create: boo
   if (!c.queryUrl && hasStore(c.dataDir, c.database) && !findOwner(c.dataDir)) return { store: configuredStore(c), prepared: false };
   const running = await runningInstance(c, command);
   if (!running) return { store: create ? configuredStore(c) : existingStore(c, command), prepared: false };
-  const where = `the running fleet start${running.pid ? ` (PID ${running.pid})` : ''} at ${running.url} holds the store and chDB lets one process open it`;
+  const where = running.pid
+    ? `the embedded store ${path.resolve(c.dataDir)} is open in the running fleet start (PID ${running.pid}, query endpoint ${running.url}) and chDB lets one process open it`
+    : `the running fleet start at ${running.url} holds its store and chDB lets one process open it`;
   if (running.writeMode === false) {
     throw new ConfigError(
       `${command}: ${where}. Run it inside that process (fleet start --alert-rules FILE, --reprice-on-start), or restart it with --query-write-token TOKEN and give ${command} the same --query-write-token: it then writes through the query endpoint's write mode`,
     );
   }
-  if (!c.queryWriteToken) throw new ConfigError(`${command}: ${where}; give ${command} the --query-write-token (FLEET_QUERY_WRITE_TOKEN) it runs with to write through its query endpoint`);
+  if (!c.queryWriteToken) throw new ConfigError(`${command}: ${where}; give ${command} the same --query-write-token (FLEET_QUERY_WRITE_TOKEN) it runs with to write through its query endpoint`);
   return { store: openStore({ url: running.url, database: c.database, username: WRITER_USER, password: c.queryWriteToken }), prepared: true };
 }
 
