@@ -10,19 +10,11 @@ import { zeroTokens } from '../contract/tokens.ts';
 import type { Catalog, PriceCard } from '../pricing/catalog.ts';
 import { cardOf, priceWithEvidence } from '../pricing/engine.ts';
 import type { ProviderSource } from '../pricing/providers.ts';
+import { storedCall, type StoredCallIdentity } from '../storage/reprice.ts';
 import type { Store } from '../storage/store.ts';
 
 /** LLM calls of one (provider evidence, model, service tier) with the card that priced them at ingest. */
-interface Seen {
-  provider: string;
-  provider_source: string;
-  instrumented_provider: string;
-  server_address: string;
-  model: string;
-  request_model: string;
-  service_tier: string;
-  /** Card model that priced some of the calls at ingest ('' = none was priced). */
-  price_model: string;
+interface Seen extends StoredCallIdentity {
   calls: number;
   attempts: number;
   first_ms: number;
@@ -71,17 +63,10 @@ export function uncovered(card: PriceCard, tier: string, fromMs: number, toMs: n
   return holes;
 }
 
-/**
- * The calls as the pricing engine sees them: their provider evidence, and
- * the card model that priced them at ingest standing in for the request
- * model where it was not kept (rows written before it was), so a dated
- * snapshot priced with its base model's card is checked against that card.
- */
-const asCall = (s: Seen) => ({ model: s.model, requestModel: s.request_model || s.price_model });
-const evidenceOf = (s: Seen) => ({ explicit: s.provider_source === 'fleet.provider' ? s.provider : '', serverAddress: s.server_address, instrumented: s.instrumented_provider });
-
-const priceAt = (catalog: Catalog, s: Seen, ms: number) =>
-  priceWithEvidence(catalog, { ...asCall(s), startedAtMs: ms, serviceTier: s.service_tier as ServiceTier, tokens: zeroTokens() }, evidenceOf(s));
+const priceAt = (catalog: Catalog, s: Seen, ms: number) => {
+  const { model, requestModel, evidence } = storedCall(s);
+  return priceWithEvidence(catalog, { model, requestModel, startedAtMs: ms, serviceTier: s.service_tier as ServiceTier, tokens: zeroTokens() }, evidence);
+};
 
 const GROUP = ['provider', 'provider_source', 'instrumented_provider', 'server_address', 'model', 'request_model', 'service_tier'] as const;
 
@@ -104,7 +89,8 @@ export async function unpricedCalls(store: Store, catalog: Catalog): Promise<{ u
       if (seenBefore) seenBefore.calls += s.calls;
       else inferred.set(key, { instrumentedProvider: s.instrumented_provider, provider: first.provider, model: s.model, calls: s.calls });
     }
-    const card = cardOf(catalog, { provider: first.provider, ...asCall(s) });
+    const { model, requestModel } = storedCall(s);
+    const card = cardOf(catalog, { provider: first.provider, model, requestModel });
     if (typeof card === 'string') {
       out.push({ ...base, calls: s.calls, attempts: s.attempts, firstMs: s.first_ms, lastMs: s.last_ms, reason: first.result.priced ? card : first.result.reason });
       continue;

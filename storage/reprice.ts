@@ -24,12 +24,8 @@ import { formatUsd, parseUsd } from '../pricing/decimal.ts';
 import { priceWithEvidence } from '../pricing/engine.ts';
 import type { Store } from './store.ts';
 
-/** The llm_calls row as stored (inserted_at left out: the new row gets its own). */
-interface CallRow {
-  tenant: string;
-  attempt_id: string;
-  span_id: string;
-  started_at: string;
+/** What an llm_calls row says about the call's provider and model: what pricing it again starts from. */
+export interface StoredCallIdentity {
   provider: string;
   provider_source: string;
   instrumented_provider: string;
@@ -37,6 +33,28 @@ interface CallRow {
   model: string;
   request_model: string;
   service_tier: string;
+  /** The card model that priced it at ingest ('' when none). */
+  price_model: string;
+}
+
+/**
+ * The call as the pricing engine sees it again: its provider evidence (an
+ * explicit fleet.provider is kept; host and instrumentation are resolved
+ * anew), and the card model that priced it standing in for the request
+ * model on rows written before request_model was kept.
+ */
+export const storedCall = (c: StoredCallIdentity) => ({
+  model: c.model,
+  requestModel: c.request_model || c.price_model,
+  evidence: { explicit: c.provider_source === 'fleet.provider' ? c.provider : '', serverAddress: c.server_address, instrumented: c.instrumented_provider },
+});
+
+/** The llm_calls row as stored (inserted_at left out: the new row gets its own). */
+interface CallRow extends StoredCallIdentity {
+  tenant: string;
+  attempt_id: string;
+  span_id: string;
+  started_at: string;
   input_tokens: number;
   cache_read_tokens: number;
   cache_write_tokens: number;
@@ -45,7 +63,6 @@ interface CallRow {
   cache_write_1h_tokens: number;
   cost_usd: string | null;
   price_provider: string;
-  price_model: string;
   price_from: string | null;
   unpriced_reason: string;
   version: number;
@@ -83,18 +100,18 @@ const instantMs = (text: string): number => Date.parse(`${text.slice(0, 23).repl
 /** The call priced again; undefined when nothing about its price changes. */
 function repriced(catalog: Catalog, c: CallRow): CallRow | undefined {
   if (c.unpriced_reason.startsWith(INVALID_USAGE)) return undefined;
+  const { model, requestModel, evidence } = storedCall(c);
   const { provider, providerSource, result } = priceWithEvidence(
     catalog,
     {
-      model: c.model,
-      // Rows from before request_model was kept: the card model that priced them stands in (as in prices check).
-      requestModel: c.request_model || c.price_model,
+      model,
+      requestModel,
       startedAtMs: instantMs(c.started_at),
       serviceTier: c.service_tier as ServiceTier,
       tokens: { input: c.input_tokens, cache_read: c.cache_read_tokens, cache_write: c.cache_write_tokens, output: c.output_tokens, reasoning: c.reasoning_tokens },
       cacheWrite1hTokens: c.cache_write_1h_tokens,
     },
-    { explicit: c.provider_source === 'fleet.provider' ? c.provider : '', serverAddress: c.server_address, instrumented: c.instrumented_provider },
+    evidence,
   );
   const next = {
     provider,

@@ -11,34 +11,21 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentFleet, type RunningFleet } from './support/agent-fleet.ts';
-import { startFakeOpenAi, type FakeOpenAi, type Usage } from './support/fake-openai.ts';
+import { BY_HAND, cannedUsage, startAgentFleet, type RunningFleet } from './support/agent-fleet.ts';
+import { startFakeOpenAi, type FakeOpenAi } from './support/fake-openai.ts';
 import { repoRoot } from './support/kafka-context.ts';
 import { tempDir } from './support/store.ts';
 
 const run = promisify(execFile);
 
-const USAGE: Record<string, Usage> = {
-  'kimi-k2.6': { prompt: 1000, cached: 200, completion: 300, reasoning: 100 },
-  'deepseek-v4-flash': { prompt: 2000, cached: 1500, completion: 500, reasoning: 0 },
-  'gpt-5.4': { prompt: 100, cached: 0, completion: 10, reasoning: 0 },
-};
-// By hand (shipped cards, see test/python-agents.test.ts): kimi-k2.6 800 × 0.95 + 200 × 0.16 + 300 × 4 = 1992 µ$;
-// deepseek-v4-flash 500 × 0.28 + 1500 × 0.0028 + 500 × 1.1 = 694.2 µ$; spec A = 2 × (1992 + 694.2) µ$ for one pass.
-const KIMI = '0.001992';
-const DEEPSEEK = '0.0006942';
-const SPEC_A_COST = '0.0053724';
+const { kimi: KIMI, deepseek: DEEPSEEK, specA: SPEC_A_COST } = BY_HAND; // by hand: test/support/agent-fleet.ts
 const INTEGRATIONS = ['default', 'legacy'] as const;
 
 let fake: FakeOpenAi;
 let fleet: RunningFleet;
 
 beforeAll(async () => {
-  fake = await startFakeOpenAi((model) => {
-    const u = USAGE[model];
-    if (!u) throw new Error(`no canned usage for ${model}`);
-    return u;
-  });
+  fake = await startFakeOpenAi(cannedUsage);
   fleet = await startAgentFleet(['--data-dir', tempDir('ai-sdk-agents')]);
 }, 180_000);
 

@@ -12,8 +12,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgentFleet, type RunningFleet } from './support/agent-fleet.ts';
-import { startFakeOpenAi, type FakeOpenAi, type Usage } from './support/fake-openai.ts';
+import { BY_HAND, cannedUsage, startAgentFleet, type RunningFleet } from './support/agent-fleet.ts';
+import { startFakeOpenAi, type FakeOpenAi } from './support/fake-openai.ts';
 import { repoRoot } from './support/kafka-context.ts';
 import { startFleet } from './support/processes.ts';
 import { tempDir } from './support/store.ts';
@@ -30,27 +30,12 @@ const PYTHON_PACKAGES = [
   'openai==3.63.0',
 ];
 
-const USAGE: Record<string, Usage> = {
-  'kimi-k2.6': { prompt: 1000, cached: 200, completion: 300, reasoning: 100 },
-  'deepseek-v4-flash': { prompt: 2000, cached: 1500, completion: 500, reasoning: 0 },
-  'gpt-5.4': { prompt: 100, cached: 0, completion: 10, reasoning: 0 },
-  'kimi-k2.7-preview': { prompt: 4000, cached: 0, completion: 1000, reasoning: 0 },
-};
-
 /*
- * By hand, with the shipped cards in force now (USD per million tokens):
- *   kimi-k2.6 (moonshot: in 0.95, cache read 0.16, out 4; reasoning billed as output):
- *     800 × 0.95 + 200 × 0.16 + (200 + 100) × 4 = 1992 µ$        → 0.001992
- *   deepseek-v4-flash (deepseek: in 0.28, cache read 0.0028, out 1.1):
- *     500 × 0.28 + 1500 × 0.0028 + 500 × 1.1 = 694.2 µ$            → 0.0006942
+ * By hand: BY_HAND (test/support/agent-fleet.ts) for kimi-k2.6, deepseek-v4-flash and spec A;
  *   kimi-k2.7-preview: no card until FIXED_CARD (in 1.2, out 5):
  *     4000 × 1.2 + 1000 × 5 = 9800 µ$                              → 0.0098
- * Spec A: two attempts (fail, pass) of one kimi-k2.6 and one deepseek call
- * each: 2 × (0.001992 + 0.0006942) = 0.0053724 for one pass.
  */
-const KIMI = '0.001992';
-const DEEPSEEK = '0.0006942';
-const SPEC_A_COST = '0.0053724';
+const { kimi: KIMI, deepseek: DEEPSEEK, specA: SPEC_A_COST } = BY_HAND;
 const FIXED = '0.0098';
 const FIXED_CARD = { provider: 'moonshot', model: 'kimi-k2.7-preview', source: 'test: a card added after the calls', periods: [{ from: '2026-01-01', input: 1.2, output: 5 }] };
 const WRITE_TOKEN = 'python-agents-write-token';
@@ -135,11 +120,7 @@ const costPerPass = (tier: string) =>
   );
 
 beforeAll(async () => {
-  fake = await startFakeOpenAi((model) => {
-    const u = USAGE[model];
-    if (!u) throw new Error(`no canned usage for ${model}`);
-    return u;
-  });
+  fake = await startFakeOpenAi(cannedUsage);
   python = await pythonVenv('python-agents', PYTHON_PACKAGES);
   fleet = await startAgentFleet(['--data-dir', dataDir]);
 }, 900_000);
