@@ -242,16 +242,33 @@ describe('a catalog fix, then fleet prices reprice', () => {
   }, 120_000);
 });
 
+describe('fleet start --reprice-on-start', () => {
+  it('re-prices with the catalog it loads when it differs: back on the shipped one, kimi-k2.7-preview is unpriced again', async () => {
+    await fleet!.stop();
+    fleet = await startAgentFleet(['--data-dir', dataDir, '--reprice-on-start']);
+    const out = fleet.child.output();
+    expect(out).toMatch(/the price catalog differs from the one loaded before: re-pricing the stored LLM calls \(--reprice-on-start\)/);
+    expect(out).toMatch(new RegExp(`re-priced 4 of ${2 * CALLS_PER_RUN} LLM calls \\(\\$0\\.0392 → \\$0\\), 4 attempts rewritten; 6 calls still unpriced`));
+    for (const which of INSTRUMENTATIONS) {
+      expect(await costPerPass(`py-${which}`)).toContainEqual({ model: 'kimi-k2.7-preview', attempts: 2, passes: 1, cost_usd: null, cost_per_pass: null, unpriced_attempts: 2 });
+    }
+    const [counts] = await fleet.rows<{ calls: number; attempts: number }>(
+      'SELECT (SELECT count() FROM fleet.llm_calls FINAL) AS calls, (SELECT count() FROM fleet.attempts FINAL) AS attempts',
+    );
+    expect(counts).toEqual({ calls: 2 * CALLS_PER_RUN, attempts: 2 * ATTEMPTS_PER_RUN });
+  }, 180_000);
+});
+
 describe('the CLI finding its instance', () => {
   it('reads through the running fleet start by --query-port, whatever --data-dir says', async () => {
     const report = startFleet(['report', 'cost-per-pass', '--tier', 'py-openllmetry', '--data-dir', tempDir('no-store'), '--query-port', new URL(fleet!.query).port, '--format', 'json']);
     expect(await report.exited, report.output()).toBe(0);
     const rows = JSON.parse(report.output().slice(report.output().indexOf('['))) as { model: string; input_price: string | null }[];
-    // $/M shows the card that priced the row's calls: moonshot's for kimi-k2.6, none for the Azure gpt-5.4 row.
+    // $/M shows the card that priced the row's calls: moonshot's for kimi-k2.6, none for the Azure gpt-5.4 row nor kimi-k2.7-preview (unpriced again).
     expect(rows.map((r) => [r.model, r.input_price])).toEqual([
       ['kimi-k2.6', '0.95'],
-      ['kimi-k2.7-preview', '1.2'],
       ['gpt-5.4', null],
+      ['kimi-k2.7-preview', null],
     ]);
   }, 60_000);
 
