@@ -17,7 +17,7 @@ import { startFakeOpenAi, type FakeOpenAi } from './support/fake-openai.ts';
 import { repoRoot } from './support/kafka-context.ts';
 import { startFleet } from './support/processes.ts';
 import { tempDir } from './support/store.ts';
-import { pythonVenv } from './support/toolchains.ts';
+import { aptInstall, pythonVenv } from './support/toolchains.ts';
 
 const run = promisify(execFile);
 
@@ -121,6 +121,8 @@ const costPerPass = (tier: string) =>
 
 beforeAll(async () => {
   fake = await startFakeOpenAi(cannedUsage);
+  // Debian ships venv's ensurepip separately (python3-venv): install it where it is missing.
+  if (!(await run('python3', ['-c', 'import ensurepip, venv']).then(() => true, () => false))) await aptInstall(['python3-venv']);
   python = await pythonVenv('python-agents', PYTHON_PACKAGES);
   fleet = await startAgentFleet(['--data-dir', dataDir]);
 }, 900_000);
