@@ -71,16 +71,17 @@ const endpointUrl = (c: Config) => `http://${c.queryHost === '0.0.0.0' ? '127.0.
 /**
  * The running `fleet start` a command reaches: --query-url when given (it
  * must answer); else the one that owns --data-dir (it holds chDB's lock,
- * whatever --query-port it runs on); else the endpoint at --query-host /
- * --query-port. Undefined when none answers.
+ * whatever --query-port it runs on); else (`byPort`) the endpoint at
+ * --query-host / --query-port. Undefined when none answers.
  */
-async function runningInstance(c: Config, command: string): Promise<{ url: string; writeMode?: boolean; pid?: number } | undefined> {
+async function runningInstance(c: Config, command: string, { byPort = true } = {}): Promise<{ url: string; writeMode?: boolean; pid?: number } | undefined> {
   if (c.queryUrl) {
     if (await answers(c.queryUrl)) return { url: c.queryUrl };
     throw new ConfigError(`${command}: no perpass query endpoint answers at ${c.queryUrl} (--query-url / FLEET_QUERY_URL)`);
   }
   const owner = findOwner(c.dataDir);
   if (owner && (await answers(owner.queryUrl))) return { url: owner.queryUrl, writeMode: owner.writeMode, pid: owner.pid };
+  if (!byPort) return undefined;
   const url = endpointUrl(c);
   return (await answers(url)) ? { url } : undefined;
 }
@@ -119,7 +120,8 @@ async function writerStore(c: Config, command: string, { create }: { create: boo
   if (c.clickhouseUrl) return { store: configuredStore(c), prepared: false };
   // A store in --data-dir that no process holds is written directly, whatever else answers on --query-port.
   if (!c.queryUrl && hasStore(c.dataDir, c.database) && !findOwner(c.dataDir)) return { store: configuredStore(c), prepared: false };
-  const running = await runningInstance(c, command);
+  // A command that may create its store (alerts) does not write into whatever answers on the default port.
+  const running = await runningInstance(c, command, { byPort: !create });
   if (!running) return { store: create ? configuredStore(c) : existingStore(c, command), prepared: false };
   const where = running.pid
     ? `the embedded store ${path.resolve(c.dataDir)} is open in the running fleet start (PID ${running.pid}, query endpoint ${running.url}) and chDB lets one process open it`
@@ -210,8 +212,9 @@ withSettings(program.command('migrate').description('apply the ClickHouse migrat
   const c = config(cmd);
   const store = configuredStore(c);
   try {
-    await prepareStore(store, c, configuredCatalog(c));
+    const { catalogChanged } = await prepareStore(store, c, configuredCatalog(c));
     log(`migrated ${store.location} database ${store.database}`);
+    if (catalogChanged) log('the price catalog differs from the one loaded before: LLM calls already stored keep the prices they were given; re-price them with fleet prices reprice');
   } finally {
     await store.close();
   }
