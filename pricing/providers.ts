@@ -68,15 +68,34 @@ export const API_HOSTS: Readonly<Record<string, string>> = {
 /** Provider names that are only an SDK's, not evidence of who served the call. */
 const SDK_ONLY_PROVIDERS = new Set(['openai']);
 
-/** `host[:port]` of a URL or bare host attribute value, lowercase; '' when it is neither. */
-export function hostOf(value: string | undefined): string {
-  const v = (value ?? '').trim();
-  if (v === '') return '';
+/**
+ * Remembers the answers of a pure function of a string: an agent fleet talks
+ * to a handful of hosts, so per-call URL parsing and table scans are paid
+ * once per host. Bounded: cleared when full.
+ */
+function memo<T>(fn: (key: string) => T, max = 4096): (key: string) => T {
+  const seen = new Map<string, T>();
+  return (key) => {
+    if (seen.has(key)) return seen.get(key) as T;
+    if (seen.size >= max) seen.clear();
+    const value = fn(key);
+    seen.set(key, value);
+    return value;
+  };
+}
+
+const parseHost = memo((v: string): string => {
   try {
     return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `http://${v}`).host.toLowerCase();
   } catch {
     return '';
   }
+});
+
+/** `host[:port]` of a URL or bare host attribute value, lowercase; '' when it is neither. */
+export function hostOf(value: string | undefined): string {
+  const v = (value ?? '').trim();
+  return v === '' ? '' : parseHost(v);
 }
 
 const hostname = (address: string) => address.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
@@ -89,12 +108,24 @@ function matches(pattern: string, address: string): boolean {
   return false;
 }
 
+const knownHost = memo((address: string): string | undefined => {
+  for (const [pattern, provider] of Object.entries(API_HOSTS)) if (matches(pattern, address)) return provider;
+  return undefined;
+});
+
+/** Per catalog, the provider of each host seen (the cards' declared hosts are scanned once per host). */
+const byCatalog = new WeakMap<Catalog, (address: string) => string | undefined>();
+
 /** The provider of a host: a card that declares it first, then API_HOSTS; undefined when unknown. */
 export function providerOfHost(catalog: Catalog | undefined, address: string): string | undefined {
   if (address === '') return undefined;
-  for (const card of catalog?.cards ?? []) if (card.hosts.some((p) => matches(p, address))) return card.provider;
-  for (const [pattern, provider] of Object.entries(API_HOSTS)) if (matches(pattern, address)) return provider;
-  return undefined;
+  if (!catalog) return knownHost(address);
+  let lookup = byCatalog.get(catalog);
+  if (!lookup) {
+    lookup = memo((a: string) => catalog.cards.find((card) => card.hosts.some((p) => matches(p, a)))?.provider ?? knownHost(a));
+    byCatalog.set(catalog, lookup);
+  }
+  return lookup(address);
 }
 
 /** Steps 1–3: the provider the span's evidence names, and where from. */
