@@ -1,9 +1,11 @@
 /**
  * `fleet prices check`: is every LLM call seen in traffic priced by *this*
- * catalog (--prices, else the one the store loaded)? Each distinct (provider, model,
- * service tier) of `llm_calls`, over the time its calls span, is priced with
- * the pricing engine against the catalog — not read from what was priced at
- * ingest — and the calls no card in force prices are listed.
+ * catalog (--prices, else the one the store loaded)? Each distinct (provider
+ * evidence, model, service tier) of `llm_calls`, over the time its calls
+ * span, is priced with the pricing engine against the catalog — its provider
+ * resolved again, not read from what was priced at ingest — and the calls no
+ * card in force prices are listed, with the models priced under an inferred
+ * provider.
  */
 import type { ServiceTier } from '../contract/attributes.ts';
 import { zeroTokens } from '../contract/tokens.ts';
