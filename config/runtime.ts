@@ -65,7 +65,8 @@ export const configuredCatalog = (config: Config): Catalog => (config.prices ? l
 export async function prepareStore(store: Store, config: Config, catalog: Catalog): Promise<{ catalogChanged: boolean }> {
   await migrate(store, { spansTtlDays: config.spansTtlDays, ...(config.clickhouseCluster && { cluster: config.clickhouseCluster }) });
   const [{ rows = 0 } = {}] = await store.query<{ rows: number }>(`SELECT count() AS rows FROM ${store.database}.prices`);
-  const before = Number(rows) > 0 ? catalogFingerprint(await loadedCatalog(store)) : undefined;
+  // A previous catalog this version cannot read back counts as a different one: it is replaced either way.
+  const before = Number(rows) > 0 ? await loadedCatalog(store).then(catalogFingerprint, () => 'unreadable') : undefined;
   await loadPrices(store, catalog, config.clickhouseCluster);
   return { catalogChanged: before !== undefined && before !== catalogFingerprint(catalog) };
 }
