@@ -10,7 +10,7 @@ import { formatInstant, type AttemptRow, type LlmCallRow } from '../contract/row
 import { addTokens, zeroTokens, type TokenCounts } from '../contract/tokens.ts';
 import type { SpanRecord } from '../otlp/codec.ts';
 import { formatUsd, parseUsd } from '../pricing/decimal.ts';
-import { priceWithEvidence } from '../pricing/engine.ts';
+import { INVALID_USAGE_PREFIX, priceWithEvidence } from '../pricing/engine.ts';
 import { resolveProvider, type ProviderSource } from '../pricing/providers.ts';
 import type { Catalog } from '../pricing/catalog.ts';
 import { spanRole, type LlmCall } from './dialects.ts';
@@ -115,7 +115,7 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
         priceProvider: '',
         priceModel: '',
         priceFromNs: null,
-        unpricedReason: `invalid usage: ${role.reason}`,
+        unpricedReason: `${INVALID_USAGE_PREFIX}${role.reason}`,
       },
     };
   }

@@ -30,6 +30,9 @@ export type PriceResult =
   | { priced: true; costAtto: bigint; card: PriceCard; period: PricePeriod }
   | { priced: false; reason: string };
 
+/** How the reason of a call whose usage could not be read begins: no catalog prices such a call. */
+export const INVALID_USAGE_PREFIX = 'invalid usage: ';
+
 /** Why a call that reported no token usage is unpriced (`errorType`: the call's `error.type`, when it failed). */
 export const noUsageReason = (errorType?: string): string =>
   errorType ? `no token usage (the call failed: error.type ${errorType})` : 'no token usage';

@@ -21,7 +21,7 @@ import type { ServiceTier } from '../contract/attributes.ts';
 import { formatInstant } from '../contract/rows.ts';
 import type { Catalog } from '../pricing/catalog.ts';
 import { formatUsd, parseUsd } from '../pricing/decimal.ts';
-import { priceWithEvidence } from '../pricing/engine.ts';
+import { INVALID_USAGE_PREFIX, priceWithEvidence } from '../pricing/engine.ts';
 import type { Store } from './store.ts';
 
 /** What an llm_calls row says about the call's provider and model: what pricing it again starts from. */
@@ -91,15 +91,12 @@ export interface RepriceSummary {
   stillUnpriced: { reason: string; calls: number }[];
 }
 
-/** The prefix the consumers give the reason of a call whose usage could not be read (consumers/rollup.ts). */
-const INVALID_USAGE = 'invalid usage: ';
-
 /** DateTime64(9) text → epoch ms, truncated as the consumers truncate span starts. */
 const instantMs = (text: string): number => Date.parse(`${text.slice(0, 23).replace(' ', 'T')}Z`);
 
 /** The call priced again; undefined when nothing about its price changes. */
 function repriced(catalog: Catalog, c: CallRow): CallRow | undefined {
-  if (c.unpriced_reason.startsWith(INVALID_USAGE)) return undefined;
+  if (c.unpriced_reason.startsWith(INVALID_USAGE_PREFIX)) return undefined;
   const { model, requestModel, evidence } = storedCall(c);
   const { provider, providerSource, result } = priceWithEvidence(
     catalog,
