@@ -64,6 +64,8 @@ function untilSignal(stop: () => Promise<void>): Promise<never> {
   });
 }
 
+const CATALOG_CHANGED = 'the price catalog differs from the one loaded before: LLM calls already stored keep the prices they were given; re-price them with fleet prices reprice';
+
 const answers = (url: string): Promise<boolean> => fetch(`${url}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
 
 const endpointUrl = (c: Config) => `http://${c.queryHost === '0.0.0.0' ? '127.0.0.1' : c.queryHost}:${c.queryPort}`;
@@ -181,7 +183,8 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
   const store = configuredStore(c);
   const catalog = configuredCatalog(c);
-  await prepareStore(store, c, catalog);
+  const { catalogChanged } = await prepareStore(store, c, catalog);
+  if (catalogChanged) log(CATALOG_CHANGED);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const deadLetters = new KafkaPublisher({ brokers });
@@ -214,7 +217,7 @@ withSettings(program.command('migrate').description('apply the ClickHouse migrat
   try {
     const { catalogChanged } = await prepareStore(store, c, configuredCatalog(c));
     log(`migrated ${store.location} database ${store.database}`);
-    if (catalogChanged) log('the price catalog differs from the one loaded before: LLM calls already stored keep the prices they were given; re-price them with fleet prices reprice');
+    if (catalogChanged) log(CATALOG_CHANGED);
   } finally {
     await store.close();
   }
