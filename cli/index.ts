@@ -3,6 +3,7 @@
  * FLEET_* environment, --config file); each command takes the ones it uses.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { z } from 'zod';
@@ -12,15 +13,18 @@ import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
 import { ConfigError, envName, FILE_SETTINGS, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
-import { configuredCatalog, configuredStore, log, pipelineSettings, prepareStore } from '../config/runtime.ts';
+import { configuredCatalog, configuredStore, hasStore, log, pipelineSettings, prepareStore } from '../config/runtime.ts';
 import { applyAccess } from '../sql/access.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
 import { WRITER_USER } from '../query/endpoint.ts';
+import { loadedCatalog } from '../storage/prices.ts';
 import { openStore, type Store } from '../storage/store.ts';
+import { migrate } from '../sql/migrate.ts';
 import { DEMO_DEFAULTS, runDemo } from './demo.ts';
 import { serveMetrics } from './metrics-server.ts';
-import { formatUnpriced, unpricedCalls } from './prices-check.ts';
-import { checkFilters, FORMATS, formatReport, queryReport, REPORTS, type Format, type ReportFilters, type ReportName } from './report.ts';
+import { formatInferred, formatUnpriced, unpricedCalls } from './prices-check.ts';
+import { formatRepriceSummary, repriceWithProgress } from './reprice.ts';
+import { checkFilters, FORMATS, formatReport, parseWhen, queryReport, REPORTS, type Format, type ReportFilters, type ReportName } from './report.ts';
 
 const STORE: SettingKey[] = ['dataDir', 'database', 'clickhouseUrl', 'clickhouseUser', 'clickhousePassword', 'clickhouseCluster', 'spansTtlDays', 'prices'];
 const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions'];
@@ -63,41 +67,77 @@ function untilSignal(stop: () => Promise<void>): Promise<never> {
   });
 }
 
+const CATALOG_CHANGED = 'the price catalog differs from the one loaded before: LLM calls already stored keep the prices they were given; re-price them with fleet prices reprice';
+
 const answers = (url: string): Promise<boolean> => fetch(`${url}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
 
+const endpointUrl = (c: Config) => `http://${c.queryHost === '0.0.0.0' ? '127.0.0.1' : c.queryHost}:${c.queryPort}`;
+
 /**
- * The store a report reads: FLEET_CLICKHOUSE_URL if set; else the query
- * endpoint of the `fleet start` that owns --data-dir (it holds chDB's lock,
- * whatever --query-port it runs on); else the endpoint at --query-host /
- * --query-port; else --data-dir directly.
+ * The running `fleet start` a command reaches: --query-url when given (it
+ * must answer); else the one that owns --data-dir (it holds chDB's lock,
+ * whatever --query-port it runs on); else (`byPort`) the endpoint at
+ * --query-host / --query-port. Undefined when none answers.
  */
-async function readerStore(c: Config): Promise<Store> {
-  if (c.clickhouseUrl) return configuredStore(c);
-  const reader = (url: string) => openStore({ url, database: c.database, ...(c.queryToken && { username: 'default', password: c.queryToken }) });
+async function runningInstance(c: Config, command: string, { byPort = true } = {}): Promise<{ url: string; writeMode?: boolean; pid?: number } | undefined> {
+  if (c.queryUrl) {
+    if (await answers(c.queryUrl)) return { url: c.queryUrl };
+    throw new ConfigError(`${command}: no perpass query endpoint answers at ${c.queryUrl} (--query-url / FLEET_QUERY_URL)`);
+  }
   const owner = findOwner(c.dataDir);
-  if (owner && (await answers(owner.queryUrl))) return reader(owner.queryUrl);
-  const url = `http://${c.queryHost === '0.0.0.0' ? '127.0.0.1' : c.queryHost}:${c.queryPort}`;
-  if (await answers(url)) return reader(url);
+  if (owner && (await answers(owner.queryUrl))) return { url: owner.queryUrl, writeMode: owner.writeMode, pid: owner.pid };
+  if (!byPort) return undefined;
+  const url = endpointUrl(c);
+  return (await answers(url)) ? { url } : undefined;
+}
+
+/**
+ * The embedded store in --data-dir, opened directly: only when it exists.
+ * A read command never creates one (chDB would make an empty store wherever
+ * it is pointed, and the command would then fail on a missing view).
+ */
+function existingStore(c: Config, command: string): Store {
+  if (!hasStore(c.dataDir, c.database)) {
+    throw new ConfigError(
+      `${command}: no running fleet start found (none owns ${path.resolve(c.dataDir)}, nothing answers at ${endpointUrl(c)}) and ${path.resolve(c.dataDir)} holds no perpass store (database ${c.database}). ` +
+        'Give the running one\'s --query-port or --query-url, or the --data-dir it was started with',
+    );
+  }
   return configuredStore(c);
+}
+
+/** The store a read command uses: FLEET_CLICKHOUSE_URL, else the running fleet start's query endpoint, else an existing --data-dir. */
+async function readerStore(c: Config, command: string): Promise<Store> {
+  if (c.clickhouseUrl) return configuredStore(c);
+  const running = await runningInstance(c, command);
+  if (running) return openStore({ url: running.url, database: c.database, ...(c.queryToken && { username: 'default', password: c.queryToken }) });
+  return existingStore(c, command);
 }
 
 /**
  * The store a command that writes uses (`fleet alerts` writes the alerts
- * tables): FLEET_CLICKHOUSE_URL, or --data-dir — through the running
- * `fleet start`'s write mode when it owns the directory. `prepared` says
- * whether the owner already migrated it and loaded its own catalog.
+ * tables, `fleet prices reprice` llm_calls and attempts): FLEET_CLICKHOUSE_URL,
+ * or the running fleet start through its query endpoint's write mode, or
+ * --data-dir. `prepared` says whether the owner already migrated it and
+ * loaded its own catalog.
  */
-function writerStore(c: Config, command: string): { store: Store; prepared: boolean } {
-  const owner = c.clickhouseUrl ? undefined : findOwner(c.dataDir);
-  if (!owner) return { store: configuredStore(c), prepared: false };
-  const where = `the embedded store ${c.dataDir} is open in the running fleet start (PID ${owner.pid}, query endpoint ${owner.queryUrl}) and chDB lets one process open it`;
-  if (!owner.writeMode) {
+async function writerStore(c: Config, command: string, { create }: { create: boolean }): Promise<{ store: Store; prepared: boolean }> {
+  if (c.clickhouseUrl) return { store: configuredStore(c), prepared: false };
+  // A store in --data-dir that no process holds is written directly, whatever else answers on --query-port.
+  if (!c.queryUrl && hasStore(c.dataDir, c.database) && !findOwner(c.dataDir)) return { store: configuredStore(c), prepared: false };
+  // A command that may create its store (alerts) does not write into whatever answers on the default port.
+  const running = await runningInstance(c, command, { byPort: !create });
+  if (!running) return { store: create ? configuredStore(c) : existingStore(c, command), prepared: false };
+  const where = running.pid
+    ? `the embedded store ${path.resolve(c.dataDir)} is open in the running fleet start (PID ${running.pid}, query endpoint ${running.url}) and chDB lets one process open it`
+    : `the running fleet start at ${running.url} holds its store and chDB lets one process open it`;
+  if (running.writeMode === false) {
     throw new ConfigError(
-      `${command}: ${where}. Run alerting inside it (fleet start --alert-rules FILE), or restart it with --query-write-token TOKEN and give ${command} the same --query-write-token: it then writes through the query endpoint's write mode`,
+      `${command}: ${where}. Run it inside that process (fleet start --alert-rules FILE, --reprice-on-start), or restart it with --query-write-token TOKEN and give ${command} the same --query-write-token: it then writes through the query endpoint's write mode`,
     );
   }
-  if (!c.queryWriteToken) throw new ConfigError(`${command}: ${where}; its write mode is on: give ${command} the same --query-write-token (FLEET_QUERY_WRITE_TOKEN) to write through it`);
-  return { store: openStore({ url: owner.queryUrl, database: c.database, username: WRITER_USER, password: c.queryWriteToken }), prepared: true };
+  if (!c.queryWriteToken) throw new ConfigError(`${command}: ${where}; give ${command} the same --query-write-token (FLEET_QUERY_WRITE_TOKEN) it runs with to write through its query endpoint`);
+  return { store: openStore({ url: running.url, database: c.database, username: WRITER_USER, password: c.queryWriteToken }), prepared: true };
 }
 
 const program = new Command('fleet')
@@ -108,7 +148,9 @@ const program = new Command('fleet')
 withSettings(
   program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
   [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueBytes', 'alertRules'],
-).action(async (_o, cmd: Command) => {
+)
+  .option('--reprice-on-start', `${SETTINGS.repriceOnStart.help} (env ${envName('repriceOnStart')})`)
+  .action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const running = await startAllInOne(c, log);
   const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
@@ -144,7 +186,8 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
   const store = configuredStore(c);
   const catalog = configuredCatalog(c);
-  await prepareStore(store, c, catalog);
+  const { catalogChanged } = await prepareStore(store, c, catalog);
+  if (catalogChanged) log(CATALOG_CHANGED);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const deadLetters = new KafkaPublisher({ brokers });
@@ -175,8 +218,9 @@ withSettings(program.command('migrate').description('apply the ClickHouse migrat
   const c = config(cmd);
   const store = configuredStore(c);
   try {
-    await prepareStore(store, c, configuredCatalog(c));
+    const { catalogChanged } = await prepareStore(store, c, configuredCatalog(c));
     log(`migrated ${store.location} database ${store.database}`);
+    if (catalogChanged) log(CATALOG_CHANGED);
     if (c.readerTenants?.length) {
       const statements = await applyAccess(store, { tenants: c.readerTenants, ...(c.clickhouseCluster && { cluster: c.clickhouseCluster }) });
       log(`access: role perpass_reader and row policies for ${c.readerTenants.join(', ')} (${statements.length} statements; see docs/operations.md)`);
@@ -186,7 +230,7 @@ withSettings(program.command('migrate').description('apply the ClickHouse migrat
   }
 });
 
-const report = withSettings(program.command('report').description('print live $/pass, spec outcomes or the routing table'), [...STORE, 'queryHost', 'queryPort', 'queryToken'])
+const report = withSettings(program.command('report').description('print live $/pass, spec outcomes or the routing table'), [...STORE, 'queryHost', 'queryPort', 'queryUrl', 'queryToken'])
   .argument('<report>', REPORTS.join(' | '), (v: string) => {
     if (!(REPORTS as readonly string[]).includes(v)) throw new InvalidArgumentError(`must be one of ${REPORTS.join(', ')}`);
     return v;
@@ -210,7 +254,7 @@ report.action(async (name: ReportName, o: Record<string, unknown>, cmd: Command)
     z: o.z as number,
   };
   checkFilters(name, filters); // before opening a store
-  const store = await readerStore(config(cmd));
+  const store = await readerStore(config(cmd), `fleet report ${name}`);
   try {
     const rows = await queryReport(store, name, filters);
     process.stdout.write(formatReport(name, rows, o.format as Format));
@@ -232,22 +276,52 @@ function nonNegative(v: string): number {
 
 const prices = program.command('prices').description('the price catalog');
 withSettings(
-  prices.command('check').description('validate the catalog (--prices, else the shipped one) and price every LLM call seen in traffic with it: lists what it leaves unpriced, exits 1 if anything'),
-  [...STORE, 'queryHost', 'queryPort', 'queryToken'],
+  prices
+    .command('check')
+    .description(
+      'price every LLM call seen in traffic with the catalog the store loaded (the running fleet start\'s), or with --prices FILE (validated first): lists what it leaves unpriced, exits 1 if anything',
+    ),
+  [...STORE, 'queryHost', 'queryPort', 'queryUrl', 'queryToken'],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
-  const catalog = configuredCatalog(c);
-  const name = c.prices ? `catalog ${c.prices}` : 'the shipped catalog';
-  log(`${name}: ${catalog.cards.length} cards, valid`);
-  const store = await readerStore(c);
+  const file = c.prices ? configuredCatalog(c) : undefined; // a bad file fails before any store is looked for
+  if (file) log(`catalog ${c.prices}: ${file.cards.length} cards, valid`);
+  const store = await readerStore(c, 'fleet prices check');
   try {
-    const unpriced = await unpricedCalls(store, catalog);
-    if (unpriced.length === 0) {
+    const catalog = file ?? (await loadedCatalog(store));
+    const name = c.prices ? `catalog ${c.prices}` : `the catalog loaded in ${store.location} (${catalog.cards.length} cards)`;
+    const check = await unpricedCalls(store, catalog);
+    if (check.inferred.length) process.stdout.write(formatInferred(check.inferred));
+    if (check.unpriced.length === 0) {
       process.stdout.write(`every LLM call seen has a price in force in ${name}\n`);
       return;
     }
-    process.stdout.write(formatUnpriced(unpriced, name));
+    process.stdout.write(formatUnpriced(check.unpriced, name));
     process.exitCode = 1;
+  } finally {
+    await store.close();
+  }
+});
+
+withSettings(
+  prices
+    .command('reprice')
+    .description(
+      'price the stored LLM calls again with the catalog the store loaded (or --prices FILE) and write the calls and attempts whose cost changes as new row versions: exact, idempotent',
+    )
+    .option('--since <when>', 'only calls started since: ISO date/time or 30d, 12h (default: all)'),
+  [...STORE, 'queryHost', 'queryPort', 'queryUrl', 'queryWriteToken'],
+).action(async (o: { since?: string }, cmd: Command) => {
+  const c = config(cmd);
+  const since = o.since === undefined ? undefined : parseWhen(o.since);
+  const file = c.prices ? configuredCatalog(c) : undefined;
+  const { store, prepared } = await writerStore(c, 'fleet prices reprice', { create: false });
+  try {
+    if (!prepared) await migrate(store, { spansTtlDays: c.spansTtlDays, ...(c.clickhouseCluster && { cluster: c.clickhouseCluster }) });
+    const catalog = file ?? (await loadedCatalog(store));
+    log(`re-pricing the LLM calls${since ? ` started since ${since}` : ''} in ${store.location} with ${c.prices ? `catalog ${c.prices}` : 'the catalog it loaded'} (${catalog.cards.length} cards)`);
+    const summary = await repriceWithProgress(store, catalog, since);
+    process.stdout.write(formatRepriceSummary(summary));
   } finally {
     await store.close();
   }
@@ -287,10 +361,10 @@ withSettings(
     .option('--specs <n>', 'specs per model × tier cell', (v) => positiveInt(v), DEMO_DEFAULTS.specsPerCell)
     .option('--seed <n>', 'seed of the traffic plan', (v) => positiveInt(v), DEMO_DEFAULTS.seed)
     .option('--token <token>', 'bearer token of the collector, when auth is on'),
-  ['dataDir', 'database', 'queryHost', 'queryPort', 'queryToken'],
+  ['dataDir', 'database', 'queryHost', 'queryPort', 'queryUrl', 'queryToken'],
 ).action(async (o: { endpoint: string; specs: number; seed: number; token?: string }, cmd: Command) => {
   const c = config(cmd);
-  await runDemo({ endpoint: o.endpoint, specsPerCell: o.specs, seed: o.seed, ...(o.token && { token: o.token }), openReader: () => readerStore(c) });
+  await runDemo({ endpoint: o.endpoint, specsPerCell: o.specs, seed: o.seed, ...(o.token && { token: o.token }), openReader: () => readerStore(c, 'fleet demo') });
 });
 
 withSettings(
@@ -301,12 +375,12 @@ withSettings(
       if (v !== 'check') throw new InvalidArgumentError('the only mode is check');
       return v;
     }),
-  [...STORE, 'alertRules', 'metricsPort', 'kafkaBrokers', 'queryWriteToken'],
+  [...STORE, 'alertRules', 'metricsPort', 'kafkaBrokers', 'queryHost', 'queryPort', 'queryUrl', 'queryWriteToken'],
 ).action(async (mode: string | undefined, _o, cmd: Command) => {
   const c = config(cmd);
   const { checkAlerts, defaultAlertRules, formatDuration, loadAlertRules, startAlerts } = await import('../alerting/index.ts');
   const rules = c.alertRules ? loadAlertRules(c.alertRules) : defaultAlertRules();
-  const { store, prepared } = writerStore(c, mode === 'check' ? 'fleet alerts check' : 'fleet alerts');
+  const { store, prepared } = await writerStore(c, mode === 'check' ? 'fleet alerts check' : 'fleet alerts', { create: true });
   if (!prepared) await prepareStore(store, c, configuredCatalog(c));
   const publisher = c.kafkaBrokers?.length ? new KafkaPublisher({ brokers: c.kafkaBrokers }) : undefined;
   const options = { store, rules, log, ...(publisher && { publisher }) };

@@ -77,15 +77,20 @@ export function parseWhen(text: string, now = Date.now()): string {
 }
 
 /**
- * Per model name (or alias), the input and output price of the card in force
- * now, USD per million tokens; NULL where no card is in force or cards of
- * several providers share the name at different prices.
+ * Per (tenant, model as attempts name it), the input and output price, USD
+ * per million tokens, of the card in force now among those that priced its
+ * calls in the window: the card that actually prices the row, never a card
+ * of another provider that happens to share the model's name. NULL when its
+ * calls are unpriced or several cards priced them.
  */
-const pricesNow = (db: string) => `
-  SELECT name, toNullable(any(input)) AS input_price, toNullable(any(output)) AS output_price
-  FROM (SELECT arrayJoin(arrayDistinct(arrayConcat([model], aliases))) AS name, input, output
-        FROM ${db}.prices WHERE valid_from <= now64(3) AND (valid_to IS NULL OR now64(3) < valid_to))
-  GROUP BY name HAVING uniqExact(input, output) = 1`;
+const pricingCards = (db: string) => `
+  SELECT c.tenant AS card_tenant, c.name AS name, toNullable(p.input) AS input_price, toNullable(p.output) AS output_price
+  FROM (SELECT tenant, if(request_model != '', request_model, model) AS name, any(price_provider) AS card_provider, any(price_model) AS card_model
+        FROM ${db}.llm_calls FINAL
+        WHERE started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)} AND price_model != ''
+        GROUP BY tenant, name HAVING uniqExact(price_provider, price_model) = 1) AS c
+  INNER JOIN (SELECT provider, model, input, output FROM ${db}.prices WHERE valid_from <= now64(3) AND (valid_to IS NULL OR now64(3) < valid_to)) AS p
+    ON p.provider = c.card_provider AND p.model = c.card_model`;
 
 export async function queryReport(store: Store, report: ReportName, filters: ReportFilters): Promise<Row[]> {
   const db = store.database;
@@ -99,7 +104,7 @@ export async function queryReport(store: Store, report: ReportName, filters: Rep
       `SELECT tenant, model, spec_tier, canary, variant, input_price, output_price, attempts, passes, pass_rate, pass_rate_low, pass_rate_high,
               cost_usd, cost_per_call, cost_per_pass, expected_attempts, unpriced_attempts
        FROM (SELECT * FROM ${db}.v_cost_per_pass_window(since = {since:DateTime64(9)}, until = {until:DateTime64(9)}) ${w.sql}) AS c
-       LEFT JOIN (${pricesNow(db)}) AS p ON p.name = c.model
+       LEFT JOIN (${pricingCards(db)}) AS p ON p.name = c.model AND p.card_tenant = c.tenant
        ORDER BY tenant, spec_tier, cost_per_pass ASC NULLS LAST, model`,
       { ...window, ...w.params },
     );
@@ -155,7 +160,7 @@ function humanRow(report: ReportName, r: Row): Record<string, string> {
     Object.assign(base, {
       canary: String(r.canary),
       variant: String(r.variant),
-      '$/M in · out': r.input_price === null || r.output_price === null ? 'no card' : `${money(r.input_price)} · ${money(r.output_price)}`,
+      '$/M in · out': r.input_price === null || r.output_price === null ? 'unpriced' : `${money(r.input_price)} · ${money(r.output_price)}`,
     });
   }
   return {

@@ -3,11 +3,12 @@
  * catalog, the migrated schema with the catalog loaded into `prices`, and the
  * consumer pipeline's settings.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { findOwner, lockHolder } from '../embedded/owner.ts';
 import { loadCatalogFile, loadDefaultCatalog, type Catalog } from '../pricing/catalog.ts';
 import { migrate } from '../sql/migrate.ts';
-import { loadPrices } from '../storage/prices.ts';
+import { catalogFingerprint, loadedCatalog, loadPrices } from '../storage/prices.ts';
 import { openStore, type Store } from '../storage/store.ts';
 import type { ConsumerPipelineOptions } from '../consumers/pipeline.ts';
 import type { Config } from './settings.ts';
@@ -46,6 +47,9 @@ export function configuredStore(config: Config): Store {
   }
 }
 
+/** Whether `dataDir` holds the perpass database `database` (without opening it: chDB would create a store there). */
+export const hasStore = (dataDir: string, database: string): boolean => existsSync(path.join(path.resolve(dataDir), 'metadata', `${database}.sql`));
+
 /** The embedded store is held by another process. */
 export class StoreLockedError extends Error {
   override name = 'StoreLockedError';
@@ -53,10 +57,18 @@ export class StoreLockedError extends Error {
 
 export const configuredCatalog = (config: Config): Catalog => (config.prices ? loadCatalogFile(config.prices) : loadDefaultCatalog());
 
-/** Migrations, then the catalog into `prices`. */
-export async function prepareStore(store: Store, config: Config, catalog: Catalog): Promise<void> {
+/**
+ * Migrations, then the catalog into `prices`. Returns whether it replaced a
+ * different catalog: the calls already stored are still priced with that one
+ * (`fleet prices reprice` re-prices them).
+ */
+export async function prepareStore(store: Store, config: Config, catalog: Catalog): Promise<{ catalogChanged: boolean }> {
   await migrate(store, { spansTtlDays: config.spansTtlDays, ...(config.clickhouseCluster && { cluster: config.clickhouseCluster }) });
+  const [{ rows = 0 } = {}] = await store.query<{ rows: number }>(`SELECT count() AS rows FROM ${store.database}.prices`);
+  // A previous catalog this version cannot read back counts as a different one: it is replaced either way.
+  const before = Number(rows) > 0 ? await loadedCatalog(store).then(catalogFingerprint, () => 'unreadable') : undefined;
   await loadPrices(store, catalog, config.clickhouseCluster);
+  return { catalogChanged: before !== undefined && before !== catalogFingerprint(catalog) };
 }
 
 export const pipelineSettings = (config: Config): Pick<ConsumerPipelineOptions, 'sampling' | 'decisionWaitMs' | 'traceTimeoutMs'> => ({

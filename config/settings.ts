@@ -61,6 +61,8 @@ export const SETTINGS = {
   authTokensFile: { schema: z.string().min(1).optional(), help: 'file of receiver tokens, one token=tenant a line (instead of --auth-tokens)' },
   queryHost: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface of the embedded ClickHouse-compatible query endpoint' },
   queryPort: { schema: int().max(65535).default(8123), help: 'port of the embedded query endpoint' },
+  queryUrl: { schema: z.url().optional(), help: 'base URL of a running fleet start\'s query endpoint, for the commands that read or write through it (default: found through --data-dir, then --query-host/--query-port)' },
+  repriceOnStart: { schema: z.union([z.boolean(), z.stringbool()]).default(false), help: 'fleet start: re-price the stored LLM calls with the catalog when it differs from the one loaded last (as fleet prices reprice does)' },
   queryToken: { schema: z.string().min(1).optional(), help: 'password readers of the query endpoint must send (unset: none)' },
   queryTokenFile: { schema: z.string().min(1).optional(), help: 'file holding the query read token (instead of --query-token)' },
   queryWriteToken: { schema: z.string().min(16, 'must be at least 16 characters').optional(), help: 'fleet start: enables write mode of the query endpoint for this password (never the default); fleet alerts: writes through that endpoint with it' },

@@ -100,6 +100,7 @@ import { InvalidUsageError, tokensFromGenAiUsage, type TokenCounts } from '../co
 import type { AttrValue } from '../otlp/codec.ts';
 import { formatUsd, parseUsd } from '../pricing/decimal.ts';
 import { noUsageReason } from '../pricing/engine.ts';
+import { hostOf } from '../pricing/providers.ts';
 
 export type Dialect = 'gen_ai' | 'openllmetry' | 'openinference' | 'vercel_ai';
 
@@ -117,12 +118,16 @@ export interface LlmCall {
   cacheWrite1hTokens?: number;
   /** Provider-reported cost in USD as a plain decimal string (fleet.cost.reported_usd, OpenInference llm.cost.total), if any. */
   reportedCostUsd?: string;
+  /** fleet.provider, normalised, when set: wins over every inference (pricing/providers.ts). */
+  explicitProvider?: string;
+  /** Host (`host[:port]`) the request went to, from server.address, url.full / http.url or a base-URL attribute, when known. */
+  serverAddress?: string;
 }
 
 export type SpanRole =
   | { role: 'llm_call'; call: LlmCall }
   /** A billed call whose usage cannot be trusted (negative, non-integer, cached > input, unknown service tier …): priced as unpriced with this reason, never as 0. */
-  | { role: 'llm_call_invalid'; dialect: Dialect; provider: string; model: string; reason: string }
+  | { role: 'llm_call_invalid'; dialect: Dialect; provider: string; model: string; reason: string; explicitProvider?: string; serverAddress?: string }
   | { role: 'tool_call' }
   | { role: 'other' };
 
@@ -153,6 +158,10 @@ const OI = {
 
 const TRACELOOP = {
   REQUEST_TYPE: 'llm.request.type',
+  // On every OpenLLMetry OpenAI span, streaming ones included (which carry none of the names below).
+  IS_STREAMING: 'gen_ai.is_streaming',
+  LEGACY_IS_STREAMING: 'llm.is_streaming',
+  API_BASE: 'gen_ai.openai.api_base',
   SPAN_KIND: 'traceloop.span.kind',
   TOTAL_TOKENS: 'llm.usage.total_tokens',
   CACHE_READ: 'gen_ai.usage.cache_read_input_tokens',
@@ -429,15 +438,41 @@ interface CallParts {
   usageInvalid?: string;
   /** fleet.usage.cache_write_1h.input_tokens, if any. Throws InvalidUsageError. */
   cacheWrite1h?: () => number | undefined;
+  /** The span's attributes: fleet.provider and the server address are read from them. */
+  attributes: Attrs;
+}
+
+/**
+ * Where the request went: OTel's server.address (+ server.port), the HTTP
+ * URL, or OpenLLMetry's base URL. OpenInference names the host's provider in
+ * llm.provider instead (read as the instrumentation's provider).
+ */
+function serverAddress(a: Attrs): string {
+  const server = str(a, 'server.address');
+  if (server !== undefined) {
+    const port = a['server.port'];
+    const withPort = (typeof port === 'number' || typeof port === 'bigint') && port !== 443 && port !== 80 && port !== 443n && port !== 80n ? `${server}:${port}` : server;
+    const host = hostOf(withPort);
+    if (host !== '') return host;
+  }
+  for (const key of ['url.full', 'http.url', TRACELOOP.API_BASE]) {
+    const host = hostOf(str(a, key));
+    if (host !== '') return host;
+  }
+  return '';
 }
 
 function callRole(p: CallParts): SpanRole {
+  const explicitProvider = normalizeProvider(str(p.attributes, ATTR.PROVIDER));
+  const server = serverAddress(p.attributes);
+  const evidence = { ...(explicitProvider && { explicitProvider }), ...(server && { serverAddress: server }) };
   const invalid = (reason: string): SpanRole => ({
     role: 'llm_call_invalid',
     dialect: p.dialect,
     provider: p.provider,
     model: p.model,
     reason,
+    ...evidence,
   });
   if (p.usageInvalid) return invalid(p.usageInvalid);
   let tokens: TokenCounts | undefined;
@@ -466,6 +501,7 @@ function callRole(p: CallParts): SpanRole {
     serviceTier: tier,
     tokens,
     ...(write1h && { cacheWrite1hTokens: write1h }),
+    ...evidence,
   };
   for (const c of p.reportedCost) {
     const usd = plainUsd(c);
@@ -485,6 +521,9 @@ function callRole(p: CallParts): SpanRole {
 function isOpenLlmetry(a: Attrs): boolean {
   if (
     TRACELOOP.REQUEST_TYPE in a ||
+    TRACELOOP.IS_STREAMING in a ||
+    TRACELOOP.LEGACY_IS_STREAMING in a ||
+    TRACELOOP.API_BASE in a ||
     TRACELOOP.TOTAL_TOKENS in a ||
     TRACELOOP.CACHE_READ in a ||
     TRACELOOP.CACHE_CREATION in a ||
@@ -540,6 +579,7 @@ function genAiCall(dialect: Dialect, a: Attrs, requireUsage: boolean): SpanRole 
     errorType: str(a, 'error.type'),
     usageInvalid: str(a, ATTR.USAGE_INVALID),
     cacheWrite1h: () => readCount(a, ATTR.USAGE_CACHE_WRITE_1H_INPUT_TOKENS)?.value,
+    attributes: a,
   });
 }
 
@@ -594,6 +634,7 @@ function openInferenceCall(a: Attrs, embedding: boolean): SpanRole {
     reportedCost: [a[ATTR.COST_REPORTED_USD], a[OI.COST_TOTAL]],
     requireUsage: embedding,
     errorType: str(a, 'error.type'),
+    attributes: a,
   });
 }
 
@@ -662,6 +703,7 @@ function vercelCall(a: Attrs, embedding: boolean): SpanRole {
     reportedCost: [a[ATTR.COST_REPORTED_USD], at(meta, ['openrouter', 'usage', 'cost'])],
     requireUsage: embedding,
     errorType: str(a, 'error.type'),
+    attributes: a,
   });
 }
 

@@ -10,7 +10,8 @@ import { formatInstant, type AttemptRow, type LlmCallRow } from '../contract/row
 import { addTokens, zeroTokens, type TokenCounts } from '../contract/tokens.ts';
 import type { SpanRecord } from '../otlp/codec.ts';
 import { formatUsd, parseUsd } from '../pricing/decimal.ts';
-import { priceCall } from '../pricing/engine.ts';
+import { INVALID_USAGE_PREFIX, priceWithEvidence } from '../pricing/engine.ts';
+import { resolveProvider, type ProviderSource } from '../pricing/providers.ts';
 import type { Catalog } from '../pricing/catalog.ts';
 import { spanRole, type LlmCall } from './dialects.ts';
 
@@ -20,7 +21,11 @@ export interface PricedCall {
   traceId: string;
   startNs: bigint;
   endNs: bigint;
+  /** The provider the call is priced under, how it was found, and the evidence it was resolved from (pricing/providers.ts). */
   provider: string;
+  providerSource: ProviderSource;
+  instrumentedProvider: string;
+  serverAddress: string;
   /** The billed (response) model, and the model the agent asked for ('' when not reported). */
   model: string;
   requestModel: string;
@@ -76,10 +81,10 @@ function decimalAttribute(v: unknown): bigint | null {
   }
 }
 
-/** Prices a call as the SDK's cost preview does: the engine picks the card (a dated snapshot without one of its own: its request model's). */
+/** Prices a call as the SDK's cost preview does, under the provider its span's evidence resolves to. */
 function priceLlmCall(catalog: Catalog, call: LlmCall, startedAtMs: number) {
-  const { provider, model, requestModel, serviceTier, tokens, cacheWrite1hTokens } = call;
-  return priceCall(catalog, { provider, model, requestModel, startedAtMs, serviceTier, tokens, cacheWrite1hTokens });
+  const { provider, model, requestModel, serviceTier, tokens, cacheWrite1hTokens, explicitProvider, serverAddress } = call;
+  return priceWithEvidence(catalog, { model, requestModel, startedAtMs, serviceTier, tokens, cacheWrite1hTokens }, { explicit: explicitProvider ?? '', serverAddress: serverAddress ?? '', instrumented: provider });
 }
 
 export function describeMember(span: SpanRecord, catalog: Catalog): Member {
@@ -89,12 +94,16 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
   if (role.role === 'other') return { ...member, role: 'other' };
   const base = { spanId: span.spanId, traceId: span.traceId, startNs: span.startTimeUnixNano, endNs: span.endTimeUnixNano };
   if (role.role === 'llm_call_invalid') {
+    const resolved = resolveProvider(catalog, { explicit: role.explicitProvider ?? '', serverAddress: role.serverAddress ?? '', instrumented: role.provider });
     return {
       ...member,
       role: 'llm_call',
       call: {
         ...base,
-        provider: role.provider,
+        provider: resolved.provider,
+        providerSource: resolved.source,
+        instrumentedProvider: role.provider,
+        serverAddress: role.serverAddress ?? '',
         model: role.model,
         requestModel: '',
         serviceTier: 'standard',
@@ -106,18 +115,21 @@ export function describeMember(span: SpanRecord, catalog: Catalog): Member {
         priceProvider: '',
         priceModel: '',
         priceFromNs: null,
-        unpricedReason: `invalid usage: ${role.reason}`,
+        unpricedReason: `${INVALID_USAGE_PREFIX}${role.reason}`,
       },
     };
   }
   const c = role.call;
-  const priced = priceLlmCall(catalog, c, nsToMs(span.startTimeUnixNano));
+  const { provider, providerSource, result: priced } = priceLlmCall(catalog, c, nsToMs(span.startTimeUnixNano));
   return {
     ...member,
     role: 'llm_call',
     call: {
       ...base,
-      provider: c.provider,
+      provider,
+      providerSource,
+      instrumentedProvider: c.provider,
+      serverAddress: c.serverAddress ?? '',
       model: c.model,
       requestModel: c.requestModel,
       serviceTier: c.serviceTier,
@@ -244,7 +256,11 @@ function llmCallRow(header: AttemptHeader, c: PricedCall, version: number, isDel
     started_at: formatInstant(c.startNs),
     ended_at: formatInstant(c.endNs >= c.startNs ? c.endNs : c.startNs),
     provider: c.provider,
+    provider_source: c.providerSource,
+    instrumented_provider: c.instrumentedProvider,
+    server_address: c.serverAddress,
     model: c.model,
+    request_model: c.requestModel,
     service_tier: c.serviceTier,
     input_tokens: c.tokens.input,
     cache_read_tokens: c.tokens.cache_read,

@@ -18,6 +18,8 @@ export const ATTR = {
   TENANT: 'fleet.tenant',
   COST_REPORTED_USD: 'fleet.cost.reported_usd',
   SERVICE_TIER: 'fleet.service_tier',
+  /** The provider that served and bills an LLM call; wins over the host and the instrumentation's name (pricing/providers.ts). */
+  PROVIDER: 'fleet.provider',
   /** LLM call: of gen_ai.usage.cache_write.input_tokens, the writes to a 1-hour cache (Anthropic), priced at the card's cache_write_1h. */
   USAGE_CACHE_WRITE_1H_INPUT_TOKENS: 'fleet.usage.cache_write_1h.input_tokens',
   /** LLM call: why the SDK left the token counts out (usage missing or untrustworthy); the call is unpriced with this reason. */

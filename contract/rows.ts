@@ -64,8 +64,16 @@ export const LlmCallRowSchema = z.object({
   span_id: z.string(),
   started_at: instant,
   ended_at: instant,
+  /** The provider the call is priced under. */
   provider: z.string(),
+  /** How it was found: fleet.provider, host (the request's server), instrumentation, or inferred (the SDK's name only; the model's one other provider). */
+  provider_source: z.enum(['fleet.provider', 'host', 'instrumentation', 'inferred']).default('instrumentation'),
+  /** The provider the instrumentation named (absent: the table's default, `provider`), and the host the request went to ('' unknown): what re-pricing resolves the provider from again. */
+  instrumented_provider: z.string().optional(),
+  server_address: z.string().default(''),
   model: z.string(),
+  /** The model the agent asked for ('' when not reported). */
+  request_model: z.string().default(''),
   service_tier: z.enum(SERVICE_TIERS),
   ...tokenColumns,
   /** Of cache_write_tokens, those written to a 1-hour cache (priced at the card's cache_write_1h). */

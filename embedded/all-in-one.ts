@@ -19,6 +19,7 @@ import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint
 import { deadLetterTable } from '../storage/dead-letters.ts';
 import type { Config } from '../config/settings.ts';
 import { configuredCatalog, configuredStore, pipelineSettings, prepareStore } from '../config/runtime.ts';
+import { offerReprice } from '../storage/reprice.ts';
 import { announceOwner } from './owner.ts';
 
 export interface RunningAllInOne {
@@ -69,7 +70,8 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     const store = configuredStore(config);
     stops.push({ what: 'the store', stop: () => store.close() });
     const catalog = configuredCatalog(config);
-    await prepareStore(store, config, catalog);
+    const { catalogChanged } = await prepareStore(store, config, catalog);
+    if (catalogChanged) await offerReprice(store, catalog, config, log);
 
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });

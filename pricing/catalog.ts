@@ -62,6 +62,8 @@ const CardSchema = z.strictObject({
   aliases: z.array(z.string().min(1)).optional(),
   /** Other `gen_ai.provider.name` values whose calls this card prices: resellers that charge the same. */
   providers: z.array(z.string().min(1)).optional(),
+  /** API hosts (`host`, `host:port`, `*.domain`) whose calls are this card's provider's: self-hosted vLLM, gateways (pricing/providers.ts). */
+  hosts: z.array(z.string().min(1).transform((h) => h.toLowerCase())).optional(),
   source: z.string().optional(),
   periods: z.array(PeriodSchema).min(1, 'needs at least one period'),
 });
@@ -94,6 +96,8 @@ export interface PriceCard {
   aliases: string[];
   /** Providers besides `provider` whose calls the card prices. */
   providers: string[];
+  /** API hosts whose calls are `provider`'s. */
+  hosts: string[];
   source?: string;
   /** Sorted by `from`, non-overlapping. */
   periods: PricePeriod[];
@@ -159,7 +163,7 @@ export function buildCatalog(json: unknown, origin = 'price catalog'): Catalog {
     }
     const providers = c.providers ?? [];
     if (providers.includes(c.provider)) problems.push(`${where}: providers repeats the card's own provider ${c.provider}`);
-    return { provider: c.provider, model: c.model, aliases: c.aliases ?? [], providers, ...(c.source && { source: c.source }), periods };
+    return { provider: c.provider, model: c.model, aliases: c.aliases ?? [], providers, hosts: c.hosts ?? [], ...(c.source && { source: c.source }), periods };
   });
 
   const byName = new Map<string, PriceCard[]>();
@@ -174,6 +178,14 @@ export function buildCatalog(json: unknown, origin = 'price catalog'): Catalog {
         seen.set(key, card.model);
       }
       byName.set(name, [...(byName.get(name) ?? []), card]);
+    }
+  }
+  const hostOwner = new Map<string, string>();
+  for (const card of cards) {
+    for (const host of card.hosts) {
+      const other = hostOwner.get(host);
+      if (other !== undefined && other !== card.provider) problems.push(`host ${host} is declared by cards of two providers (${other} and ${card.provider})`);
+      hostOwner.set(host, card.provider);
     }
   }
   if (problems.length) throw new CatalogError(`${origin}: ${problems.join('; ')}`);

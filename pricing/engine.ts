@@ -8,6 +8,7 @@
 import type { ServiceTier } from '../contract/attributes.ts';
 import { TOKEN_KINDS, type TokenCounts } from '../contract/tokens.ts';
 import type { Catalog, PriceCard, PricePeriod } from './catalog.ts';
+import { inferredProvider, resolveProvider, type ProviderEvidence, type ProviderSource } from './providers.ts';
 
 export interface LlmCallToPrice {
   /** Normalised `gen_ai.provider.name`; '' when the call named none. */
@@ -28,6 +29,9 @@ export interface LlmCallToPrice {
 export type PriceResult =
   | { priced: true; costAtto: bigint; card: PriceCard; period: PricePeriod }
   | { priced: false; reason: string };
+
+/** How the reason of a call whose usage could not be read begins: no catalog prices such a call. */
+export const INVALID_USAGE_PREFIX = 'invalid usage: ';
 
 /** Why a call that reported no token usage is unpriced (`errorType`: the call's `error.type`, when it failed). */
 export const noUsageReason = (errorType?: string): string =>
@@ -90,4 +94,29 @@ export function priceCall(catalog: Catalog, call: LlmCallToPrice): PriceResult {
   // The 1-hour writes are inside cache_write, priced above at the 5-minute rate: reprice that subset.
   costAtto += BigInt(write1h) * (period.cacheWrite1h - period.prices.cache_write);
   return { priced: true, costAtto: costAtto * multiplier, card, period };
+}
+
+/** A call priced under the provider its evidence resolves to (pricing/providers.ts). */
+export interface ResolvedPrice {
+  /** The provider the call is priced under. */
+  provider: string;
+  providerSource: ProviderSource;
+  result: PriceResult;
+}
+
+/**
+ * Prices a call whose provider is still to be resolved from the span's
+ * evidence: fleet.provider, then the host, then the instrumentation's name,
+ * then (that name being only the SDK's) the model's one other provider.
+ */
+export function priceWithEvidence(catalog: Catalog, call: Omit<LlmCallToPrice, 'provider'>, evidence: ProviderEvidence): ResolvedPrice {
+  const resolved = resolveProvider(catalog, evidence);
+  const result = priceCall(catalog, { ...call, provider: resolved.provider });
+  if (result.priced) return { provider: resolved.provider, providerSource: resolved.source, result };
+  const inferred =
+    inferredProvider(catalog, resolved, call.model) ?? (isSnapshotOf(call.model, call.requestModel) ? inferredProvider(catalog, resolved, call.requestModel) : undefined);
+  if (inferred !== undefined) return { provider: inferred, providerSource: 'inferred', result: priceCall(catalog, { ...call, provider: inferred }) };
+  // Say where the provider came from: "azure.ai.openai" is the host's, not the agent's.
+  const why = resolved.source === 'host' ? ` (the request went to ${evidence.serverAddress})` : resolved.source === 'fleet.provider' ? ' (fleet.provider)' : '';
+  return { provider: resolved.provider, providerSource: resolved.source, result: { priced: false, reason: `${result.reason}${why}` } };
 }

@@ -2,4 +2,5 @@
 export * from './decimal.ts';
 export * from './catalog.ts';
 export * from './engine.ts';
+export * from './providers.ts';
 export * from './litellm.ts';

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The newcomer's entry point (README "Two commands"): puts Node >= 22 on PATH
+# The newcomer's entry point (README "Two commands"): puts Node >= 22.15 on PATH
 # (Node 24 from the npm registry when the machine's is older), installs the
 # locked dependencies when node_modules is missing, then
 #   start        runs `fleet start` (everything in one process, data in ./data)
@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=node-env.sh
-source scripts/node-env.sh
+# Checks the Node version first: >= 22.15 on PATH, else Node 24 into .tools/, else it says what to install and exits.
+source scripts/node-env.sh || exit 1
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi

@@ -64,7 +64,7 @@ describe('report formatting', () => {
   it('prints ∞ for a configuration that never passes and marks low N', () => {
     const table = formatReport('cost-per-pass', rows, 'table');
     expect(table).toMatch(/│ \$\/M in · out +│/);
-    expect(table).toMatch(/grok-4\.20-reasoning.*│ no card +│ 0% \(0\/2\).*2 low N.*\$0\.45.*∞/);
+    expect(table).toMatch(/grok-4\.20-reasoning.*│ unpriced +│ 0% \(0\/2\).*2 low N.*\$0\.45.*∞/);
     expect(table).toMatch(/deepseek-v4-flash.*│ \$0\.28 · \$1\.10 +│ 100% \(40\/40\).*91%–100%.*│ 40 +│.*\$0\.040/);
     expect(table).toMatch(/fewer than 10 attempts/);
   });
@@ -126,6 +126,13 @@ describe('reports against a store', () => {
       started_at: at(NOW - DAY + n * 60_000), ended_at: at(NOW - DAY + n * 60_000 + 1000), cost_usd: '0.5', version: 1,
     });
     await store.insert('attempts', [attempt('a1', 'spec-a', 1, 'm1', 'fail'), attempt('a2', 'spec-a', 2, 'm2', 'pass'), attempt('b1', 'spec-b', 1, 'm3', 'pass')]);
+    // The calls as the consumers priced them (b1's m3 call would be unpriced: it has none here).
+    const call = (attemptId: string, model: string, priceModel: string) => ({
+      tenant: 'default', attempt_id: attemptId, span_id: `s-${attemptId}`, started_at: at(NOW - DAY + 90_000), ended_at: at(NOW - DAY + 91_000),
+      provider: 'p', model, service_tier: 'standard', cost_usd: priceModel ? '0.5' : null,
+      price_provider: priceModel ? 'p' : '', price_model: priceModel, unpriced_reason: priceModel ? '' : `no price card for model "${model}"`, version: 1,
+    });
+    await store.insert('llm_calls', [call('a1', 'm1', 'm1'), call('a2', 'm2', 'm2')]);
   });
   afterAll(() => store?.close());
 
@@ -139,7 +146,7 @@ describe('reports against a store', () => {
     expect(() => checkFilters('cost-per-pass', { tenant: 't', tier: 't', model: 'm', canary: 'c', variant: 'v' })).not.toThrow();
   });
 
-  it('shows the input and output price of the card in force now next to $/pass (aliases included, NULL without a card)', async () => {
+  it('shows next to $/pass the input and output price now of the card that priced the row\'s calls (NULL when unpriced)', async () => {
     const prices = Object.fromEntries((await queryReport(store, 'cost-per-pass', {})).map((r) => [r.model, [r.input_price, r.output_price]]));
     expect(prices).toEqual({ m1: ['3', '4'], m2: ['0.5', '0.25'], m3: [null, null] });
   });
@@ -167,19 +174,19 @@ describe('reports against a store', () => {
       expect(r.priced).toBe(false);
       return r.priced ? '' : r.reason;
     };
-    const one = (model: string, serviceTier: ServiceTier, ms: number) => ({ provider: 'p', model, serviceTier, calls: 1, attempts: 1, firstMs: ms, lastMs: ms, reason: reason(catalog, model, serviceTier, ms) });
-    expect(await unpricedCalls(store, catalog)).toEqual([one('m1', 'flex', NOW - 50 * DAY), one('m1-old', 'standard', NOW - 5 * DAY), one('m3', 'standard', NOW - DAY)]);
+    const one = (model: string, serviceTier: ServiceTier, ms: number) => ({ provider: 'p', providerSource: 'instrumentation', model, serviceTier, calls: 1, attempts: 1, firstMs: ms, lastMs: ms, reason: reason(catalog, model, serviceTier, ms) });
+    expect((await unpricedCalls(store, catalog)).unpriced).toEqual([one('m1', 'flex', NOW - 50 * DAY), one('m1-old', 'standard', NOW - 5 * DAY), one('m3', 'standard', NOW - DAY)]);
     expect(reason(catalog, 'm1', 'flex', NOW - 50 * DAY)).toMatch(/flex/);
     const noFlexCatalog = buildCatalog({ cards: [m1(false, false), m2, m1Old] });
-    const noFlex = await unpricedCalls(store, noFlexCatalog);
+    const { unpriced: noFlex } = await unpricedCalls(store, noFlexCatalog);
     expect(noFlex[0]).toEqual({
-      provider: 'p', model: 'm1', serviceTier: 'flex', calls: 3, attempts: 3, firstMs: NOW - 50 * DAY, lastMs: NOW - DAY, reason: reason(noFlexCatalog, 'm1', 'flex', NOW - 50 * DAY),
+      provider: 'p', providerSource: 'instrumentation', model: 'm1', serviceTier: 'flex', calls: 3, attempts: 3, firstMs: NOW - 50 * DAY, lastMs: NOW - DAY, reason: reason(noFlexCatalog, 'm1', 'flex', NOW - 50 * DAY),
     });
     expect(formatUnpriced(noFlex, 'prices.json')).toMatch(
       new RegExp(`^3 model\\(s\\) seen without a price in force in prices\\.json.*\\n  p/m1 \\(flex\\): 3 calls in 3 attempts from ${new Date(NOW - 50 * DAY).toISOString()} to ${new Date(NOW - DAY).toISOString()} — `),
     );
     const all: CatalogJson = { cards: [m1(true, true), m2, card('m1-old', [{ from: day(NOW - 100 * DAY), input: 1, output: 1 }]), card('m3', [{ from: day(NOW - 100 * DAY), input: 1, output: 1 }])] };
-    expect(await unpricedCalls(store, buildCatalog(all))).toEqual([]);
+    expect(await unpricedCalls(store, buildCatalog(all))).toEqual({ unpriced: [], inferred: [] });
   });
 });
 

@@ -86,6 +86,23 @@ function parseColumns(formatted: string): Column[] {
   });
 }
 
+/** Applies the `ADD COLUMN … [AFTER c]` commands of a formatted ALTER TABLE to `columns` (other commands change no column list). */
+async function addColumns(columns: Column[], formatted: string): Promise<void> {
+  // formatQuerySingleLine writes each command in parentheses: `ALTER TABLE t ON CLUSTER c (ADD COLUMN …), (…)`
+  const at = formatted.indexOf(' (');
+  if (at < 0) return;
+  for (const command of splitTopLevel(formatted.slice(at + 1))) {
+    const text = command.trim().replace(/^\(([\s\S]*)\)$/, '$1');
+    if (!text.startsWith('ADD COLUMN ')) continue;
+    const m = /^ADD COLUMN (?:IF NOT EXISTS )?([\s\S]+?)(?: AFTER `?(\w+)`?| FIRST)?$/.exec(text);
+    if (!m) throw new Error(`cannot read ALTER command ${command}`);
+    const [column] = parseColumns(`t (${m[1]})`);
+    const after = m[2] === undefined ? columns.length - 1 : columns.findIndex((c) => c.name === m[2]);
+    expect(after, `${command}: AFTER names a column of the table`).toBeGreaterThanOrEqual(-1);
+    if (!columns.some((c) => c.name === column!.name)) columns.splice(after + 1, 0, column!);
+  }
+}
+
 const createdName = (statement: string) => /^CREATE\s+(?:OR\s+REPLACE\s+)?(?:TABLE|VIEW|FUNCTION|DATABASE)\s+(?:IF\s+NOT\s+EXISTS\s+)?([\w.]+)/i.exec(statement)?.[1];
 
 describe('cluster DDL', () => {
@@ -157,8 +174,11 @@ describe('cluster DDL', () => {
         .replace(/(\w*MergeTree)\(\)/, '$1');
       expect(backToSingle, name).toBe(await format(singleDdl[0]!));
 
-      // 2. its columns, read from the cluster DDL, are the live single-node table's
+      // 2. its columns, read from the cluster DDL and the ADD COLUMNs of later migrations, are the live single-node table's
       const parsed = parseColumns(await format(clusterDdl[0]!, true));
+      for (const alter of clustered.filter((st) => new RegExp(`^ALTER\\s+TABLE\\s+${DB}\\.${physical}\\s`, 'i').test(st))) {
+        await addColumns(parsed, await format(alter, true));
+      }
       const live = await store.query<{ name: string; type: string; default_kind: string; default_expression: string; compression_codec: string }>(
         'SELECT name, type, default_kind, default_expression, compression_codec FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position',
         { db: DB, t: name },

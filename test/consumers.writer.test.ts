@@ -34,7 +34,8 @@ function call(i: number): LlmCallRow {
   return {
     tenant: 'default', attempt_id: `a-${i}`, trace_id: `t-${i}`, span_id: `c-${i}`,
     started_at: formatInstant(started + BigInt(i)), ended_at: formatInstant(started + BigInt(i) + 1_000n),
-    provider: 'deepseek', model: 'deepseek-v4-flash', service_tier: 'standard',
+    provider: 'deepseek', model: 'deepseek-v4-flash', request_model: 'deepseek-v4-flash', provider_source: 'instrumentation', instrumented_provider: 'deepseek', server_address: '',
+    service_tier: 'standard',
     input_tokens: 10, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 5, reasoning_tokens: 0, cache_write_1h_tokens: 0,
     cost_usd: '0.000001', reported_cost_usd: null, price_provider: 'deepseek', price_model: 'deepseek-v4-flash',
     price_from: '2026-01-01 00:00:00.000000000', unpriced_reason: '', dialect: 'gen_ai', version: 2, is_deleted: 0,

@@ -57,6 +57,7 @@ describe('OpenTelemetry GenAI dialect', () => {
       serviceTier: 'standard',
       tokens: tokens({ input: 34, cache_read: 10_500, cache_write: 1_500, output: 512, reasoning: 300 }),
       reportedCostUsd: '0.0123',
+      serverAddress: 'api.anthropic.com', // server.address: where the request went
     });
   });
 

@@ -136,7 +136,7 @@ describe('fleet start + fleet demo', () => {
 
     const check = startFleet(['prices', 'check', '--query-port', port]);
     expect(await check.exited).toBe(0);
-    expect(check.output()).toMatch(/every LLM call seen has a price in force in the shipped catalog/);
+    expect(check.output()).toMatch(/every LLM call seen has a price in force in the catalog loaded in http:\/\/127\.0\.0\.1:\d+ \(\d+ cards\)/);
     // A catalog without kimi's card leaves exactly kimi's calls unpriced, per service tier.
     const noKimi = path.join(tempDir('prices'), 'no-kimi.json');
     writeFileSync(noKimi, JSON.stringify({ cards: cards.filter((c) => c.model !== 'kimi-k2.6') }));

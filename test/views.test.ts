@@ -310,7 +310,8 @@ describe('rows written again', () => {
   const call = (over: Partial<LlmCallRow>): LlmCallRow => ({
     tenant: 'rewrites', attempt_id: 'rw-1', trace_id: 'c'.repeat(32), span_id: '1'.repeat(16),
     started_at: formatInstant(now), ended_at: formatInstant(now + 1_000_000n),
-    provider: 'anthropic', model: 'claude-sonnet-4-6', service_tier: 'standard',
+    provider: 'anthropic', model: 'claude-sonnet-4-6', request_model: 'claude-sonnet-4-6', provider_source: 'instrumentation', instrumented_provider: 'anthropic', server_address: '',
+    service_tier: 'standard',
     input_tokens: 100, cache_read_tokens: 0, cache_write_tokens: 0, output_tokens: 10, reasoning_tokens: 0, cache_write_1h_tokens: 0,
     cost_usd: '0.00045', reported_cost_usd: null, price_provider: 'anthropic', price_model: 'claude-sonnet-4-6',
     price_from: null, unpriced_reason: '', dialect: 'gen_ai', version: 3, is_deleted: 0, ...over,

