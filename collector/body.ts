@@ -10,8 +10,8 @@ import zlib from 'node:zlib';
 /** A body the collector refuses; `status` is the HTTP status to answer with. */
 export class BodyError extends Error {
   override name = 'BodyError';
-  readonly status: 400 | 413 | 415;
-  constructor(status: 400 | 413 | 415, message: string) {
+  readonly status: 400 | 408 | 413 | 415;
+  constructor(status: 400 | 408 | 413 | 415, message: string) {
     super(message);
     this.status = status;
   }
@@ -40,7 +40,16 @@ export interface ReadBodyOptions {
    * abort the read (the in-flight budget does); the read rejects with that error.
    */
   onBytes?: (total: number) => void;
+  /** Whole body by this time (ms since the epoch), else BodyError 408. */
+  deadline?: number;
+  /** After the first BODY_RATE_GRACE_MS, the body's average rate on the wire must stay at least this (bytes/s), else BodyError 408. */
+  minBytesPerSecond?: number;
 }
+
+/** Time a body may take to get going before its rate is judged (TCP slow start, a client building the rest). */
+export const BODY_RATE_GRACE_MS = 2_000;
+/** How often a body's deadline and rate are checked. */
+const BODY_CHECK_INTERVAL_MS = 500;
 
 /**
  * The whole (decompressed) body and its size on the wire. Rejects with BodyError (413 past the cap on
@@ -56,8 +65,21 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
     let bodyBytes = 0;
     let settled = false;
     const gunzip = options.coding === 'gzip' ? zlib.createGunzip() : undefined;
+    const started = Date.now();
+    const { deadline, minBytesPerSecond = 0 } = options;
+    // Slow clients are cut by the collector itself: Node's own requestTimeout answers without an OTLP Status and checks rarely.
+    const pace = deadline === undefined && minBytesPerSecond === 0 ? undefined : setInterval(() => {
+      const now = Date.now();
+      if (deadline !== undefined && now > deadline) return fail(new BodyError(408, `request body not complete within the collector's body timeout (${wireBytes} bytes received)`));
+      const judged = now - started - BODY_RATE_GRACE_MS;
+      if (judged > 0 && wireBytes < (minBytesPerSecond * (now - started)) / 1000) {
+        fail(new BodyError(408, `request body arrives too slowly: ${wireBytes} bytes in ${now - started} ms, below the minimum of ${minBytesPerSecond} bytes/s`));
+      }
+    }, BODY_CHECK_INTERVAL_MS);
+    pace?.unref();
 
     const cleanup = () => {
+      clearInterval(pace);
       req.off('data', onWireData);
       req.off('end', onWireEnd);
       req.off('error', onWireError);

@@ -7,11 +7,14 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { bearerAuthenticator } from './auth.ts';
 import { InflightBudget } from './budget.ts';
+import { MemoryGuard } from './limits.ts';
 import { createCollectorMetrics, type MetricsRegistry } from './metrics.ts';
 import { resolveCollectorOptions, type CollectorOptions } from './options.ts';
 import { createCollectorServer, TRACES_PATH } from './server.ts';
+import { IngestPool } from './workers.ts';
 
 export { CollectorOptionsError, type CollectorOptions } from './options.ts';
+export { defaultMemoryBudget, memoryLimitBytes, planMemory, QueueShares, TENANT_HEADER, type MemoryPlan } from './limits.ts';
 export { TRACES_PATH } from './server.ts';
 
 export interface RunningCollector {
@@ -43,16 +46,30 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     registry = new Registry();
     collectDefaultMetrics({ register: registry });
   }
-  const budget = new InflightBudget(resolved.maxInflightBytes);
+  const budget = new InflightBudget({
+    totalBytes: resolved.maxInflightBytes,
+    tenantBytes: resolved.maxTenantInflightBytes,
+    // HTTP/1.1 carries one request at a time; a multiplexed connection gets a tenant's share.
+    connectionBytes: resolved.maxTenantInflightBytes,
+  });
+  const ingest = new IngestPool({ inlineBelowBytes: resolved.workerThresholdBytes, ...(resolved.ingestWorkers && { workers: resolved.ingestWorkers }) });
+  const memoryGuard = resolved.refuseAboveRssBytes === undefined ? undefined : new MemoryGuard(resolved.refuseAboveRssBytes);
   const metrics = createCollectorMetrics(registry, { bytes: () => budget.bytes, requests: () => budget.requests });
   const server = createCollectorServer({
     options: resolved,
     registry,
     metrics,
     budget,
+    ingest,
+    ...(memoryGuard && { memoryGuard }),
     ...(resolved.authTokens && { authenticate: bearerAuthenticator(resolved.authTokens) }),
   });
   const address = await server.listen();
   const url = `http://${urlHost(address.address)}:${address.port}`;
-  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, registry, close: server.close };
+  const close = async () => {
+    await server.close();
+    memoryGuard?.stop();
+    await ingest.close();
+  };
+  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, registry, close };
 }

@@ -20,6 +20,8 @@ export interface CollectorMetrics {
   requests: Counter<'code'>;
   messagesPublished: Counter;
   publishDuration: Histogram;
+  /** Connections the connection cap closed: `evicted` (idle, to make room) or `refused` (every connection busy). */
+  connectionsClosed: Counter<'reason'>;
 }
 
 /** Reads the in-flight state when Prometheus scrapes, so the gauges are never stale. */
@@ -72,6 +74,12 @@ export function createCollectorMetrics(registry: MetricsRegistry, inflight: Infl
       name: 'fleet_collector_publish_duration_seconds',
       help: 'Time from handing a request\'s messages to the bus until it acknowledged them (or failed).',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    connectionsClosed: new Counter({
+      name: 'fleet_collector_connections_closed_total',
+      help: 'Connections closed by the connection cap (maxConnections): reason="evicted" (idle, to make room for a new one), "refused" (every connection had a request in progress).',
+      labelNames: ['reason'] as const,
       registers,
     }),
   };

@@ -8,17 +8,17 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BusUnavailableError } from '../bus/types.ts';
-import { ATTR } from '../contract/index.ts';
+import type { Socket } from 'node:net';
 import { OtlpDecodeError } from '../otlp/codec.ts';
-import { traceMessages, withResourceAttribute } from '../otlp/split.ts';
 import { RPC_CODE, type RpcStatus } from '../otlp/status.ts';
 import type { Authenticate } from './auth.ts';
 import { BodyError, ClientAbortedError, contentCoding, readBody } from './body.ts';
 import { BudgetExhaustedError, type InflightBudget, type Reservation } from './budget.ts';
-import { decodeRequest, payloadEncoding, statusBody, successBody, type EncodedBody, type PayloadEncoding } from './encoding.ts';
+import { payloadEncoding, statusBody, successBody, type EncodedBody, type PayloadEncoding } from './encoding.ts';
+import { ConnectionCap, MemoryPressureError, RequestTooLargeError, type MemoryGuard } from './limits.ts';
 import type { CollectorMetrics, MetricsRegistry } from './metrics.ts';
 import type { ResolvedCollectorOptions } from './options.ts';
-import { rejectionMessage, rejectionViolations, validateRequest } from './validate.ts';
+import type { IngestPool } from './workers.ts';
 
 export const TRACES_PATH = '/v1/traces';
 
@@ -54,9 +54,12 @@ const retryable = (httpStatus: 429 | 503, code: number, message: string, seconds
 function refusalFor(err: unknown, options: ResolvedCollectorOptions): Refusal {
   if (err instanceof Refusal) return err;
   if (err instanceof BodyError) {
-    const code = err.status === 413 ? RPC_CODE.RESOURCE_EXHAUSTED : RPC_CODE.INVALID_ARGUMENT;
-    return new Refusal(err.status, { code, message: err.message });
+    const code = err.status === 413 ? RPC_CODE.RESOURCE_EXHAUSTED : err.status === 408 ? RPC_CODE.DEADLINE_EXCEEDED : RPC_CODE.INVALID_ARGUMENT;
+    // A client too slow is not asked to come back at once: 408 carries no Retry-After, its exporter backs off.
+    return new Refusal(err.status, { code, message: err.message }, err.status === 408 ? { Connection: 'close' } : {});
   }
+  if (err instanceof RequestTooLargeError) return new Refusal(413, { code: RPC_CODE.RESOURCE_EXHAUSTED, message: err.message });
+  if (err instanceof MemoryPressureError) return retryable(503, RPC_CODE.UNAVAILABLE, err.message, options.overloadRetryAfterSeconds);
   if (err instanceof OtlpDecodeError) {
     return new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: err.message, fieldViolations: [{ field: 'body', description: err.message }] });
   }
@@ -73,6 +76,10 @@ export interface CollectorServerDeps {
   registry: MetricsRegistry;
   metrics: CollectorMetrics;
   budget: InflightBudget;
+  /** Prepares bodies (decode, validate, split), large ones off the event loop. */
+  ingest: IngestPool;
+  /** Set when the memory budget's RSS guard is on. */
+  memoryGuard?: MemoryGuard;
   /** Set when bearer-token auth is on. */
   authenticate?: Authenticate;
 }
@@ -84,7 +91,8 @@ export interface CollectorServer {
 }
 
 export function createCollectorServer(deps: CollectorServerDeps): CollectorServer {
-  const { options, registry, metrics, budget, authenticate } = deps;
+  const { options, registry, metrics, budget, ingest, memoryGuard, authenticate } = deps;
+  const { queueShares } = options;
   const { publisher } = options;
   let closing = false;
   const inflight = new Set<Promise<void>>();
@@ -123,6 +131,7 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
   }
 
   async function handleExport(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const arrived = Date.now();
     const encoding = payloadEncoding(req.headers['content-type']);
     // A request in neither encoding still gets a Status body; protobuf is OTLP's default.
     const answerIn: PayloadEncoding = encoding ?? 'protobuf';
@@ -140,39 +149,44 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
           message: `unsupported Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')}: use application/x-protobuf or application/json`,
         });
       }
+      // Cheap refusals first, before a byte of the body is read: memory, then the tenant's queue share.
+      memoryGuard?.check();
+      if (tenant !== undefined) queueShares?.admit(tenant);
       const coding = contentCoding(req.headers['content-encoding']);
       // Node's parser already refused malformed lengths; chunked bodies declare none.
       const declared = Number.parseInt(req.headers['content-length'] ?? '0', 10) || 0;
       if (declared > options.maxBodyBytes) {
         throw new BodyError(413, `request body of ${declared} bytes exceeds the limit of ${options.maxBodyBytes} bytes`);
       }
-      reservation = budget.open();
-      reservation.grow(declared);
+      // Only bytes received count: a declared length is a claim, and a client that declares 64 MiB and trickles holds what it sent.
+      reservation = budget.open({ tenant, connection: req.socket });
       if (req.headers.expect?.toLowerCase() === '100-continue') {
         continued.add(req);
         res.writeContinue();
       }
 
-      const { body, wireBytes } = await readBody(req, { coding, maxBytes: options.maxBodyBytes, onBytes: reservation.grow });
+      const { body, wireBytes } = await readBody(req, {
+        coding,
+        maxBytes: options.maxBodyBytes,
+        onBytes: reservation.grow,
+        deadline: arrived + options.bodyTimeoutMs,
+        minBytesPerSecond: options.minBodyBytesPerSecond,
+      });
       metrics.requestBytes.inc({ stage: 'wire' }, wireBytes);
       metrics.requestBytes.inc({ stage: 'decoded' }, body.length);
 
-      const decoded = decodeRequest(encoding, body);
-      // With auth on, the token decides the tenant: whatever the client put in fleet.tenant is overwritten.
-      // Stamped before validation, so the size check sees the resources as they will be published.
-      const stamped = tenant === undefined ? decoded : withResourceAttribute(decoded, ATTR.TENANT, tenant);
-      const result = validateRequest(stamped, { maxMessageBytes: options.maxMessageBytes });
-      const { rejected } = result;
+      const result = await ingest.prepare({ encoding, body, tenant, maxMessageBytes: options.maxMessageBytes, maxSpans: options.maxSpansPerRequest });
+      const { rejected, messages } = result;
       const accepted = result.total - rejected;
       metrics.spansReceived.inc(result.total);
       if (rejected > 0) metrics.spansRejected.inc({ reason: 'invalid' }, rejected);
       if (rejected > 0 && accepted === 0) {
         // Nothing to accept is not a partial success: OTLP answers permanently bad data with 400.
-        throw new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: rejectionMessage(result), fieldViolations: rejectionViolations(result) });
+        throw new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: result.rejection!.message, fieldViolations: result.rejection!.violations });
       }
 
-      const messages = traceMessages(result.valid, options.maxMessageBytes);
       if (messages.length > 0) {
+        if (tenant !== undefined) queueShares?.admitPublish(tenant, messages.reduce((n, m) => n + m.value.byteLength, 0));
         const stopTimer = metrics.publishDuration.startTimer();
         try {
           // One publish for the whole request. The in-process queue takes all of it or none; Kafka
@@ -189,7 +203,7 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
         metrics.messagesPublished.inc(messages.length);
       }
       httpStatus = 200;
-      send(req, res, 200, successBody(answerIn, rejected > 0 ? { rejectedSpans: rejected, errorMessage: rejectionMessage(result) } : undefined));
+      send(req, res, 200, successBody(answerIn, result.rejection && { rejectedSpans: rejected, errorMessage: result.rejection.message }));
     } catch (err) {
       if (err instanceof ClientAbortedError) {
         // Nobody to answer; the socket is already gone.
@@ -242,7 +256,9 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
     return plain(req, res, 404, `no such endpoint ${path}: OTLP traces go to POST ${TRACES_PATH}\n`);
   }
 
+  let markBusy: (req: http.IncomingMessage, res: http.ServerResponse) => void = () => {};
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    markBusy(req, res);
     const handled = route(req, res).catch((err: unknown) => {
       // Only reachable for failures outside handleExport's own handling (e.g. a metrics scrape error).
       if (!res.headersSent) plain(req, res, 500, `internal error: ${(err as Error)?.message ?? String(err)}\n`);
@@ -252,9 +268,20 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
     void handled.finally(() => inflight.delete(handled));
   };
 
-  const server = http.createServer(onRequest);
+  const server = http.createServer(
+    {
+      // Node answers 408 itself to a client too slow with its headers, or with a whole request.
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.bodyTimeoutMs + options.headersTimeoutMs,
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      // How often Node checks those two timeouts (default 30 s: a slow-headers client would be judged late).
+      connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs),
+    },
+    onRequest,
+  );
   // Decide on 100-continue requests ourselves, so refused bodies are never sent.
   server.on('checkContinue', onRequest);
+  markBusy = watchConnections(server, new ConnectionCap(options.maxConnections), metrics);
 
   return {
     listen: () =>
@@ -279,5 +306,50 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
       await stopped;
       await publisher.close();
     },
+  };
+}
+
+/** Per socket: requests in progress, when it last became idle, whether it ever carried a request. */
+interface SocketUse {
+  active: number;
+  idleSince: number;
+  served: boolean;
+}
+
+/**
+ * The connection cap on the HTTP server: every accepted socket is admitted
+ * (or closed) by the cap before the HTTP parser sees a byte, and the
+ * returned function marks a socket busy for the life of each of its
+ * requests, so the cap evicts idle connections only.
+ */
+function watchConnections(server: http.Server, cap: ConnectionCap, metrics: CollectorMetrics): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const uses = new WeakMap<Socket, SocketUse>();
+  server.on('connection', (socket: Socket) => {
+    const use: SocketUse = { active: 0, idleSince: Date.now(), served: false };
+    uses.set(socket, use);
+    const conn = {
+      idleSince: () => (use.active > 0 ? undefined : use.idleSince),
+      served: () => use.served,
+      close: () => {
+        metrics.connectionsClosed.inc({ reason: 'evicted' });
+        socket.destroy();
+      },
+    };
+    if (!cap.admit(conn)) {
+      metrics.connectionsClosed.inc({ reason: 'refused' });
+      socket.destroy();
+      return;
+    }
+    socket.once('close', () => cap.remove(conn));
+  });
+  return (req, res) => {
+    const use = uses.get(req.socket);
+    if (!use) return;
+    use.active += 1;
+    use.served = true;
+    res.once('close', () => {
+      use.active -= 1;
+      use.idleSince = Date.now();
+    });
   };
 }

@@ -709,8 +709,10 @@ describe('backpressure', () => {
     const bus = new MemoryBus();
     const c = await start(bus, { maxBodyBytes: 64 * 1024, maxInflightBytes: 64 * 1024, overloadRetryAfterSeconds: 2 });
     const body = Buffer.from(encodeTraceRequest(mixedRequest()));
-    // A slow client: declares a length that takes nearly the whole budget, sends one byte, then stalls.
+    // A slow client: sends a body that takes nearly the whole budget but its last byte, then stalls.
+    // Only bytes received count: the declared length alone would reserve nothing.
     const slowLength = 64 * 1024 - 100;
+    const slowBody = Buffer.concat([body, paddingField(slowLength - body.length)]);
     const slow = http.request(`${c.url}/v1/traces`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-protobuf', 'Content-Length': slowLength },
@@ -722,16 +724,16 @@ describe('backpressure', () => {
       });
       slow.on('error', reject);
     });
-    slow.write(body.subarray(0, 1));
-    await waitFor(async () => metricValue(await (await fetch(`${c.url}/metrics`)).text(), 'fleet_collector_inflight_requests') === 1);
+    slow.write(slowBody.subarray(0, slowLength - 1));
+    await waitFor(async () => metricValue(await (await fetch(`${c.url}/metrics`)).text(), 'fleet_collector_inflight_bytes') === slowLength - 1);
 
     const refused = await postTraces(c.url, body);
     expect(refused.status).toBe(429);
     expect(refused.headers['retry-after']).toBe('2');
-    expect(decodeStatus(refused.body).message).toMatch(/^collector busy: 65436 of 65536 in-flight bytes in use/);
+    expect(decodeStatus(refused.body).message).toMatch(/^collector busy: 65435 of 65536 in-flight bytes in use/);
 
     // The slow request completes (padded with an unknown field so its declared length holds) and frees the budget.
-    slow.end(Buffer.concat([body.subarray(1), paddingField(slowLength - body.length)]));
+    slow.end(slowBody.subarray(slowLength - 1));
     expect(await slowAnswer).toBe(200);
     expect((await postTraces(c.url, body)).status).toBe(200);
     const metrics = await (await fetch(`${c.url}/metrics`)).text();
