@@ -23,8 +23,10 @@ import {
 export interface MemoryBusOptions {
   /** Partitions per topic (default 4). */
   partitions?: number;
-  /** Bound on bytes of published-but-uncommitted message values (default 256 MiB). */
+  /** Bound on bytes of published-but-uncommitted messages, counted by heldBytes (default 256 MiB). */
   maxBytes?: number;
+  /** Told of each message entering (+heldBytes) and leaving (−heldBytes, once committed) the queue: per-tenant shares. */
+  meter?: (message: BusMessage, bytes: number) => void;
   /** Most messages handed to one onBatch call (default 500). */
   maxBatchMessages?: number;
   /** Retry-After suggested when full (seconds, default 1). */
@@ -48,6 +50,13 @@ interface Partition {
 
 const partitioner = kafkajs.Partitioners.DefaultPartitioner();
 
+/** What the queue holds per message beyond its value and key: the message object, its offset string, headers, the log slot. */
+export const MESSAGE_OVERHEAD_BYTES = 256;
+
+/** Bytes one message holds in the queue: value, key and headers plus the per-message overhead, so many tiny messages are bounded too. */
+export const heldBytes = (m: BusMessage): number =>
+  m.value.byteLength + m.key.length + MESSAGE_OVERHEAD_BYTES + (m.headers ? Object.entries(m.headers).reduce((n, [k, v]) => n + k.length + v.length, 0) : 0);
+
 export class MemoryBus {
   readonly partitions: number;
   private readonly maxBytes: number;
@@ -57,6 +66,7 @@ export class MemoryBus {
   private bytes = 0;
   private closed = false;
   private readonly onError: (error: unknown) => void;
+  private readonly meter: ((message: BusMessage, bytes: number) => void) | undefined;
   /** Wakes the delivery loop of the running subscriber of a topic. */
   private readonly wakers = new Map<string, () => void>();
   /** Topics that have a running subscriber (one member per topic). */
@@ -70,6 +80,7 @@ export class MemoryBus {
     this.maxBytes = options.maxBytes ?? 256 * 1024 * 1024;
     this.maxBatchMessages = options.maxBatchMessages ?? 500;
     this.retryAfterSeconds = options.retryAfterSeconds ?? 1;
+    this.meter = options.meter;
     this.onError = options.onError ?? ((e) => console.error('in-process queue: a subscriber handler failed; redelivering from the committed offsets:', e));
   }
 
@@ -97,7 +108,7 @@ export class MemoryBus {
 
   private append(topic: string, messages: BusMessage[]): void {
     if (this.closed) throw new BusUnavailableError('in-process queue is closed', this.retryAfterSeconds);
-    const size = messages.reduce((n, m) => n + m.value.byteLength, 0);
+    const size = messages.reduce((n, m) => n + heldBytes(m), 0);
     if (this.bytes + size > this.maxBytes && this.bytes > 0) {
       throw new BusUnavailableError(
         `in-process queue full (${this.bytes} of ${this.maxBytes} bytes awaiting the consumers)`,
@@ -111,6 +122,7 @@ export class MemoryBus {
       const p = parts[partition]!;
       const offset = p.base + BigInt(p.log.length);
       p.log.push({ ...m, topic, partition, offset: offset.toString() });
+      this.meter?.(m, heldBytes(m));
     }
     this.bytes += size;
     this.wakers.get(topic)?.();
@@ -146,7 +158,10 @@ export class MemoryBus {
           if (to > end) throw new RangeError(`in-process queue: commit of offset ${to} past the end (${end}) of ${topic}/${o.partition}`);
           if (to <= p.committed) continue;
           const dropped = p.log.splice(0, Number(to - p.base));
-          for (const m of dropped) this.bytes -= m.value.byteLength;
+          for (const m of dropped) {
+            this.bytes -= heldBytes(m);
+            this.meter?.(m, -heldBytes(m));
+          }
           p.base = to;
           p.committed = to;
           if (p.position < to) p.position = to;

@@ -12,7 +12,7 @@ import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
 import { ConfigError, envName, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
-import { configuredCatalog, configuredStore, log, pipelineSettings, prepareStore } from '../config/runtime.ts';
+import { collectorSettings, configuredCatalog, configuredStore, log, memoryPlan, pipelineSettings, prepareStore } from '../config/runtime.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
 import { WRITER_USER } from '../query/endpoint.ts';
 import { openStore, type Store } from '../storage/store.ts';
@@ -23,8 +23,23 @@ import { checkFilters, FORMATS, formatReport, queryReport, REPORTS, type Format,
 
 const STORE: SettingKey[] = ['dataDir', 'database', 'clickhouseUrl', 'clickhouseUser', 'clickhousePassword', 'clickhouseCluster', 'spansTtlDays', 'prices'];
 const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions'];
-const COLLECTOR: SettingKey[] = ['collectorHost', 'collectorPort', 'maxBodyBytes', 'maxMessageBytes', 'authTokens'];
-const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort'];
+const COLLECTOR: SettingKey[] = [
+  'collectorHost',
+  'collectorPort',
+  'maxBodyBytes',
+  'maxMessageBytes',
+  'authTokens',
+  'maxConnections',
+  'maxSpansPerRequest',
+  'headersTimeoutMs',
+  'bodyTimeoutMs',
+  'minBodyBytesPerSecond',
+  'keepAliveTimeoutMs',
+  'maxInflightBytes',
+  'maxTenantInflightBytes',
+  'memoryBudgetBytes',
+];
+const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort', 'memoryBudgetBytes'];
 const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken'];
 
 /** Adds `--flag <value>` for each setting, with its help and environment variable. */
@@ -104,7 +119,7 @@ const program = new Command('fleet')
 
 withSettings(
   program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
-  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueBytes', 'alertRules'],
+  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort' && k !== 'memoryBudgetBytes'), ...QUERY, 'queueBytes', 'alertRules'],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const running = await startAllInOne(c, log);
@@ -121,15 +136,15 @@ withSettings(program.command('collector').description('run the OTLP/HTTP receive
   const c = config(cmd);
   const brokers = requireKafka(c, 'fleet collector');
   await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
+  if (!c.authTokens) {
+    log(
+      `WARNING collector: no auth configured (--auth-tokens / FLEET_AUTH_TOKENS): anyone who reaches ${c.collectorHost ?? 'every interface'}:${c.collectorPort} can write spans into every tenant; set tokens, or bind it to a private interface (--collector-host)`,
+    );
+  }
   const collector = await startCollector({
+    ...collectorSettings(c, memoryPlan(c)),
     // With the topic, /readyz also checks that it exists and every partition has a leader.
     publisher: new KafkaPublisher({ brokers, topic: c.topic }),
-    port: c.collectorPort,
-    topic: c.topic,
-    maxBodyBytes: c.maxBodyBytes,
-    maxMessageBytes: c.maxMessageBytes,
-    ...(c.collectorHost && { host: c.collectorHost }),
-    ...(c.authTokens && { authTokens: c.authTokens }),
   });
   log(`collector: ${collector.tracesUrl} → Kafka ${brokers.join(',')} topic ${c.topic}`);
   await untilSignal(collector.close);

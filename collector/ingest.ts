@@ -6,6 +6,7 @@
  */
 import { ATTR } from '../contract/index.ts';
 import type { BusMessage } from '../bus/types.ts';
+import { OtlpDecodeError } from '../otlp/codec.ts';
 import { countSpans } from '../otlp/count.ts';
 import { traceMessages, withResourceAttribute } from '../otlp/split.ts';
 import { decodeRequest, type PayloadEncoding } from './encoding.ts';
@@ -36,11 +37,40 @@ const tooManySpans = (max: number): RequestTooLargeError =>
     `request holds more than ${max} spans, the limit per request (collector option maxSpansPerRequest): send them in smaller batches`,
   );
 
+/**
+ * Deepest JSON nesting accepted: an OTLP/JSON request nests ~20 levels to a
+ * span's attribute value, and each nested AnyValue 3 more (protobufjs stops
+ * at 100 nested messages anyway). Checked on the bytes before JSON.parse,
+ * whose reviver would otherwise recurse until the stack overflows.
+ */
+const MAX_JSON_DEPTH = 400;
+
+/** Where the JSON text nests deeper than `max` (byte offset), or -1; strings are skipped. */
+function jsonTooDeep(body: Uint8Array, max: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return i;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return -1;
+}
+
 /** Throws OtlpDecodeError for a body that is no export request, RequestTooLargeError past the span cap. */
 export function prepareRequest(input: IngestInput): IngestResult {
   const { encoding, body, tenant, maxMessageBytes, maxSpans } = input;
   // Protobuf: counted on the wire before a single frame is built. JSON must be parsed to be counted.
   if (encoding === 'protobuf' && countSpans(body, maxSpans) > maxSpans) throw tooManySpans(maxSpans);
+  if (encoding === 'json') {
+    const at = jsonTooDeep(body, MAX_JSON_DEPTH);
+    if (at >= 0) throw new OtlpDecodeError(`invalid OTLP/JSON: nested deeper than ${MAX_JSON_DEPTH} levels at byte ${at}`);
+  }
   const decoded = decodeRequest(encoding, Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength));
   if (encoding === 'json') {
     let spans = 0;

@@ -133,11 +133,15 @@ export class QueueShares {
     return this.byTenant.get(tenant) ?? 0;
   }
 
-  /** Before reading a body: refuses a tenant whose share is full. */
-  admit(tenant: string): void {
+  /**
+   * Before reading a body of `expectedBytes` (its declared length; its
+   * messages take about as much): refuses a tenant whose share cannot take
+   * it now, so a flood is turned away before any decoding work.
+   */
+  admit(tenant: string, expectedBytes = 0): void {
     const held = this.queuedBytes(tenant);
-    if (held >= this.shareBytes) {
-      throw new BudgetExhaustedError('tenant', `tenant ${tenant} has ${held} bytes queued for the consumers, its whole share of ${this.shareBytes} bytes; retry later`);
+    if (held > 0 && held + Math.min(expectedBytes, this.shareBytes) > this.shareBytes) {
+      throw new BudgetExhaustedError('tenant', `tenant ${tenant} has ${held} of its ${this.shareBytes} queue bytes awaiting the consumers, this request needs about ${expectedBytes} more; retry later`);
     }
   }
 

@@ -76,7 +76,7 @@ const CollectorOptionsSchema = z
     /** How long an idle keep-alive connection stays open. */
     keepAliveTimeoutMs: z.number().int('must be an integer').positive().default(5_000),
     /** Bodies of at least this many bytes are decoded, validated and split on a worker thread, off the event loop. */
-    workerThresholdBytes: z.number().int('must be an integer').nonnegative().default(MiB),
+    workerThresholdBytes: z.number().int('must be an integer').nonnegative().default(64 * 1024),
     /** Worker threads for large bodies (default: the cores but one, 1 to 4). */
     ingestWorkers: z.number().int('must be an integer').positive().optional(),
     /** RSS above which new requests get 503 + Retry-After (the memory budget's guard); unset: no guard. */

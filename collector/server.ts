@@ -149,12 +149,12 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
           message: `unsupported Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')}: use application/x-protobuf or application/json`,
         });
       }
-      // Cheap refusals first, before a byte of the body is read: memory, then the tenant's queue share.
-      memoryGuard?.check();
-      if (tenant !== undefined) queueShares?.admit(tenant);
       const coding = contentCoding(req.headers['content-encoding']);
       // Node's parser already refused malformed lengths; chunked bodies declare none.
       const declared = Number.parseInt(req.headers['content-length'] ?? '0', 10) || 0;
+      // Cheap refusals first, before a byte of the body is read: memory, then the tenant's queue share.
+      memoryGuard?.check();
+      if (tenant !== undefined) queueShares?.admit(tenant, declared);
       if (declared > options.maxBodyBytes) {
         throw new BodyError(413, `request body of ${declared} bytes exceeds the limit of ${options.maxBodyBytes} bytes`);
       }

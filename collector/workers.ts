@@ -64,7 +64,10 @@ export class IngestPool {
       if (!slot) return;
       const job = this.waiting.shift()!;
       slot.job = job;
-      slot.worker.postMessage({ id: job.id, input: job.input } satisfies WorkerRequest);
+      // The body moves to the worker without a copy when it owns its memory (Buffer.concat of a large body does); else one copy.
+      const { body } = job.input;
+      const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer ? body : new Uint8Array(body);
+      slot.worker.postMessage({ id: job.id, input: { ...job.input, body: owned } } satisfies WorkerRequest, [owned.buffer as ArrayBuffer]);
     }
   }
 

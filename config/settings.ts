@@ -49,7 +49,7 @@ export const SETTINGS = {
   deadLetterTopic: { schema: topic.default('otlp_spans_dlq'), help: 'topic of undecodable messages' },
   topicPartitions: { schema: int(1).default(6), help: 'partitions when perpass creates the topic' },
   groupId: { schema: z.string().min(1).default('perpass-consumers'), help: 'Kafka consumer group of the consumers' },
-  collectorHost: { schema: z.string().min(1).optional(), help: 'interface the OTLP receiver listens on (default: all)' },
+  collectorHost: { schema: z.string().min(1).optional(), help: 'interface the OTLP receiver listens on (default: fleet start 127.0.0.1, fleet collector all; 0.0.0.0 opens fleet start to the network)' },
   collectorPort: { schema: int().max(65535).default(4318), help: 'port of the OTLP/HTTP receiver' },
   maxBodyBytes: { schema: int(1).default(64 * 1024 * 1024), help: 'cap on an OTLP request body, before and after decompression' },
   maxMessageBytes: {
@@ -57,6 +57,18 @@ export const SETTINGS = {
     help: "bound on one bus message: a trace's spans beyond it are split over several messages (keep it under the topic's max.message.bytes)",
   },
   authTokens: { schema: tokenMap.optional(), help: 'bearer tokens of the receiver: token=tenant,token2=tenant2 (unset: no auth)' },
+  maxConnections: { schema: int(1).default(1024), help: 'cap on open connections to the OTLP receiver; past it the longest-idle one is closed (or the new one, when all are busy)' },
+  maxSpansPerRequest: { schema: int(1).default(100_000), help: 'cap on spans in one OTLP request (413 beyond)' },
+  headersTimeoutMs: { schema: int(1).default(10_000), help: 'time a client has to send a request\'s headers (408 after)' },
+  bodyTimeoutMs: { schema: int(1).default(60_000), help: 'time a client has to send a request\'s body (408 after)' },
+  minBodyBytesPerSecond: { schema: int().default(16 * 1024), help: 'slowest request body accepted after its first 2 s (408 below; 0: no minimum)' },
+  keepAliveTimeoutMs: { schema: int(1).default(5_000), help: 'how long an idle keep-alive connection to the OTLP receiver stays open' },
+  maxInflightBytes: { schema: int(1).optional(), help: 'bytes of OTLP request bodies being received and processed at once (429 beyond; default: an eighth of the memory budget, 64–256 MiB)' },
+  maxTenantInflightBytes: { schema: int(1).optional(), help: 'share of --max-inflight-bytes one tenant may hold, with auth on (default: half)' },
+  memoryBudgetBytes: {
+    schema: int(64 * 1024 * 1024).optional(),
+    help: 'memory (RSS) the process stays under; its bounds are derived from it (default: half the cgroup memory limit, else half the machine memory)',
+  },
   queryHost: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface of the embedded ClickHouse-compatible query endpoint' },
   queryPort: { schema: int().max(65535).default(8123), help: 'port of the embedded query endpoint' },
   queryToken: { schema: z.string().min(1).optional(), help: 'password readers of the query endpoint must send (unset: none)' },
@@ -67,7 +79,7 @@ export const SETTINGS = {
   durationOutlierMs: { schema: int(1).default(900_000), help: 'attempts lasting longer are kept whatever the outcome' },
   decisionWaitMs: { schema: int().default(500), help: 'wait after an attempt ended for late child spans' },
   traceTimeoutMs: { schema: int(1).default(60_000), help: 'idle time after which undecided spans of a trace are decided' },
-  queueBytes: { schema: int(1).default(256 * 1024 * 1024), help: 'bound of the embedded in-process queue (bytes awaiting the consumers)' },
+  queueBytes: { schema: int(1).optional(), help: 'bound of the embedded in-process queue (bytes awaiting the consumers, per-message overhead included; default: an eighth of the memory budget, at most 256 MiB)' },
   alertRules: { schema: z.string().min(1).optional(), help: 'alert rules file (JSON or YAML) of fleet alerts; given to fleet start, it runs them in that process' },
 } as const;
 

@@ -198,9 +198,11 @@ export class Assembler {
   }
 
   /** Decides what is due: attempts past their wait, traces idle past the timeout. */
-  tick(): Output {
+  /** Decides what is due, at most `maxDecisions` attempts (the rest on the next call). */
+  tick(maxDecisions = Infinity): Output {
     const out = emptyOutput();
     const now = this.now();
+    let decisions = 0;
     // least recently touched first, and settleAt = last touch + timeout: stop at the first unsettled
     for (const entry of this.unsettled.values()) {
       if (entry.settleAt > now) break;
@@ -215,8 +217,10 @@ export class Assembler {
     for (const trace of [...this.traces.values()]) {
       const idle = now - trace.lastSeen >= this.options.traceTimeoutMs;
       for (const [spanId, a] of [...trace.attempts]) {
-        if (idle) this.decide(trace, spanId, a.endedArrival === undefined ? 'timeout' : 'ended', out);
-        else if (a.endedArrival !== undefined && now - a.endedArrival >= this.options.decisionWaitMs) this.decide(trace, spanId, 'ended', out);
+        const due = idle || (a.endedArrival !== undefined && now - a.endedArrival >= this.options.decisionWaitMs);
+        if (!due) continue;
+        if (decisions++ >= maxDecisions) return out;
+        this.decide(trace, spanId, idle && a.endedArrival === undefined ? 'timeout' : 'ended', out);
       }
       if (idle) this.releaseOutside(trace, out);
     }

@@ -52,6 +52,11 @@ export interface StopOptions {
   timeoutMs?: number;
 }
 
+/** Spans a batch is decoded and assembled in before other work gets a turn of the event loop (a few ms). */
+const SPANS_PER_TURN = 250;
+/** Attempts decided (rows encoded) before other work gets a turn. */
+const DECISIONS_PER_TURN = 50;
+
 export class ConsumerPipeline {
   readonly registry: Registry;
   private readonly assembler: Assembler;
@@ -63,6 +68,7 @@ export class ConsumerPipeline {
   private flushing: Promise<void> | undefined;
   private committing: Promise<void> = Promise.resolve();
   private readonly maxPendingRows: number;
+  private ticking = false;
   private readonly options: ConsumerPipelineOptions;
 
   constructor(options: ConsumerPipelineOptions) {
@@ -123,7 +129,7 @@ export class ConsumerPipeline {
       onAssign: (assigned) => this.onAssign(assigned),
     });
     const tickMs = this.options.tickMs ?? 100;
-    this.timers.push(setInterval(() => this.tick(), tickMs));
+    this.timers.push(setInterval(() => void this.tick(), tickMs));
     this.timers.push(setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 1000));
     for (const t of this.timers) t.unref();
   }
@@ -140,7 +146,13 @@ export class ConsumerPipeline {
   private async onBatch(batch: PartitionBatch): Promise<void> {
     // what spans of this batch make ready at once (late spans, overflow decisions), written together
     const ready = emptyOutput();
+    let sinceTurn = 0;
     for (const m of batch.messages) {
+      // In bounded slices: in the embedded mode the collector's /healthz and clients share this event loop.
+      if (sinceTurn >= SPANS_PER_TURN) {
+        sinceTurn = 0;
+        await nextTurn();
+      }
       const ref = this.offsets.ref(m.partition, BigInt(m.offset));
       let spans;
       try {
@@ -156,6 +168,7 @@ export class ConsumerPipeline {
       this.offsets.received(ref, spans.length);
       const bytes = spans.length ? Math.ceil(m.value.byteLength / spans.length) : 0;
       for (const span of spans) this.assembler.add(span, ref, bytes, ready);
+      sinceTurn += spans.length + 1;
     }
     this.emit(ready);
     // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
@@ -197,8 +210,20 @@ export class ConsumerPipeline {
     this.offsets.retainOnly(mine);
   }
 
-  private tick(): void {
-    this.emit(this.assembler.tick());
+  /** Takes the due decisions in slices, letting other work run between them (a burst can make thousands due at once). */
+  private async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      for (;;) {
+        const out = this.assembler.tick(DECISIONS_PER_TURN);
+        this.emit(out);
+        if (out.attempts.length < DECISIONS_PER_TURN || this.timers.length === 0) break;
+        await nextTurn();
+      }
+    } finally {
+      this.ticking = false;
+    }
     if (this.writer.due() && !this.flushing) void this.flush();
   }
 

@@ -13,12 +13,12 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { loadAlertRules, registryHealthSource, startAlerts, type AlertsService } from '../alerting/index.ts';
 import { MemoryBus } from '../bus/memory.ts';
-import { startCollector, type RunningCollector } from '../collector/index.ts';
+import { QueueShares, startCollector, type RunningCollector } from '../collector/index.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint.ts';
 import { deadLetterTable } from '../storage/dead-letters.ts';
 import type { Config } from '../config/settings.ts';
-import { configuredCatalog, configuredStore, pipelineSettings, prepareStore } from '../config/runtime.ts';
+import { collectorSettings, configuredCatalog, configuredStore, memoryPlan, pipelineSettings, prepareStore } from '../config/runtime.ts';
 import { announceOwner } from './owner.ts';
 
 export interface RunningAllInOne {
@@ -34,6 +34,11 @@ export interface RunningAllInOne {
 
 /** Partitions of the in-process queue: the consumers decide them one batch at a time. */
 const QUEUE_PARTITIONS = 4;
+
+/** Where fleet start's OTLP receiver listens unless told otherwise: this machine only (it has no auth by default). */
+export const DEFAULT_COLLECTOR_HOST = '127.0.0.1';
+
+const mib = (bytes: number): string => `${Math.round(bytes / 1024 / 1024)} MiB`;
 
 /** A ClickHouse URL fit for a log line: no password. */
 function redacted(url: string): string {
@@ -73,7 +78,17 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
 
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    const bus = new MemoryBus({ partitions: QUEUE_PARTITIONS, maxBytes: config.queueBytes });
+    // One memory budget bounds the collector's in-flight bytes, the queue and the consumers' buffers.
+    const plan = memoryPlan(config);
+    const queueBytes = config.queueBytes ?? plan.queueBytes;
+    // With auth on, each tenant gets an equal share of the queue: a flooding tenant gets 429s, not the others.
+    const tenants = config.authTokens ? new Set(Object.values(config.authTokens)).size : 0;
+    const queueShares = tenants > 0 ? new QueueShares(queueBytes, tenants) : undefined;
+    const bus = new MemoryBus({ partitions: QUEUE_PARTITIONS, maxBytes: queueBytes, ...(queueShares && { meter: queueShares.meter }) });
+    log(
+      `memory budget ${mib(plan.budgetBytes)} (${config.memoryBudgetBytes ? '--memory-budget-bytes' : 'half the memory limit'}): ` +
+        `in-flight ${mib(Math.max(config.maxInflightBytes ?? plan.inflightBytes, config.maxBodyBytes))}, queue ${mib(queueBytes)}, consumers ${mib(plan.consumerBytes)}; new requests get 503 above RSS ${mib(plan.refuseAboveBytes)}`,
+    );
     const pipeline = new ConsumerPipeline({
       topic: config.topic,
       store,
@@ -113,15 +128,11 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     }
 
     const collector = await startCollector({
+      ...collectorSettings(config, plan),
+      host: config.collectorHost ?? DEFAULT_COLLECTOR_HOST,
       publisher: bus.publisher(),
-      port: config.collectorPort,
-      topic: config.topic,
-      maxBodyBytes: config.maxBodyBytes,
-      maxMessageBytes: config.maxMessageBytes,
-      maxInflightBytes: Math.max(config.maxBodyBytes, 256 * 1024 * 1024),
       registry,
-      ...(config.collectorHost && { host: config.collectorHost }),
-      ...(config.authTokens && { authTokens: config.authTokens }),
+      ...(queueShares && { queueShares }),
     });
     stops.push({ what: 'the collector', stop: () => collector.close() });
 
