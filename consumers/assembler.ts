@@ -178,6 +178,15 @@ export class Assembler {
     trace.lastSeen = this.now();
     const existing = trace.spans.get(span.spanId);
     if (existing) {
+      // Another span under a taken id (not a redelivery of the same one): said, not dropped silently. The collector
+      // rejects such pairs within a request; across requests only the consumer sees them.
+      if (existing.span.name !== span.name) {
+        this.options.observer?.droppedSpan?.(
+          `span ${span.spanId} "${span.name}" of trace ${span.traceId}: its span id is already taken by span "${existing.span.name}" of the trace; span ids must be unique within a trace`,
+        );
+        out.refs.push(ref);
+        return out;
+      }
       this.options.observer?.duplicateSpan?.();
       // keep the more complete copy (an exporter may re-send a span once it has ended)
       if (!hasEnded(existing.span) && hasEnded(span)) {

@@ -334,6 +334,23 @@ describe('malformed and oversize spans', () => {
     expect(spans.sort()).toEqual(['span-1-1', 'span-2-3']);
   });
 
+  it('an LLM span reusing its attempt’s span id rejects both through partial success (the attempt is never priced without its call); an identical copy passes', async () => {
+    const bus = new MemoryBus();
+    const c = await start(bus);
+    const attempt = span(1, 1, { name: 'attempt', parentSpanId: new Uint8Array(), attributes: attemptAttributes() });
+    const llm = span(1, 1, { name: 'chat', parentSpanId: new Uint8Array(), attributes: [str('gen_ai.request.model', 'deepseek-v4-flash'), int('gen_ai.usage.input_tokens', 10)] });
+    const other = span(2, 5);
+    const res = await postTraces(c.url, Buffer.from(encodeTraceRequest({ resourceSpans: [{ scopeSpans: [{ spans: [attempt, other, llm, other] }] }] })));
+    expect(res.status).toBe(200);
+    const partial = decodeTraceResponse(res.body).partialSuccess!;
+    expect(Number(partial.rejectedSpans)).toBe(2);
+    expect(partial.errorMessage).toContain(`span ${spanIdHex(1)} "attempt" of trace ${traceIdHex(1)}: another span of the request (resourceSpans[0].scopeSpans[0].spans[2]) has the same span id`);
+    expect(partial.errorMessage).toContain(`span ${spanIdHex(1)} "chat" of trace ${traceIdHex(1)}: another span of the request (resourceSpans[0].scopeSpans[0].spans[0]) has the same span id`);
+    // Only the other trace's span (sent twice, identical) is published.
+    const names = decodeMessages(await published(bus, TOPIC)).flatMap((r) => [...flattenSpans(r)].map((x) => x.name));
+    expect(names).toEqual([other.name, other.name]);
+  });
+
   it('with auth on, a malformed resource rejects its spans with 400, or with partial success beside a valid resource, never 500', async () => {
     const bus = new MemoryBus();
     const c = await start(bus, { authTokens: { 'token-acme-123': 'acme' } });

@@ -253,6 +253,19 @@ describe('assembler', () => {
     expect(dropped).toEqual([expect.stringMatching(/span xyz "span 2" of trace a{32}: trace id must be 16 bytes and span id 8 bytes/)]);
   });
 
+  it('a span reusing the id of another span of its trace (an LLM call under its attempt’s id) is dropped saying so, not as a silent duplicate', () => {
+    const dropped: string[] = [];
+    const duplicates: string[] = [];
+    const h = harness({ observer: { droppedSpan: (m) => dropped.push(m), duplicateSpan: () => duplicates.push('duplicate') } });
+    h.add(attempt(1, 'pass'));
+    const out = h.add({ ...chat(1, 1, 10, 10), parentSpanId: '', name: 'chat claude' });
+    expect(out.refs).toHaveLength(1);
+    expect(dropped).toEqual([`span ${S(1)} "chat claude" of trace ${T}: its span id is already taken by span "span 1" of the trace; span ids must be unique within a trace`]);
+    // A redelivered copy of the same span is still a plain duplicate.
+    h.add(attempt(1, 'pass'));
+    expect(duplicates).toEqual(['duplicate']);
+  });
+
   it('leaves a call of an unknown model unpriced: attempt cost NULL, counted', () => {
     const h = harness();
     h.add(attempt(1, 'pass', { 'fleet.model': 'routed-model' }));
