@@ -114,10 +114,16 @@ export const TENANT_HEADER = 'fleet.tenant';
 export class QueueShares {
   readonly shareBytes: number;
   private readonly byTenant = new Map<string, number>();
+  private readonly weigh: (message: BusMessage) => number;
 
-  /** `tenants`: how many tenants share the queue (the distinct tenants of the auth tokens). */
-  constructor(queueBytes: number, tenants: number) {
+  /**
+   * `tenants`: how many tenants share the queue (the distinct tenants of the
+   * auth tokens); `weigh`: the bytes a message holds in the queue, as the
+   * queue counts them for its meter (default: its value).
+   */
+  constructor(queueBytes: number, tenants: number, weigh: (message: BusMessage) => number = (m) => m.value.byteLength) {
     this.shareBytes = Math.floor(queueBytes / Math.max(1, tenants));
+    this.weigh = weigh;
   }
 
   /** The queue's hook: `bytes` > 0 when a message enters, < 0 when it leaves. */
@@ -145,8 +151,9 @@ export class QueueShares {
     }
   }
 
-  /** Before publishing `bytes` of messages of `tenant`. */
-  admitPublish(tenant: string, bytes: number): void {
+  /** Before publishing `messages` of `tenant`. */
+  admitPublish(tenant: string, messages: BusMessage[]): void {
+    const bytes = messages.reduce((n, m) => n + this.weigh(m), 0);
     if (bytes > this.shareBytes) {
       throw new RequestTooLargeError(`the request's spans take ${bytes} bytes in the queue, more than tenant ${tenant}'s whole share of ${this.shareBytes} bytes: send them in smaller requests`);
     }

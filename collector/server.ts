@@ -186,7 +186,7 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
       }
 
       if (messages.length > 0) {
-        if (tenant !== undefined) queueShares?.admitPublish(tenant, messages.reduce((n, m) => n + m.value.byteLength, 0));
+        if (tenant !== undefined) queueShares?.admitPublish(tenant, messages);
         const stopTimer = metrics.publishDuration.startTimer();
         try {
           // One publish for the whole request. The in-process queue takes all of it or none; Kafka

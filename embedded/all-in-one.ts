@@ -12,7 +12,7 @@
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { loadAlertRules, registryHealthSource, startAlerts, type AlertsService } from '../alerting/index.ts';
-import { MemoryBus } from '../bus/memory.ts';
+import { heldBytes, MemoryBus } from '../bus/memory.ts';
 import { QueueShares, startCollector, type RunningCollector } from '../collector/index.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint.ts';
@@ -83,7 +83,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     const queueBytes = config.queueBytes ?? plan.queueBytes;
     // With auth on, each tenant gets an equal share of the queue: a flooding tenant gets 429s, not the others.
     const tenants = config.authTokens ? new Set(Object.values(config.authTokens)).size : 0;
-    const queueShares = tenants > 0 ? new QueueShares(queueBytes, tenants) : undefined;
+    const queueShares = tenants > 0 ? new QueueShares(queueBytes, tenants, heldBytes) : undefined;
     const bus = new MemoryBus({ partitions: QUEUE_PARTITIONS, maxBytes: queueBytes, ...(queueShares && { meter: queueShares.meter }) });
     log(
       `memory budget ${mib(plan.budgetBytes)} (${config.memoryBudgetBytes ? '--memory-budget-bytes' : 'half the memory limit'}): ` +
