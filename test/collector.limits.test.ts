@@ -8,30 +8,20 @@
  */
 import net from 'node:net';
 import os from 'node:os';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { heldBytes, MemoryBus } from '../bus/memory.ts';
-import { startCollector, type CollectorOptions, type RunningCollector } from '../collector/index.ts';
+import type { RunningCollector } from '../collector/index.ts';
 import { BudgetExhaustedError, InflightBudget } from '../collector/budget.ts';
 import { ConnectionCap, memoryLimitBytes, planMemory, QueueShares, RequestTooLargeError, TENANT_HEADER, type CappedConnection } from '../collector/limits.ts';
 import { countSpans } from '../otlp/count.ts';
 import { decodeStatus } from '../otlp/status.ts';
 import { encodeTraceRequest } from '../otlp/codec.ts';
-import { decodeMessages, metricValue, mixedRequest, postTraces, published, span } from './collector.fixtures.ts';
+import { collectorStarter, decodeMessages, metricValue, mixedRequest, postTraces, published, span } from './collector.fixtures.ts';
 import { minimalSpansRequest } from './support/abuse.ts';
 
 const TOPIC = 'otlp_spans';
-const running: RunningCollector[] = [];
+const start = collectorStarter();
 const MiB = 1024 * 1024;
-
-async function start(bus: MemoryBus, options: Partial<CollectorOptions> = {}): Promise<RunningCollector> {
-  const collector = await startCollector({ publisher: bus.publisher(), port: 0, host: '127.0.0.1', ...options });
-  running.push(collector);
-  return collector;
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((c) => c.close()));
-});
 
 const connect = (c: RunningCollector): Promise<net.Socket> =>
   new Promise((resolve, reject) => {

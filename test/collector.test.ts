@@ -5,7 +5,7 @@
 import http from 'node:http';
 import zlib from 'node:zlib';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryBus } from '../bus/memory.ts';
 import type { Publisher } from '../bus/types.ts';
 import { startCollector, type CollectorOptions, type RunningCollector } from '../collector/index.ts';
@@ -17,6 +17,7 @@ import {
   attemptAttributes,
   bytes,
   canonicalSpans,
+  collectorStarter,
   corruptSpan,
   decodeMessages,
   fieldRanges,
@@ -36,17 +37,7 @@ import {
 } from './collector.fixtures.ts';
 
 const TOPIC = 'otlp_spans';
-const running: RunningCollector[] = [];
-
-async function start(bus: MemoryBus, options: Partial<CollectorOptions> = {}): Promise<RunningCollector> {
-  const collector = await startCollector({ publisher: bus.publisher(), port: 0, host: '127.0.0.1', ...options });
-  running.push(collector);
-  return collector;
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((c) => c.close()));
-});
+const start = collectorStarter();
 
 /** The request as the collector will see it after protobuf decoding. */
 const roundTripped = (r: TraceRequest): TraceRequest => decodeTraceRequest(encodeTraceRequest(r));
