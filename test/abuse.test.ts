@@ -97,8 +97,15 @@ afterAll(async () => {
  * Runs `attack` while the well-behaved client sends for `durationMs`, then
  * checks everything the issue asks of the good client and the server.
  */
+/** The server's own event-loop delay (max, seconds) since the last scrape: prom-client resets it on every scrape. */
+const loopLagMax = async (): Promise<number> => {
+  const m = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(await (await fetch(`${otlp}/metrics`)).text());
+  return m ? Number(m[1]) : Number.NaN;
+};
+
 async function underAttack<R>(name: string, durationMs: number, attack: () => Promise<R>): Promise<R> {
   rssPeak = 0;
+  await loopLagMax();
   const client = startNode('test/support/abuse-client.ts', [
     JSON.stringify({ otlp, query, token: GOOD.token, canary: `abuse-${name}-${Date.now()}`, everyMs: 200, durationMs, healthEveryMs: 100, freshnessMs: 5_000 }),
   ]);
@@ -106,7 +113,9 @@ async function underAttack<R>(name: string, durationMs: number, attack: () => Pr
   const outcome = await attack();
   const line = await client.waitFor(/RESULT (.*)/, durationMs + 60_000);
   const r = JSON.parse(line[1]!) as ClientResult;
-  const context = `${name}: ${JSON.stringify({ ...r, outcome, rssPeakMiB: Math.round(rssPeak / MiB) })}`;
+  // For the failure message: whether a slow answer was the server's event loop or the machine (uptime's load).
+  const diagnostics = { rssPeakMiB: Math.round(rssPeak / MiB), serverLoopLagMaxMs: Math.round((await loopLagMax()) * 1000), load: os.loadavg().map((l) => l.toFixed(1)) };
+  const context = `${name}: ${JSON.stringify({ ...r, ...diagnostics, outcome }).slice(0, 2000)}`;
   expect(r.posts, context).toBeGreaterThan(durationMs / 200 / 2);
   expect(r.postFailures, context).toEqual([]);
   expect(r.p99Ms, context).toBeLessThan(1_000);
