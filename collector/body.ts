@@ -47,7 +47,7 @@ export interface ReadBodyOptions {
 }
 
 /** Time a body may take to get going before its rate is judged (TCP slow start, a client building the rest). */
-export const BODY_RATE_GRACE_MS = 2_000;
+const BODY_RATE_GRACE_MS = 2_000;
 /** How often a body's deadline and rate are checked. */
 const BODY_CHECK_INTERVAL_MS = 500;
 
@@ -68,14 +68,15 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
     const started = Date.now();
     const { deadline, minBytesPerSecond = 0 } = options;
     // Slow clients are cut by the collector itself: Node's own requestTimeout answers without an OTLP Status and checks rarely.
-    const pace = deadline === undefined && minBytesPerSecond === 0 ? undefined : setInterval(() => {
+    const checkPace = () => {
       const now = Date.now();
       if (deadline !== undefined && now > deadline) return fail(new BodyError(408, `request body not complete within the collector's body timeout (${wireBytes} bytes received)`));
-      const judged = now - started - BODY_RATE_GRACE_MS;
-      if (judged > 0 && wireBytes < (minBytesPerSecond * (now - started)) / 1000) {
-        fail(new BodyError(408, `request body arrives too slowly: ${wireBytes} bytes in ${now - started} ms, below the minimum of ${minBytesPerSecond} bytes/s`));
+      const elapsed = now - started;
+      if (elapsed > BODY_RATE_GRACE_MS && wireBytes < (minBytesPerSecond * elapsed) / 1000) {
+        fail(new BodyError(408, `request body arrives too slowly: ${wireBytes} bytes in ${elapsed} ms, below the minimum of ${minBytesPerSecond} bytes/s`));
       }
-    }, BODY_CHECK_INTERVAL_MS);
+    };
+    const pace = deadline === undefined && minBytesPerSecond === 0 ? undefined : setInterval(checkPace, BODY_CHECK_INTERVAL_MS);
     pace?.unref();
 
     const cleanup = () => {

@@ -6,9 +6,8 @@
  * with a status that tells the client whether retrying can help.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { BusUnavailableError } from '../bus/types.ts';
-import type { Socket } from 'node:net';
 import { OtlpDecodeError } from '../otlp/codec.ts';
 import { RPC_CODE, type RpcStatus } from '../otlp/status.ts';
 import type { Authenticate } from './auth.ts';
@@ -92,8 +91,7 @@ export interface CollectorServer {
 
 export function createCollectorServer(deps: CollectorServerDeps): CollectorServer {
   const { options, registry, metrics, budget, ingest, memoryGuard, authenticate } = deps;
-  const { queueShares } = options;
-  const { publisher } = options;
+  const { publisher, queueShares } = options;
   let closing = false;
   const inflight = new Set<Promise<void>>();
   /** Requests that were sent `100 Continue` (their body is on its way). */
