@@ -69,6 +69,8 @@ export class ConsumerPipeline {
   private committing: Promise<void> = Promise.resolve();
   private readonly maxPendingRows: number;
   private ticking = false;
+  /** Batches being decoded and assembled now (in slices). */
+  private readonly taking = new Set<Promise<void>>();
   private readonly options: ConsumerPipelineOptions;
 
   constructor(options: ConsumerPipelineOptions) {
@@ -144,6 +146,26 @@ export class ConsumerPipeline {
   }
 
   private async onBatch(batch: PartitionBatch): Promise<void> {
+    const taking = this.take(batch);
+    this.taking.add(taking);
+    try {
+      await taking;
+    } finally {
+      this.taking.delete(taking);
+    }
+    // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
+    if (this.writer.pendingRows >= this.maxPendingRows) await this.heartbeating(this.flush(), batch);
+    // Batches fetched ahead arrive as a chain of resolved promises: let timers
+    // (decisions, commits) and I/O (/metrics) run between two of them.
+    await nextTurn();
+  }
+
+  /**
+   * Decodes and assembles a batch's spans, in slices. onAssign waits for
+   * the batches being taken, so a rebalance never lands between two slices
+   * of a batch: its spans belong to the assignment that delivered them.
+   */
+  private async take(batch: PartitionBatch): Promise<void> {
     // what spans of this batch make ready at once (late spans, overflow decisions), written together
     const ready = emptyOutput();
     let sinceTurn = 0;
@@ -171,11 +193,6 @@ export class ConsumerPipeline {
       sinceTurn += spans.length + 1;
     }
     this.emit(ready);
-    // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
-    if (this.writer.pendingRows >= this.maxPendingRows) await this.heartbeating(this.flush(), batch);
-    // Batches fetched ahead arrive as a chain of resolved promises: let timers
-    // (decisions, commits) and I/O (/metrics) run between two of them.
-    await nextTurn();
   }
 
   /** Waits for `work`, heartbeating the group meanwhile: a member waiting on ClickHouse is alive, not dead. */
@@ -204,7 +221,8 @@ export class ConsumerPipeline {
     this.log(`message ${topic}/${partition}/${offset} sent to ${dlq}: ${reason}`);
   }
 
-  private onAssign(assigned: TopicPartition[]): void {
+  private async onAssign(assigned: TopicPartition[]): Promise<void> {
+    await Promise.allSettled([...this.taking]);
     const mine = new Set(assigned.filter((tp) => tp.topic === this.options.topic).map((tp) => tp.partition));
     this.assembler.retainPartitions(mine);
     this.offsets.retainOnly(mine);

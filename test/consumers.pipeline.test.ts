@@ -137,6 +137,34 @@ describe('consumer pipeline on the in-process queue', () => {
     await crashStore.close();
   });
 
+  it('takes a backlog in slices of a few hundred spans, letting other work run between them (the embedded collector shares the event loop)', async () => {
+    const bus = new MemoryBus({ partitions: 1 });
+    const p = pipeline(bus, store);
+    const messages = fleetMessages(plan, prng(3), 1);
+    const spans = plan.reduce((n, a) => n + 1 + a.calls.length + a.tools.length, 0);
+    // Queued before the consumer starts, so it meets one backlog of 500-message batches.
+    await publish(bus, messages);
+    let turns = 0;
+    let draining = true;
+    const ping = async () => {
+      while (draining) {
+        turns++;
+        await new Promise((r) => setImmediate(r));
+      }
+    };
+    const pinging = ping();
+    await p.start();
+    await bus.idle();
+    draining = false;
+    await pinging;
+    await p.settle();
+    await p.stop();
+    // Unsliced, other work would get one turn per 500-message batch (a few turns for the whole backlog).
+    expect(Math.ceil(messages.length / 500)).toBeLessThan(5);
+    expect(turns).toBeGreaterThanOrEqual(Math.floor(spans / 250 / 2));
+    await assertExact(store, plan);
+  });
+
   it('sends an undecodable message to the dead-letter topic and keeps the rest flowing', async () => {
     const dlqStore = await freshStore('dlq');
     const bus = new MemoryBus({ partitions: 2 });
