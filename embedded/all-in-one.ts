@@ -135,6 +135,10 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
       ...(queueShares && { queueShares }),
     });
     stops.push({ what: 'the collector', stop: () => collector.close() });
+    const rss = process.memoryUsage.rss();
+    if (rss > plan.refuseAboveBytes) {
+      log(`WARNING memory budget ${mib(plan.budgetBytes)} is too small: RSS is already ${mib(rss)} at start, above the ${mib(plan.refuseAboveBytes)} at which the collector answers 503; raise --memory-budget-bytes`);
+    }
 
     if (alertRules) {
       const alerts: AlertsService = await startAlerts({
