@@ -40,6 +40,14 @@ export interface ReadBodyOptions {
    * abort the read (the in-flight budget does); the read rejects with that error.
    */
   onBytes?: (total: number) => void;
+  /**
+   * The declared Content-Length, if any: an uncompressed body is then read
+   * into one buffer of that size as it arrives, instead of a chunk list
+   * joined at the end (one copy of up to maxBytes in a single turn of the
+   * event loop). Untouched pages of the buffer take no memory; the budget
+   * counts bytes received.
+   */
+  expectedBytes?: number;
   /** Whole body by this time (ms since the epoch), else BodyError 408. */
   deadline?: number;
   /** After the first BODY_RATE_GRACE_MS, the body's average rate on the wire must stay at least this (bytes/s), else BodyError 408. */
@@ -61,6 +69,9 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
   const { maxBytes, onBytes } = options;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
+    // Node's parser never delivers more than the declared length.
+    const into = options.coding === 'identity' ? (options.expectedBytes ?? 0) : 0;
+    const whole = into > 0 && into <= maxBytes ? Buffer.allocUnsafeSlow(into) : undefined;
     let wireBytes = 0;
     let bodyBytes = 0;
     let settled = false;
@@ -97,7 +108,8 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
       if (settled) return;
       settled = true;
       cleanup();
-      resolve({ body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bodyBytes), wireBytes });
+      const body = whole ? whole.subarray(0, bodyBytes) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, bodyBytes);
+      resolve({ body, wireBytes });
     };
     const take = (chunk: Buffer) => {
       bodyBytes += chunk.length;
@@ -110,7 +122,8 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
       } catch (err) {
         return fail(err as Error);
       }
-      chunks.push(chunk);
+      if (whole) whole.set(chunk, bodyBytes - chunk.length);
+      else chunks.push(chunk);
     };
 
     function onWireData(chunk: Buffer) {

@@ -167,6 +167,7 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
         coding,
         maxBytes: options.maxBodyBytes,
         onBytes: reservation.grow,
+        expectedBytes: declared,
         deadline: arrived + options.bodyTimeoutMs,
         minBytesPerSecond: options.minBodyBytesPerSecond,
       });
