@@ -29,7 +29,7 @@ import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint
 import { deadLetterTable } from '../storage/dead-letters.ts';
 import type { Config } from '../config/settings.ts';
 import { configuredCatalog, configuredStore, pipelineSettings, prepareStore } from '../config/runtime.ts';
-import { announceOwner } from './owner.ts';
+import { announceOwner, lockQueue } from './owner.ts';
 
 export interface RunningAllInOne {
   collector: RunningCollector;
@@ -53,8 +53,8 @@ const QUEUE_PARTITIONS = 4;
 export const queueDir = (dataDir: string) => path.join(path.resolve(dataDir), 'queue');
 
 /** --queue-max-bytes by default: half the free space of the data directory's disk now, at least 64 MiB. */
-async function defaultQueueBytes(dataDir: string): Promise<number> {
-  const s = await statfs(path.resolve(dataDir));
+async function defaultQueueBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
   return Math.max(64 * 1024 * 1024, Math.floor((s.bavail * s.bsize) / 2));
 }
 
@@ -114,7 +114,8 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const dir = queueDir(config.dataDir);
-    const maxBytes = config.queueMaxBytes ?? (await defaultQueueBytes(config.dataDir));
+    stops.push({ what: 'the queue lock', stop: lockQueue(dir) });
+    const maxBytes = config.queueMaxBytes ?? (await defaultQueueBytes(dir));
     const syncs = queueMetrics(registry);
     const bus = await MemoryBus.open({ dir, topics: [config.topic], partitions: QUEUE_PARTITIONS, maxBytes, log: (m) => log(m), onSync: syncs.observe });
     syncs.watch(bus);
