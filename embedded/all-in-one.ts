@@ -47,7 +47,7 @@ export interface RunningAllInOne {
 }
 
 /** Partitions of the in-process queue: the consumers decide them one batch at a time. */
-const QUEUE_PARTITIONS = 4;
+export const QUEUE_PARTITIONS = 4;
 
 /** Where the durable queue lives in the data directory. */
 export const queueDir = (dataDir: string) => path.join(path.resolve(dataDir), 'queue');
