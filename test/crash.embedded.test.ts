@@ -190,7 +190,8 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
   it('exits within --shutdown-timeout on SIGTERM while a large backlog replays, answering 503 + Retry-After meanwhile; nothing lost after restart', async () => {
     const seed = 2207;
     const tenant = 'crash-term';
-    const backlog = fleetPlan(tenant, 60, seed);
+    const backlog = fleetPlan(tenant, 200, seed);
+    const T = performance.now(); const mark = (m: string) => console.log(`[${Math.round(performance.now() - T)} ms] ${m}`);
     const live = fleetPlan(`${tenant}-live`, 10, seed + 1);
     const dataDir = tempDir('crash-term');
     // The backlog: acknowledged earlier by a fleet start that died before its consumers got to it.
@@ -198,8 +199,10 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     const messages = fleetMessages(backlog, prng(seed), 2);
     for (let i = 0; i < messages.length; i += 100) await bus.publisher().publish('otlp_spans', messages.slice(i, i + 100));
     await bus.shutdown();
+    mark('backlog written');
 
     const first = await boot(dataDir, ['--shutdown-timeout', '3']);
+    mark('booted');
     expect(first.child.output()).toMatch(new RegExp(`durable queue .*: ${messages.length} message\\(s\\) not yet in the store \\(replaying them now\\)`));
     const client = new Client(requestsOf(live, `${tenant}-live`), 2, 30);
     client.url = first.otlp;
@@ -208,15 +211,19 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     first.child.proc.kill('SIGTERM');
     const code = await first.child.exited;
     const took = performance.now() - t0;
-    expect(code).toBe(0);
-    expect(took).toBeLessThan(3000 + 1500);
+    // out of time: ended by SIGTERM's default action (no exit handlers), as a second signal would
+    expect(code).toBe('SIGTERM');
+    expect(took, first.child.output()).toBeLessThan(3000 + 1500);
     expect(first.child.output()).toMatch(/shutdown timeout: \d+ message\(s\) stay in the durable queue/);
     client.url = undefined;
     expect(client.retryAfter, JSON.stringify(Object.fromEntries(client.statuses))).toBeGreaterThanOrEqual(1);
 
+    mark('exited');
     const second = await boot(dataDir);
+    mark('booted again');
     client.url = second.otlp;
     await client.done;
+    mark('client done');
     const ch = await storeClient(second.query);
     try {
       expect(((await costPerPass(ch, tenant, backlog.length)) as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, backlog).sort(byCell));
@@ -224,7 +231,7 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     } finally {
       await ch.close();
     }
-    console.log(`SIGTERM with ${messages.length} messages queued: exited in ${Math.round(took)} ms; client answers ${JSON.stringify(Object.fromEntries(client.statuses))}`);
+    console.log(`SIGTERM with ${messages.length} messages queued: exited in ${Math.round(took)} ms; client answers ${JSON.stringify(Object.fromEntries(client.statuses))}\n${first.child.output()}`);
   }, 300_000);
 
   it('starts on a queue with a torn last record and a corrupt record in the middle, naming what it dropped', async () => {
