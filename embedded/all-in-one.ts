@@ -181,8 +181,10 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
       ...(config.collectorHost && { host: config.collectorHost }),
       ...(config.authTokens && { authTokens: config.authTokens }),
     });
-    stops.push({ what: 'the collector', stop: () => collector.close() });
-    // Never close the store under the collector: a bounded close stops accepting first.
+    // Stops accepting (503 + Retry-After) first and stops listening last: until the process
+    // ends, a client hears "retry later", never "connection refused".
+    stops.push({ what: 'the collector', stop: () => collector.stopAccepting() });
+    stops.unshift({ what: 'the collector', stop: () => collector.close() });
     const stopAccepting = () => collector.stopAccepting();
 
     if (alertRules) {
