@@ -116,7 +116,7 @@ const program = new Command('fleet')
   .configureHelp({ showGlobalOptions: true });
 
 withSettings(
-  program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
+  program.command('start').description('run everything in one process: OTLP receiver :4318, durable queue in ./data/queue, consumers, embedded chDB in ./data, query endpoint :8123'),
   [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueMaxBytes', 'shutdownTimeout', 'alertRules'],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
