@@ -62,6 +62,15 @@ export function findOwner(dataDir: string): StoreOwner | undefined {
   return parsed.success && alive(parsed.data.pid) ? parsed.data : undefined;
 }
 
+/** Whether live process `pid` runs perpass (a restarted container may give a dead owner's PID to another program); unknown = yes. */
+function isFleet(pid: number): boolean {
+  try {
+    return /fleet|perpass|cli[\\/]index/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
 /**
  * Takes the durable queue directory `dir` for this process: two processes
  * appending to one log would interleave records. A lock left by a killed
@@ -77,7 +86,7 @@ export function lockQueue(dir: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(readFileSync(file, 'utf8').trim());
-      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid) && isFleet(pid)) {
         throw new Error(`the durable queue ${dir} is in use by PID ${pid} (another fleet start on the same --data-dir); give this one its own --data-dir`);
       }
       rmSync(file, { force: true });
