@@ -11,6 +11,7 @@ import { startCollector } from '../collector/index.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
+import { exitNow, startWatchdog } from '../embedded/shutdown.ts';
 import { ConfigError, envName, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
 import { collectorSettings, configuredCatalog, configuredStore, log, memoryPlan, pipelineSettings, prepareStore } from '../config/runtime.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
@@ -60,15 +61,27 @@ function requireKafka(c: Config, what: string): string[] {
  * Runs until SIGINT/SIGTERM, then `stop`, then exits (a second signal exits
  * at once). Exiting explicitly: once stop has written and committed
  * everything, a client library's leftover reconnect timers (kafkajs keeps
- * some after a broker outage) must not keep the process alive.
+ * some after a broker outage) must not keep the process alive. With
+ * `timeoutMs` (fleet start), the process ends by then whatever stop is
+ * doing, and a second signal ends it without exit handlers: what is not
+ * written yet is in its durable queue.
  */
-function untilSignal(stop: () => Promise<void>): Promise<never> {
+function untilSignal(stop: () => Promise<boolean | void>, timeoutMs?: number): Promise<never> {
   return new Promise((_resolve, reject) => {
     const onSignal = (signal: NodeJS.Signals) => {
-      log(`${signal}: shutting down (send again to exit at once)`);
-      process.once('SIGINT', () => process.exit(130));
-      process.once('SIGTERM', () => process.exit(143));
-      stop().then(() => process.exit(0), reject);
+      log(`${signal}: shutting down${timeoutMs === undefined ? '' : ` within ${timeoutMs / 1000} s`} (send again to exit at once)`);
+      const again = (code: number, s: 'SIGINT' | 'SIGTERM') => () => (timeoutMs === undefined ? process.exit(code) : exitNow(s));
+      process.once('SIGINT', again(130, 'SIGINT'));
+      process.once('SIGTERM', again(143, 'SIGTERM'));
+      if (timeoutMs !== undefined) {
+        setTimeout(() => {
+          log(`shutdown timeout (${timeoutMs / 1000} s) reached: exiting`);
+          exitNow('SIGTERM');
+        }, Math.max(0, timeoutMs - 200)).unref();
+        // the timer above needs a free event loop; this one does not
+        startWatchdog(timeoutMs);
+      }
+      stop().then((complete) => (complete === false ? exitNow('SIGTERM') : process.exit(0)), reject);
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -118,18 +131,21 @@ const program = new Command('fleet')
   .configureHelp({ showGlobalOptions: true });
 
 withSettings(
-  program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
-  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort' && k !== 'memoryBudgetBytes'), ...QUERY, 'queueBytes', 'alertRules'],
+  program.command('start').description('run everything in one process: OTLP receiver :4318, durable queue in ./data/queue, consumers, embedded chDB in ./data, query endpoint :8123'),
+  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort' && k !== 'memoryBudgetBytes'), ...QUERY, 'queueBytes', 'queueMaxBytes', 'shutdownTimeout', 'alertRules'],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const running = await startAllInOne(c, log);
   const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
   log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'}`);
   log('try: fleet demo   then: fleet report cost-per-pass');
+  const timeoutMs = Math.ceil(c.shutdownTimeout * 1000);
   await untilSignal(async () => {
-    await running.close();
-    log('stopped; everything accepted is written');
-  });
+    // a little before the hard exit, so the log says what was left
+    const complete = await running.close(Math.max(0, timeoutMs - 500));
+    if (complete) log('stopped; everything accepted is written');
+    return complete;
+  }, timeoutMs);
 });
 
 withSettings(program.command('collector').description('run the OTLP/HTTP receiver publishing to Kafka'), [...KAFKA, ...COLLECTOR]).action(async (_o, cmd: Command) => {

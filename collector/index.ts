@@ -25,6 +25,8 @@ export interface RunningCollector {
   port: number;
   /** The registry the collector's metrics live on (the injected one, if any). */
   registry: MetricsRegistry;
+  /** Answers new requests 503 + Retry-After (still listening); resolves once in-flight requests are answered. */
+  stopAccepting(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish publishing, then closes the publisher. */
   close(): Promise<void>;
 }
@@ -71,5 +73,5 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     memoryGuard?.stop();
     await ingest.close();
   };
-  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, registry, close };
+  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, registry, stopAccepting: server.stopAccepting, close };
 }

@@ -85,7 +85,13 @@ export interface CollectorServerDeps {
 
 export interface CollectorServer {
   listen(): Promise<AddressInfo>;
-  /** Stops accepting, waits for in-flight requests (up to shutdownTimeoutMs), closes the publisher. */
+  /**
+   * Answers every new request 503 + Retry-After while still listening (a
+   * refused connection tells a load balancer less), and resolves once the
+   * in-flight requests are answered (up to shutdownTimeoutMs).
+   */
+  stopAccepting(): Promise<void>;
+  /** stopAccepting(), then stops listening and closes the publisher. */
   close(): Promise<void>;
 }
 
@@ -282,6 +288,18 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
   server.on('checkContinue', onRequest);
   markBusy = watchConnections(server, new ConnectionCap(options.maxConnections), metrics);
 
+  let stopping: Promise<void> | undefined;
+  let closed = false;
+  /** Sets `closing` (new requests get 503) and waits for the requests in flight, up to shutdownTimeoutMs. */
+  async function drainInflight(): Promise<void> {
+    closing = true;
+    server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.shutdownTimeoutMs)));
+    await Promise.race([Promise.allSettled([...inflight]), timeout]);
+    clearTimeout(timer);
+  }
+
   return {
     listen: () =>
       new Promise<AddressInfo>((resolve, reject) => {
@@ -292,15 +310,12 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
           resolve(server.address() as AddressInfo);
         });
       }),
+    stopAccepting: () => (stopping ??= drainInflight()),
     close: async () => {
-      if (closing) return;
-      closing = true;
+      if (closed) return;
+      closed = true;
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.shutdownTimeoutMs)));
-      await Promise.race([Promise.allSettled([...inflight]), timeout]);
-      clearTimeout(timer);
+      await (stopping ??= drainInflight());
       server.closeAllConnections();
       await stopped;
       await publisher.close();
