@@ -23,7 +23,7 @@ import { checkFilters, FORMATS, formatReport, queryReport, REPORTS, type Format,
 
 const STORE: SettingKey[] = ['dataDir', 'database', 'clickhouseUrl', 'clickhouseUser', 'clickhousePassword', 'clickhouseCluster', 'spansTtlDays', 'prices'];
 const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions'];
-const COLLECTOR: SettingKey[] = ['collectorHost', 'collectorPort', 'maxBodyBytes', 'maxMessageBytes', 'authTokens'];
+const COLLECTOR: SettingKey[] = ['collectorHost', 'collectorPort', 'grpcPort', 'maxBodyBytes', 'maxMessageBytes', 'authTokens'];
 const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort'];
 const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken'];
 
@@ -109,7 +109,7 @@ withSettings(
   const c = config(cmd);
   const running = await startAllInOne(c, log);
   const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
-  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'}`);
+  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · OTLP/gRPC port ${running.collector.grpcPort} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'}`);
   log('try: fleet demo   then: fleet report cost-per-pass');
   await untilSignal(async () => {
     await running.close();
@@ -125,13 +125,14 @@ withSettings(program.command('collector').description('run the OTLP/HTTP receive
     // With the topic, /readyz also checks that it exists and every partition has a leader.
     publisher: new KafkaPublisher({ brokers, topic: c.topic }),
     port: c.collectorPort,
+    grpcPort: c.grpcPort,
     topic: c.topic,
     maxBodyBytes: c.maxBodyBytes,
     maxMessageBytes: c.maxMessageBytes,
     ...(c.collectorHost && { host: c.collectorHost }),
     ...(c.authTokens && { authTokens: c.authTokens }),
   });
-  log(`collector: ${collector.tracesUrl} → Kafka ${brokers.join(',')} topic ${c.topic}`);
+  log(`collector: ${collector.tracesUrl} and OTLP/gRPC port ${collector.grpcPort} → Kafka ${brokers.join(',')} topic ${c.topic}`);
   await untilSignal(collector.close);
 });
 

@@ -9,6 +9,7 @@ import { bearerAuthenticator } from './auth.ts';
 import { InflightBudget } from './budget.ts';
 import { createCollectorMetrics, type MetricsRegistry } from './metrics.ts';
 import { resolveCollectorOptions, type CollectorOptions } from './options.ts';
+import { startGrpcReceiver, type GrpcReceiver } from './grpc.ts';
 import { createCollectorServer, TRACES_PATH } from './server.ts';
 
 export { CollectorOptionsError, type CollectorOptions } from './options.ts';
@@ -20,6 +21,8 @@ export interface RunningCollector {
   /** Base URL plus `/v1/traces`: what an OTLP exporter's traces endpoint should be. */
   tracesUrl: string;
   port: number;
+  /** Port of the OTLP/gRPC receiver, when the grpcPort option was given. */
+  grpcPort?: number;
   /** The registry the collector's metrics live on (the injected one, if any). */
   registry: MetricsRegistry;
   /** Stops accepting, lets in-flight requests finish publishing, then closes the publisher. */
@@ -45,14 +48,23 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   }
   const budget = new InflightBudget(resolved.maxInflightBytes);
   const metrics = createCollectorMetrics(registry, { bytes: () => budget.bytes, requests: () => budget.requests });
-  const server = createCollectorServer({
-    options: resolved,
-    registry,
-    metrics,
-    budget,
-    ...(resolved.authTokens && { authenticate: bearerAuthenticator(resolved.authTokens) }),
-  });
+  const authenticate = resolved.authTokens && bearerAuthenticator(resolved.authTokens);
+  // Both transports share one budget and one authenticator: a client's limits do not double with a second port.
+  const deps = { options: resolved, registry, metrics, budget, ...(authenticate && { authenticate }) };
+  const server = createCollectorServer(deps);
   const address = await server.listen();
+  let grpc: GrpcReceiver | undefined;
+  try {
+    if (resolved.grpcPort !== undefined) grpc = await startGrpcReceiver(deps, resolved.grpcPort);
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
   const url = `http://${urlHost(address.address)}:${address.port}`;
-  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, registry, close: server.close };
+  const close = async () => {
+    // gRPC first: server.close() closes the publisher, which in-flight gRPC calls may still be using.
+    await grpc?.close();
+    await server.close();
+  };
+  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, ...(grpc && { grpcPort: grpc.port }), registry, close };
 }

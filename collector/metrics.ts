@@ -18,6 +18,8 @@ export interface CollectorMetrics {
   /** Request body bytes, as sent (`wire`) and after decompression (`decoded`). */
   requestBytes: Counter<'stage'>;
   requests: Counter<'code'>;
+  /** OTLP/gRPC Export calls answered, by gRPC status name. */
+  grpcRequests: Counter<'code'>;
   messagesPublished: Counter;
   publishDuration: Histogram;
 }
@@ -64,6 +66,12 @@ export function createCollectorMetrics(registry: MetricsRegistry, inflight: Infl
     requests: new Counter({
       name: 'fleet_collector_requests_total',
       help: 'OTLP export requests answered, by HTTP status code.',
+      labelNames: ['code'] as const,
+      registers,
+    }),
+    grpcRequests: new Counter({
+      name: 'fleet_collector_grpc_requests_total',
+      help: 'OTLP/gRPC Export calls answered, by gRPC status (OK, INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, …).',
       labelNames: ['code'] as const,
       registers,
     }),

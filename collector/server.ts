@@ -7,18 +7,14 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { BusUnavailableError } from '../bus/types.ts';
-import { ATTR } from '../contract/index.ts';
-import { OtlpDecodeError } from '../otlp/codec.ts';
-import { traceMessages, withResourceAttribute } from '../otlp/split.ts';
-import { RPC_CODE, type RpcStatus } from '../otlp/status.ts';
+import { RPC_CODE } from '../otlp/status.ts';
 import type { Authenticate } from './auth.ts';
 import { BodyError, ClientAbortedError, contentCoding, readBody } from './body.ts';
-import { BudgetExhaustedError, type InflightBudget, type Reservation } from './budget.ts';
-import { decodeRequest, payloadEncoding, statusBody, successBody, type EncodedBody, type PayloadEncoding } from './encoding.ts';
+import type { InflightBudget, Reservation } from './budget.ts';
+import { payloadEncoding, statusBody, successBody, type EncodedBody, type PayloadEncoding } from './encoding.ts';
 import type { CollectorMetrics, MetricsRegistry } from './metrics.ts';
 import type { ResolvedCollectorOptions } from './options.ts';
-import { rejectionMessage, rejectionViolations, validateRequest } from './validate.ts';
+import { receiveExport, Refusal, refusalFor, shuttingDown, unauthenticated } from './receive.ts';
 
 export const TRACES_PATH = '/v1/traces';
 
@@ -29,44 +25,6 @@ export const TRACES_PATH = '/v1/traces';
  * would retry as a network error, e.g. for a 413 that must not be retried.
  */
 const DRAIN_TIMEOUT_MS = 2_000;
-
-/** Retry-After for requests arriving while the collector shuts down (another replica, or this one restarted, will take them). */
-const SHUTDOWN_RETRY_AFTER_SECONDS = 1;
-
-/** A refusal decided by the collector itself: HTTP status, google.rpc code, message and the optional details. */
-class Refusal extends Error {
-  override name = 'Refusal';
-  readonly httpStatus: number;
-  readonly status: RpcStatus;
-  readonly headers: Record<string, string>;
-  constructor(httpStatus: number, status: RpcStatus, headers: Record<string, string> = {}) {
-    super(status.message);
-    this.httpStatus = httpStatus;
-    this.status = status;
-    this.headers = headers;
-  }
-}
-
-const retryable = (httpStatus: 429 | 503, code: number, message: string, seconds: number): Refusal =>
-  new Refusal(httpStatus, { code, message, retryDelaySeconds: seconds }, { 'Retry-After': String(seconds) });
-
-/** Every failure of an export request as the refusal to answer with. */
-function refusalFor(err: unknown, options: ResolvedCollectorOptions): Refusal {
-  if (err instanceof Refusal) return err;
-  if (err instanceof BodyError) {
-    const code = err.status === 413 ? RPC_CODE.RESOURCE_EXHAUSTED : RPC_CODE.INVALID_ARGUMENT;
-    return new Refusal(err.status, { code, message: err.message });
-  }
-  if (err instanceof OtlpDecodeError) {
-    return new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: err.message, fieldViolations: [{ field: 'body', description: err.message }] });
-  }
-  if (err instanceof BudgetExhaustedError) return retryable(429, RPC_CODE.RESOURCE_EXHAUSTED, err.message, options.overloadRetryAfterSeconds);
-  if (err instanceof BusUnavailableError) {
-    return retryable(503, RPC_CODE.UNAVAILABLE, `downstream unavailable: ${err.message}`, err.retryAfterSeconds);
-  }
-  // Not known to be transient: OTLP clients must not retry a 500, so the sender learns the data was not taken.
-  return new Refusal(500, { code: RPC_CODE.INTERNAL, message: `failed to publish spans: ${(err as Error)?.message ?? String(err)}` });
-}
 
 export interface CollectorServerDeps {
   options: ResolvedCollectorOptions;
@@ -129,11 +87,9 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
     let reservation: Reservation | undefined;
     let httpStatus: number;
     try {
-      if (closing) throw retryable(503, RPC_CODE.UNAVAILABLE, 'collector is shutting down', SHUTDOWN_RETRY_AFTER_SECONDS);
+      if (closing) throw shuttingDown();
       const tenant = authenticate?.(req.headers.authorization);
-      if (authenticate && tenant === undefined) {
-        throw new Refusal(401, { code: RPC_CODE.UNAUTHENTICATED, message: 'missing or unknown bearer token' }, { 'WWW-Authenticate': 'Bearer' });
-      }
+      if (authenticate && tenant === undefined) throw unauthenticated();
       if (!encoding) {
         throw new Refusal(415, {
           code: RPC_CODE.INVALID_ARGUMENT,
@@ -157,39 +113,9 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
       metrics.requestBytes.inc({ stage: 'wire' }, wireBytes);
       metrics.requestBytes.inc({ stage: 'decoded' }, body.length);
 
-      const decoded = decodeRequest(encoding, body);
-      // With auth on, the token decides the tenant: whatever the client put in fleet.tenant is overwritten.
-      // Stamped before validation, so the size check sees the resources as they will be published.
-      const stamped = tenant === undefined ? decoded : withResourceAttribute(decoded, ATTR.TENANT, tenant);
-      const result = validateRequest(stamped, { maxMessageBytes: options.maxMessageBytes });
-      const { rejected } = result;
-      const accepted = result.total - rejected;
-      metrics.spansReceived.inc(result.total);
-      if (rejected > 0) metrics.spansRejected.inc({ reason: 'invalid' }, rejected);
-      if (rejected > 0 && accepted === 0) {
-        // Nothing to accept is not a partial success: OTLP answers permanently bad data with 400.
-        throw new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: rejectionMessage(result), fieldViolations: rejectionViolations(result) });
-      }
-
-      const messages = traceMessages(result.valid, options.maxMessageBytes);
-      if (messages.length > 0) {
-        const stopTimer = metrics.publishDuration.startTimer();
-        try {
-          // One publish for the whole request. The in-process queue takes all of it or none; Kafka
-          // may have written some partitions before failing, and the client's retry of the 503
-          // then repeats those spans, which the consumers deduplicate (span and attempt ids).
-          await publisher.publish(options.topic, messages);
-        } catch (err) {
-          metrics.spansRejected.inc({ reason: err instanceof BusUnavailableError ? 'unavailable' : 'error' }, accepted);
-          throw err;
-        } finally {
-          stopTimer();
-        }
-        metrics.spansAccepted.inc(accepted);
-        metrics.messagesPublished.inc(messages.length);
-      }
+      const partial = await receiveExport({ options, metrics }, encoding, body, tenant);
       httpStatus = 200;
-      send(req, res, 200, successBody(answerIn, rejected > 0 ? { rejectedSpans: rejected, errorMessage: rejectionMessage(result) } : undefined));
+      send(req, res, 200, successBody(answerIn, partial));
     } catch (err) {
       if (err instanceof ClientAbortedError) {
         // Nobody to answer; the socket is already gone.

@@ -115,6 +115,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     const collector = await startCollector({
       publisher: bus.publisher(),
       port: config.collectorPort,
+      grpcPort: config.grpcPort,
       topic: config.topic,
       maxBodyBytes: config.maxBodyBytes,
       maxMessageBytes: config.maxMessageBytes,
