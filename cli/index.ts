@@ -4,10 +4,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { KafkaPublisher, KafkaSubscriber, ensureTopics } from '../bus/kafka.ts';
 import { startCollector } from '../collector/index.ts';
+import { collectProcessMetrics } from '../collector/metrics.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
@@ -144,7 +145,7 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   const catalog = configuredCatalog(c);
   await prepareStore(store, c, catalog);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const deadLetters = new KafkaPublisher({ brokers });
   const pipeline = new ConsumerPipeline({
     topic: c.topic,
@@ -318,7 +319,7 @@ withSettings(
     return;
   }
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const service = await startAlerts({ ...options, registry });
   const metrics = await serveMetrics(registry, c.metricsPort);
   log(`alerts: evaluating every ${formatDuration(rules.evaluationInterval)} against ${store.location}; metrics :${metrics.port}/metrics`);

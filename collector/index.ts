@@ -4,10 +4,10 @@
  * `fleet start` (which passes the in-process queue's publisher and a shared
  * metrics registry).
  */
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { bearerAuthenticator } from './auth.ts';
 import { InflightBudget } from './budget.ts';
-import { createCollectorMetrics, type MetricsRegistry } from './metrics.ts';
+import { collectProcessMetrics, createCollectorMetrics, type MetricsRegistry } from './metrics.ts';
 import { resolveCollectorOptions, type CollectorOptions } from './options.ts';
 import { startGrpcReceiver, type GrpcReceiver } from './grpc.ts';
 import { createCollectorServer, TRACES_PATH } from './server.ts';
@@ -44,7 +44,7 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     // A collector with its own registry runs as its own process: export the process metrics too.
     // An embedder that injects a registry decides that itself.
     registry = new Registry();
-    collectDefaultMetrics({ register: registry });
+    collectProcessMetrics(registry);
   }
   const budget = new InflightBudget(resolved.maxInflightBytes);
   const metrics = createCollectorMetrics(registry, { bytes: () => budget.bytes, requests: () => budget.requests });

@@ -3,7 +3,7 @@
  * share (the all-in-one process serves collector and consumer metrics from
  * one /metrics), so the names carry the `fleet_collector_` prefix.
  */
-import { Counter, Gauge, Histogram, type Registry, type RegistryContentType } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry, type RegistryContentType } from 'prom-client';
 
 /** A registry in either exposition format (Prometheus text or OpenMetrics). */
 export type MetricsRegistry = Registry<RegistryContentType>;
@@ -83,4 +83,16 @@ export function createCollectorMetrics(registry: MetricsRegistry, inflight: Infl
       registers,
     }),
   };
+}
+
+/**
+ * prom-client's process and Node.js metrics, minus the three that break the
+ * exposition conventions (`promtool check metrics`: gauges named `_total`):
+ * nodejs_active_{handles,requests,resources}_total are the sums of the
+ * nodejs_active_{handles,requests,resources}{type} gauges kept beside them.
+ * Every perpass process that serves /metrics registers these.
+ */
+export function collectProcessMetrics(registry: MetricsRegistry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
 }

@@ -10,10 +10,11 @@
  * Shutdown keeps every promise the collector made: stop accepting, let the
  * consumers take everything queued, decide and write it all, commit, close.
  */
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { loadAlertRules, registryHealthSource, startAlerts, type AlertsService } from '../alerting/index.ts';
 import { MemoryBus } from '../bus/memory.ts';
 import { startCollector, type RunningCollector } from '../collector/index.ts';
+import { collectProcessMetrics } from '../collector/metrics.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint.ts';
 import { deadLetterTable } from '../storage/dead-letters.ts';
@@ -72,7 +73,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     await prepareStore(store, config, catalog);
 
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry });
+    collectProcessMetrics(registry);
     const bus = new MemoryBus({ partitions: QUEUE_PARTITIONS, maxBytes: config.queueBytes });
     const pipeline = new ConsumerPipeline({
       topic: config.topic,
