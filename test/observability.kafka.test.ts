@@ -10,6 +10,9 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metricValue } from './collector.fixtures.ts';
 import { kafkaBrokers, uniqueName } from './support/kafka.ts';
@@ -79,7 +82,10 @@ beforeAll(async () => {
   owner = startFleet(['start', '--data-dir', dataDir, '--collector-port', '0', '--query-port', '0', '--query-write-token', WRITE_TOKEN, '--alert-rules', rules, '--decision-wait-ms', '100']);
   urls.collector = `${(await collector.waitFor(/collector: (http:\/\/\S+?)\/v1\/traces/))[1]!}`;
   urls.consumer = `http://127.0.0.1:${(await consumer.waitFor(/consumer: group .*metrics :(\d+)\/metrics/))[1]!}/metrics`;
-  urls.start = (await owner.waitFor(/OTLP\/HTTP (http:\/\/\S+?)\/v1\/traces/))[1]!;
+  const started = await owner.waitFor(/OTLP\/HTTP (http:\/\/\S+?)\/v1\/traces · OTLP\/gRPC port (\d+) · query (http:\/\/\S+)/);
+  urls.start = started[1]!;
+  urls.startGrpc = `http://127.0.0.1:${started[2]!}`;
+  urls.query = started[3]!;
   alerts = startFleet(['alerts', '--data-dir', dataDir, '--query-write-token', WRITE_TOKEN, '--alert-rules', rules, '--metrics-port', '0']);
   urls.alerts = `http://127.0.0.1:${(await alerts.waitFor(/alerts: evaluating every .* metrics :(\d+)\/metrics/))[1]!}/metrics`;
   await installed;
@@ -120,6 +126,31 @@ describe('the fleet processes as Prometheus and Kafka operators see them', () =>
     expect(start).toMatch(/^fleet_alerts_firing\{rule="unpriced_model",severity="warning"\} 0$/m);
     expect(start).toMatch(/^fleet_pass_rate_ratio\{/m);
   }, 240_000);
+
+  it('fleet start takes OTLP/gRPC from the OTel JS SDK exporter: the attempt lands in the store', async () => {
+    const exporter = new GrpcExporter({ url: urls.startGrpc!, compression: 'gzip' as never });
+    const provider = new TracerProvider({
+      resource: resourceFromAttributes({ 'service.name': 'grpc-agent', 'fleet.tenant': 'grpc-tenant' }),
+      spanProcessors: [new SimpleSpanProcessor({ exporter })],
+    });
+    const tracer = provider.getTracer('observability-test');
+    for (let n = 1; n <= 3; n++) {
+      tracer.startSpan('attempt', { attributes: { 'fleet.spec.id': 'grpc-spec', 'fleet.spec.tier': 'tier-1', 'fleet.attempt.number': n, 'fleet.attempt.outcome': n === 3 ? 'pass' : 'fail' } }).end();
+    }
+    await provider.forceFlush();
+    await provider.shutdown();
+    const query = `SELECT count() AS n, sum(outcome = 'pass') AS passes FROM fleet.attempts FINAL WHERE tenant = 'grpc-tenant' FORMAT JSONEachRow`;
+    const row = await until(
+      'the gRPC attempts in the store',
+      async () => {
+        const r = JSON.parse(await (await fetch(`${urls.query!}/?query=${encodeURIComponent(query)}`)).text()) as { n: string | number; passes: string | number };
+        return Number(r.n) === 3 ? r : undefined;
+      },
+      30_000,
+      250,
+    );
+    expect(Number(row.passes)).toBe(1);
+  }, 60_000);
 
   it('prints neither the topic-creation race nor kafkajs TimeoutNegativeWarning', () => {
     for (const child of [collector, consumer]) {
