@@ -110,7 +110,7 @@ withSettings(
   const c = config(cmd);
   const running = await startAllInOne(c, log);
   const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
-  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · OTLP/gRPC port ${running.collector.grpcPort} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'}`);
+  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'} · OTLP/gRPC port ${running.collector.grpcPort}`);
   log('try: fleet demo   then: fleet report cost-per-pass');
   await untilSignal(async () => {
     await running.close();
@@ -133,7 +133,7 @@ withSettings(program.command('collector').description('run the OTLP/HTTP receive
     ...(c.collectorHost && { host: c.collectorHost }),
     ...(c.authTokens && { authTokens: c.authTokens }),
   });
-  log(`collector: ${collector.tracesUrl} and OTLP/gRPC port ${collector.grpcPort} → Kafka ${brokers.join(',')} topic ${c.topic}`);
+  log(`collector: ${collector.tracesUrl} → Kafka ${brokers.join(',')} topic ${c.topic}; OTLP/gRPC port ${collector.grpcPort}`);
   await untilSignal(collector.close);
 });
 

@@ -82,10 +82,10 @@ beforeAll(async () => {
   owner = startFleet(['start', '--data-dir', dataDir, '--collector-port', '0', '--query-port', '0', '--query-write-token', WRITE_TOKEN, '--alert-rules', rules, '--decision-wait-ms', '100']);
   urls.collector = `${(await collector.waitFor(/collector: (http:\/\/\S+?)\/v1\/traces/))[1]!}`;
   urls.consumer = `http://127.0.0.1:${(await consumer.waitFor(/consumer: group .*metrics :(\d+)\/metrics/))[1]!}/metrics`;
-  const started = await owner.waitFor(/OTLP\/HTTP (http:\/\/\S+?)\/v1\/traces · OTLP\/gRPC port (\d+) · query (http:\/\/\S+)/);
+  const started = await owner.waitFor(/OTLP\/HTTP (http:\/\/\S+?)\/v1\/traces · query (http:\/\/\S+) .* OTLP\/gRPC port (\d+)/);
   urls.start = started[1]!;
-  urls.startGrpc = `http://127.0.0.1:${started[2]!}`;
-  urls.query = started[3]!;
+  urls.query = started[2]!;
+  urls.startGrpc = `http://127.0.0.1:${started[3]!}`;
   alerts = startFleet(['alerts', '--data-dir', dataDir, '--query-write-token', WRITE_TOKEN, '--alert-rules', rules, '--metrics-port', '0']);
   urls.alerts = `http://127.0.0.1:${(await alerts.waitFor(/alerts: evaluating every .* metrics :(\d+)\/metrics/))[1]!}/metrics`;
   await installed;
