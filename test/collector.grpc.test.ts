@@ -129,6 +129,36 @@ describe('the OTLP/gRPC receiver', () => {
     expect(await published(bus, TOPIC)).toEqual([]);
   });
 
+  it('answers RESOURCE_EXHAUSTED with RetryInfo when the in-flight budget (shared with OTLP/HTTP) is full', async () => {
+    const bus = new MemoryBus();
+    const inner = bus.publisher();
+    // A bus that holds the first publish until released: that request keeps its share of the budget meanwhile.
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    let first = true;
+    const publisher = {
+      isReady: () => inner.isReady(),
+      close: () => inner.close(),
+      publish: async (...args: Parameters<typeof inner.publish>) => {
+        if (first) {
+          first = false;
+          await held;
+        }
+        return inner.publish(...args);
+      },
+    };
+    const body = encodeTraceRequest(oneAttempt());
+    const c = await startCollector({ publisher, port: 0, grpcPort: 0, host: '127.0.0.1', maxBodyBytes: body.length, maxInflightBytes: body.length, overloadRetryAfterSeconds: 2 });
+    running.push(c);
+    const pending = exportCall(c, body);
+    await new Promise((r) => setTimeout(r, 200));
+    const refused = await exportCall(c, body);
+    expect(refused).toMatchObject({ ok: false, code: grpc.status.RESOURCE_EXHAUSTED, status: { code: RPC_CODE.RESOURCE_EXHAUSTED, retryDelaySeconds: 2 } });
+    release();
+    expect(await pending).toEqual({ ok: true, response: {} });
+    expect(await exportCall(c, body)).toEqual({ ok: true, response: {} });
+  });
+
   it('answers UNAVAILABLE with RetryInfo while shutting down', async () => {
     const bus = new MemoryBus();
     const c = await collector({ bus });
