@@ -18,6 +18,7 @@ import { metricValue } from './collector.fixtures.ts';
 import { kafkaBrokers, uniqueName } from './support/kafka.ts';
 import { startFleet, startNode, type Child } from './support/processes.ts';
 import { tempDir } from './support/store.ts';
+import { until } from './support/polling.ts';
 import { aptInstall } from './support/toolchains.ts';
 
 const WRITE_TOKEN = 'observability-write-token';
@@ -53,15 +54,6 @@ async function consumerLag(): Promise<number | undefined> {
   return values.some((v) => v === undefined) ? undefined : values.reduce((a, b) => a! + b!, 0)!;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined && v !== false) return v as T;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 const sendFleet = (endpoint: string, tenant: string, specsPerCell: number, seed: number): Promise<unknown> =>
   startNode('test/support/send-fleet.ts', [endpoint, tenant, String(specsPerCell), String(seed)]).waitFor(/sent \d+/, 180_000);
