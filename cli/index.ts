@@ -4,10 +4,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { KafkaPublisher, KafkaSubscriber, ensureTopics } from '../bus/kafka.ts';
 import { startCollector } from '../collector/index.ts';
+import { collectProcessMetrics } from '../collector/metrics.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
@@ -27,6 +28,7 @@ const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicP
 const COLLECTOR: SettingKey[] = [
   'collectorHost',
   'collectorPort',
+  'grpcPort',
   'maxBodyBytes',
   'maxMessageBytes',
   'authTokens',
@@ -137,7 +139,7 @@ withSettings(
   const c = config(cmd);
   const running = await startAllInOne(c, log);
   const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
-  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'}`);
+  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'} · OTLP/gRPC port ${running.collector.grpcPort}`);
   log('try: fleet demo   then: fleet report cost-per-pass');
   const timeoutMs = Math.ceil(c.shutdownTimeout * 1000);
   await untilSignal(async () => {
@@ -162,7 +164,7 @@ withSettings(program.command('collector').description('run the OTLP/HTTP receive
     // With the topic, /readyz also checks that it exists and every partition has a leader.
     publisher: new KafkaPublisher({ brokers, topic: c.topic }),
   });
-  log(`collector: ${collector.tracesUrl} → Kafka ${brokers.join(',')} topic ${c.topic}`);
+  log(`collector: ${collector.tracesUrl} → Kafka ${brokers.join(',')} topic ${c.topic}; OTLP/gRPC port ${collector.grpcPort}`);
   await untilSignal(collector.close);
 });
 
@@ -174,7 +176,7 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   const catalog = configuredCatalog(c);
   await prepareStore(store, c, catalog);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const deadLetters = new KafkaPublisher({ brokers });
   const pipeline = new ConsumerPipeline({
     topic: c.topic,
@@ -348,7 +350,7 @@ withSettings(
     return;
   }
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const service = await startAlerts({ ...options, registry });
   const metrics = await serveMetrics(registry, c.metricsPort);
   log(`alerts: evaluating every ${formatDuration(rules.evaluationInterval)} against ${store.location}; metrics :${metrics.port}/metrics`);

@@ -1,11 +1,13 @@
 /**
- * Reading a request body under a size cap, decompressing gzip as it streams
- * in. The cap applies to the bytes on the wire and again to the decompressed
- * bytes, and decompression stops as soon as the output passes it, so a gzip
- * bomb costs at most the cap plus one zlib chunk of memory.
+ * Reading a request body under a size cap, decompressing it (any coding of
+ * decompress.ts) as it streams in. The cap applies to the bytes on the wire
+ * and again to the decompressed bytes, and decompression stops as soon as
+ * the output passes it, so a decompression bomb costs at most the cap plus
+ * one decoder chunk of memory.
  */
 import type { IncomingMessage } from 'node:http';
-import zlib from 'node:zlib';
+import { createDecoder, DeclaredTooLargeError, type ContentCoding } from './decompress.ts';
+import { CONTENT_CODINGS } from './encoding.ts';
 
 /** A body the collector refuses; `status` is the HTTP status to answer with. */
 export class BodyError extends Error {
@@ -22,14 +24,14 @@ export class ClientAbortedError extends Error {
   override name = 'ClientAbortedError';
 }
 
-export type ContentCoding = 'identity' | 'gzip';
+export type { ContentCoding } from './decompress.ts';
 
 /** The request's Content-Encoding; BodyError 415 for codings the collector does not decode. */
 export function contentCoding(header: string | undefined): ContentCoding {
-  const coding = (header ?? '').trim().toLowerCase();
-  if (coding === '' || coding === 'identity') return 'identity';
-  if (coding === 'gzip' || coding === 'x-gzip') return 'gzip';
-  throw new BodyError(415, `unsupported Content-Encoding ${JSON.stringify(header)}: use gzip or identity`);
+  const coding = CONTENT_CODINGS[(header ?? '').trim().toLowerCase()];
+  if (coding !== undefined) return coding;
+  const known = Object.keys(CONTENT_CODINGS).filter((k) => k !== '').join(', ');
+  throw new BodyError(415, `unsupported Content-Encoding ${JSON.stringify(header)}: use one of ${known}`);
 }
 
 export interface ReadBodyOptions {
@@ -61,7 +63,7 @@ const BODY_CHECK_INTERVAL_MS = 500;
 
 /**
  * The whole (decompressed) body and its size on the wire. Rejects with BodyError (413 past the cap on
- * either side of decompression, 400 for a corrupt or truncated gzip stream),
+ * either side of decompression, 400 for a corrupt or truncated compressed body),
  * ClientAbortedError, or whatever onBytes threw. On rejection the rest of the
  * body is left to be discarded by the caller (see server.ts).
  */
@@ -75,7 +77,7 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
     let wireBytes = 0;
     let bodyBytes = 0;
     let settled = false;
-    const gunzip = options.coding === 'gzip' ? zlib.createGunzip() : undefined;
+    const gunzip = createDecoder(options.coding, maxBytes);
     const started = Date.now();
     const { deadline, minBytesPerSecond = 0 } = options;
     // Slow clients are cut by the collector itself: Node's own requestTimeout answers without an OTLP Status and checks rarely.
@@ -150,7 +152,9 @@ export function readBody(req: IncomingMessage, options: ReadBodyOptions): Promis
     if (gunzip) {
       gunzip.on('data', (chunk: Buffer) => settled || take(chunk));
       gunzip.on('end', finish);
-      gunzip.on('error', (err: Error) => fail(new BodyError(400, `invalid gzip body: ${err.message}`)));
+      gunzip.on('error', (err: Error) =>
+        fail(err instanceof DeclaredTooLargeError ? new BodyError(413, err.message) : new BodyError(400, `invalid ${options.coding} body: ${err.message}`)),
+      );
     }
     req.on('data', onWireData);
     req.on('end', onWireEnd);

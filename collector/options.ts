@@ -26,6 +26,11 @@ const CollectorOptionsSchema = z
     host: z.string().min(1, 'must be a non-empty host name or address').optional(),
     /** 0 picks a free port (RunningCollector.port tells which). */
     port: z.number().int('must be an integer').min(0).max(65535).default(4318),
+    /**
+     * Port of the OTLP/gRPC receiver (0 picks a free one); unset = no gRPC
+     * receiver (`fleet start` and `fleet collector` default to 4317).
+     */
+    grpcPort: z.number().int('must be an integer').min(0).max(65535).optional(),
     /** Bus topic; Kafka's legal topic names. */
     topic: z
       .string()

@@ -7,16 +7,15 @@
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { BusUnavailableError } from '../bus/types.ts';
-import { OtlpDecodeError } from '../otlp/codec.ts';
-import { RPC_CODE, type RpcStatus } from '../otlp/status.ts';
+import { RPC_CODE } from '../otlp/status.ts';
 import type { Authenticate } from './auth.ts';
 import { BodyError, ClientAbortedError, contentCoding, readBody } from './body.ts';
-import { BudgetExhaustedError, type InflightBudget, type Reservation } from './budget.ts';
+import type { InflightBudget, Reservation } from './budget.ts';
 import { payloadEncoding, statusBody, successBody, type EncodedBody, type PayloadEncoding } from './encoding.ts';
-import { ConnectionCap, MemoryPressureError, RequestTooLargeError, type MemoryGuard } from './limits.ts';
+import type { ConnectionCap, MemoryGuard } from './limits.ts';
 import type { CollectorMetrics, MetricsRegistry } from './metrics.ts';
 import type { ResolvedCollectorOptions } from './options.ts';
+import { receiveExport, Refusal, refusalFor, shuttingDown, unauthenticated } from './receive.ts';
 import type { IngestPool } from './workers.ts';
 
 export const TRACES_PATH = '/v1/traces';
@@ -29,47 +28,6 @@ export const TRACES_PATH = '/v1/traces';
  */
 const DRAIN_TIMEOUT_MS = 2_000;
 
-/** Retry-After for requests arriving while the collector shuts down (another replica, or this one restarted, will take them). */
-const SHUTDOWN_RETRY_AFTER_SECONDS = 1;
-
-/** A refusal decided by the collector itself: HTTP status, google.rpc code, message and the optional details. */
-class Refusal extends Error {
-  override name = 'Refusal';
-  readonly httpStatus: number;
-  readonly status: RpcStatus;
-  readonly headers: Record<string, string>;
-  constructor(httpStatus: number, status: RpcStatus, headers: Record<string, string> = {}) {
-    super(status.message);
-    this.httpStatus = httpStatus;
-    this.status = status;
-    this.headers = headers;
-  }
-}
-
-const retryable = (httpStatus: 429 | 503, code: number, message: string, seconds: number): Refusal =>
-  new Refusal(httpStatus, { code, message, retryDelaySeconds: seconds }, { 'Retry-After': String(seconds) });
-
-/** Every failure of an export request as the refusal to answer with. */
-function refusalFor(err: unknown, options: ResolvedCollectorOptions): Refusal {
-  if (err instanceof Refusal) return err;
-  if (err instanceof BodyError) {
-    const code = err.status === 413 ? RPC_CODE.RESOURCE_EXHAUSTED : err.status === 408 ? RPC_CODE.DEADLINE_EXCEEDED : RPC_CODE.INVALID_ARGUMENT;
-    // A client too slow is not asked to come back at once: 408 carries no Retry-After, its exporter backs off.
-    return new Refusal(err.status, { code, message: err.message }, err.status === 408 ? { Connection: 'close' } : {});
-  }
-  if (err instanceof RequestTooLargeError) return new Refusal(413, { code: RPC_CODE.RESOURCE_EXHAUSTED, message: err.message });
-  if (err instanceof MemoryPressureError) return retryable(503, RPC_CODE.UNAVAILABLE, err.message, options.overloadRetryAfterSeconds);
-  if (err instanceof OtlpDecodeError) {
-    return new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: err.message, fieldViolations: [{ field: 'body', description: err.message }] });
-  }
-  if (err instanceof BudgetExhaustedError) return retryable(429, RPC_CODE.RESOURCE_EXHAUSTED, err.message, options.overloadRetryAfterSeconds);
-  if (err instanceof BusUnavailableError) {
-    return retryable(503, RPC_CODE.UNAVAILABLE, `downstream unavailable: ${err.message}`, err.retryAfterSeconds);
-  }
-  // Not known to be transient: OTLP clients must not retry a 500, so the sender learns the data was not taken.
-  return new Refusal(500, { code: RPC_CODE.INTERNAL, message: `failed to publish spans: ${(err as Error)?.message ?? String(err)}` });
-}
-
 export interface CollectorServerDeps {
   options: ResolvedCollectorOptions;
   registry: MetricsRegistry;
@@ -77,6 +35,8 @@ export interface CollectorServerDeps {
   budget: InflightBudget;
   /** Prepares bodies (decode, validate, split), large ones off the event loop. */
   ingest: IngestPool;
+  /** The cap on open connections, shared with the gRPC receiver. */
+  connectionCap: ConnectionCap;
   /** Set when the memory budget's RSS guard is on. */
   memoryGuard?: MemoryGuard;
   /** Set when bearer-token auth is on. */
@@ -96,7 +56,7 @@ export interface CollectorServer {
 }
 
 export function createCollectorServer(deps: CollectorServerDeps): CollectorServer {
-  const { options, registry, metrics, budget, ingest, memoryGuard, authenticate } = deps;
+  const { options, registry, metrics, budget, ingest, connectionCap, memoryGuard, authenticate } = deps;
   const { publisher, queueShares } = options;
   let closing = false;
   const inflight = new Set<Promise<void>>();
@@ -142,11 +102,9 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
     let reservation: Reservation | undefined;
     let httpStatus: number;
     try {
-      if (closing) throw retryable(503, RPC_CODE.UNAVAILABLE, 'collector is shutting down', SHUTDOWN_RETRY_AFTER_SECONDS);
+      if (closing) throw shuttingDown();
       const tenant = authenticate?.(req.headers.authorization);
-      if (authenticate && tenant === undefined) {
-        throw new Refusal(401, { code: RPC_CODE.UNAUTHENTICATED, message: 'missing or unknown bearer token' }, { 'WWW-Authenticate': 'Bearer' });
-      }
+      if (authenticate && tenant === undefined) throw unauthenticated();
       if (!encoding) {
         throw new Refusal(415, {
           code: RPC_CODE.INVALID_ARGUMENT,
@@ -180,35 +138,9 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
       metrics.requestBytes.inc({ stage: 'wire' }, wireBytes);
       metrics.requestBytes.inc({ stage: 'decoded' }, body.length);
 
-      const result = await ingest.prepare({ encoding, body, tenant, maxMessageBytes: options.maxMessageBytes, maxSpans: options.maxSpansPerRequest });
-      const { rejected, messages } = result;
-      const accepted = result.total - rejected;
-      metrics.spansReceived.inc(result.total);
-      if (rejected > 0) metrics.spansRejected.inc({ reason: 'invalid' }, rejected);
-      if (rejected > 0 && accepted === 0) {
-        // Nothing to accept is not a partial success: OTLP answers permanently bad data with 400.
-        throw new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: result.rejection!.message, fieldViolations: result.rejection!.violations });
-      }
-
-      if (messages.length > 0) {
-        if (tenant !== undefined) queueShares?.admitPublish(tenant, messages);
-        const stopTimer = metrics.publishDuration.startTimer();
-        try {
-          // One publish for the whole request. The in-process queue takes all of it or none; Kafka
-          // may have written some partitions before failing, and the client's retry of the 503
-          // then repeats those spans, which the consumers deduplicate (span and attempt ids).
-          await publisher.publish(options.topic, messages);
-        } catch (err) {
-          metrics.spansRejected.inc({ reason: err instanceof BusUnavailableError ? 'unavailable' : 'error' }, accepted);
-          throw err;
-        } finally {
-          stopTimer();
-        }
-        metrics.spansAccepted.inc(accepted);
-        metrics.messagesPublished.inc(messages.length);
-      }
+      const partial = await receiveExport({ options, metrics, ingest }, encoding, body, tenant);
       httpStatus = 200;
-      send(req, res, 200, successBody(answerIn, result.rejection && { rejectedSpans: rejected, errorMessage: result.rejection.message }));
+      send(req, res, 200, successBody(answerIn, partial));
     } catch (err) {
       if (err instanceof ClientAbortedError) {
         // Nobody to answer; the socket is already gone.
@@ -286,7 +218,7 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
   );
   // Decide on 100-continue requests ourselves, so refused bodies are never sent.
   server.on('checkContinue', onRequest);
-  markBusy = watchConnections(server, new ConnectionCap(options.maxConnections), metrics);
+  markBusy = watchConnections(server, connectionCap, metrics);
 
   let stopping: Promise<void> | undefined;
   let closed = false;
@@ -324,10 +256,35 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
 }
 
 /** Per socket: requests in progress, when it last became idle, whether it ever carried a request. */
-interface SocketUse {
+export interface SocketUse {
   active: number;
   idleSince: number;
   served: boolean;
+}
+
+/**
+ * Admits a just-accepted socket under the connection cap (HTTP and gRPC
+ * alike), before any byte is parsed: undefined when the cap closed it, else
+ * its use record — whoever carries requests on it marks them in `active`,
+ * so the cap evicts idle connections only.
+ */
+export function admitSocket(cap: ConnectionCap, metrics: CollectorMetrics, socket: Socket): SocketUse | undefined {
+  const use: SocketUse = { active: 0, idleSince: Date.now(), served: false };
+  const conn = {
+    idleSince: () => (use.active > 0 ? undefined : use.idleSince),
+    served: () => use.served,
+    close: () => {
+      metrics.connectionsClosed.inc({ reason: 'evicted' });
+      socket.destroy();
+    },
+  };
+  if (!cap.admit(conn)) {
+    metrics.connectionsClosed.inc({ reason: 'refused' });
+    socket.destroy();
+    return undefined;
+  }
+  socket.once('close', () => cap.remove(conn));
+  return use;
 }
 
 /**
@@ -339,22 +296,8 @@ interface SocketUse {
 function watchConnections(server: http.Server, cap: ConnectionCap, metrics: CollectorMetrics): (req: http.IncomingMessage, res: http.ServerResponse) => void {
   const uses = new WeakMap<Socket, SocketUse>();
   server.on('connection', (socket: Socket) => {
-    const use: SocketUse = { active: 0, idleSince: Date.now(), served: false };
-    uses.set(socket, use);
-    const conn = {
-      idleSince: () => (use.active > 0 ? undefined : use.idleSince),
-      served: () => use.served,
-      close: () => {
-        metrics.connectionsClosed.inc({ reason: 'evicted' });
-        socket.destroy();
-      },
-    };
-    if (!cap.admit(conn)) {
-      metrics.connectionsClosed.inc({ reason: 'refused' });
-      socket.destroy();
-      return;
-    }
-    socket.once('close', () => cap.remove(conn));
+    const use = admitSocket(cap, metrics, socket);
+    if (use) uses.set(socket, use);
   });
   return (req, res) => {
     const use = uses.get(req.socket);

@@ -67,7 +67,13 @@ export class IngestPool {
       // The body moves to the worker without a copy when it owns its memory (Buffer.concat of a large body does); else one copy.
       const { body } = job.input;
       const owned = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && body.buffer instanceof ArrayBuffer ? body : new Uint8Array(body);
-      slot.worker.postMessage({ id: job.id, input: { ...job.input, body: owned } } satisfies WorkerRequest, [owned.buffer as ArrayBuffer]);
+      try {
+        slot.worker.postMessage({ id: job.id, input: { ...job.input, body: owned } } satisfies WorkerRequest, [owned.buffer as ArrayBuffer]);
+      } catch {
+        // Memory a native module allocated (a snappy or lz4 decoder's output) cannot be transferred: one copy.
+        const copy = new Uint8Array(body);
+        slot.worker.postMessage({ id: job.id, input: { ...job.input, body: copy } } satisfies WorkerRequest, [copy.buffer]);
+      }
     }
   }
 

@@ -94,6 +94,7 @@ export function collectorSettings(config: Config, plan: MemoryPlan): Omit<Collec
   const inflight = config.maxInflightBytes ?? plan.inflightBytes;
   return {
     port: config.collectorPort,
+    grpcPort: config.grpcPort,
     topic: config.topic,
     maxBodyBytes: config.maxBodyBytes,
     maxMessageBytes: config.maxMessageBytes,

@@ -53,6 +53,7 @@ export const SETTINGS = {
   groupId: { schema: z.string().min(1).default('perpass-consumers'), help: 'Kafka consumer group of the consumers' },
   collectorHost: { schema: z.string().min(1).optional(), help: 'interface the OTLP receiver listens on (default: fleet start 127.0.0.1, fleet collector all; 0.0.0.0 opens fleet start to the network)' },
   collectorPort: { schema: int().max(65535).default(4318), help: 'port of the OTLP/HTTP receiver' },
+  grpcPort: { schema: int().max(65535).default(4317), help: 'port of the OTLP/gRPC receiver (0: any free port)' },
   maxBodyBytes: { schema: int(1).default(64 * 1024 * 1024), help: 'cap on an OTLP request body, before and after decompression' },
   maxMessageBytes: {
     schema: int(1024).max(64 * 1024 * 1024).default(DEFAULT_MAX_MESSAGE_BYTES),

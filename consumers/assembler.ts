@@ -13,9 +13,11 @@
  *   decided join it: the attempt row is rolled up again (a higher version)
  *   and the span follows the sampling decision already taken.
  * - A decided attempt holds its messages uncommitted until it has been quiet
- *   for `traceTimeoutMs`: a consumer that dies before then is replaced by one
- *   that re-reads the whole attempt, late spans included, so the row it
- *   writes is complete again (and wins by its version).
+ *   for `settleMs` (seconds, not the trace timeout: consumers/offsets.ts):
+ *   a consumer that dies before then is replaced by one that re-reads the
+ *   whole attempt, late spans included, so the row it writes is complete
+ *   again (and wins by its version). Undecided spans hold their messages
+ *   until they are decided, so no crash skips them.
  * - Spans under no attempt (a trace without one, or above its attempts) are
  *   kept in `spans` once the trace has been idle, so nothing vanishes unseen.
  *   They stay in the decision cache as orphans: an attempt span that arrives
@@ -52,6 +54,8 @@ export interface AssemblerOptions {
   decisionWaitMs: number;
   /** Idle time after which a trace's undecided spans are decided (default 60 s). */
   traceTimeoutMs: number;
+  /** How long decided spans keep their messages uncommitted after their last touch (DEFAULT_SETTLE_MS). */
+  settleMs: number;
   limits: AssemblerLimits;
   now?: () => number;
   observer?: AssemblerObserver;
@@ -388,7 +392,7 @@ export class Assembler {
       decision,
       partition: trace.partition,
       refs: [...memberSpans.map((b) => b.ref), ...orphans.refs],
-      settleAt: this.now() + this.options.traceTimeoutMs,
+      settleAt: this.now() + this.options.settleMs,
     };
     this.decided.set(key, entry);
     this.unsettled.set(key, entry);
@@ -496,7 +500,7 @@ export class Assembler {
   }
 
   private touch(entry: DecidedAttempt): void {
-    entry.settleAt = this.now() + this.options.traceTimeoutMs;
+    entry.settleAt = this.now() + this.options.settleMs;
     for (const map of [this.decided, this.unsettled]) {
       map.delete(entry.key);
       map.set(entry.key, entry);
@@ -504,7 +508,7 @@ export class Assembler {
   }
 
   private touchOrphans(orphans: Orphans): void {
-    orphans.settleAt = this.now() + this.options.traceTimeoutMs;
+    orphans.settleAt = this.now() + this.options.settleMs;
     for (const map of [this.orphans, this.unsettledOrphans]) {
       map.delete(orphans.traceId);
       map.set(orphans.traceId, orphans);

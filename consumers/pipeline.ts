@@ -13,7 +13,7 @@ import type { Catalog } from '../pricing/catalog.ts';
 import type { Store } from '../storage/store.ts';
 import { Assembler, DEFAULT_LIMITS, emptyOutput, type AssemblerLimits, type Output } from './assembler.ts';
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.ts';
-import { OffsetTracker } from './offsets.ts';
+import { DEFAULT_SETTLE_MS, OffsetTracker } from './offsets.ts';
 import { DEFAULT_SAMPLING, type SamplingPolicy } from './sampling.ts';
 import { BatchWriter, DEFAULT_WRITER, type WriterOptions } from './writer.ts';
 
@@ -30,6 +30,8 @@ export interface ConsumerPipelineOptions {
   sampling?: Partial<SamplingPolicy>;
   decisionWaitMs?: number;
   traceTimeoutMs?: number;
+  /** How long decided spans keep their messages uncommitted (default DEFAULT_SETTLE_MS; consumers/offsets.ts). */
+  settleMs?: number;
   limits?: Partial<AssemblerLimits>;
   writer?: Partial<Omit<WriterOptions, 'onWritten' | 'onError'>>;
   /** How often decided offsets are committed (default 1000 ms). */
@@ -89,6 +91,7 @@ export class ConsumerPipeline {
       sampling: { ...DEFAULT_SAMPLING, ...options.sampling },
       decisionWaitMs: options.decisionWaitMs ?? 500,
       traceTimeoutMs: options.traceTimeoutMs ?? 60_000,
+      settleMs: Math.min(options.settleMs ?? DEFAULT_SETTLE_MS, options.traceTimeoutMs ?? 60_000),
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       ...(options.now && { now: options.now }),
       observer: {

@@ -19,11 +19,12 @@
  */
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { loadAlertRules, registryHealthSource, startAlerts, type AlertsService } from '../alerting/index.ts';
 import { heldBytes, MemoryBus } from '../bus/memory.ts';
 import { queueMetrics } from '../bus/metrics.ts';
 import { QueueShares, startCollector, type RunningCollector } from '../collector/index.ts';
+import { collectProcessMetrics } from '../collector/metrics.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint.ts';
 import { deadLetterTable } from '../storage/dead-letters.ts';
@@ -117,7 +118,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     await prepareStore(store, config, catalog);
 
     const registry = new Registry();
-    collectDefaultMetrics({ register: registry });
+    collectProcessMetrics(registry);
     // One memory budget bounds the collector's in-flight bytes, what the queue holds in memory and the consumers' buffers.
     const plan = memoryPlan(config);
     const queueBytes = config.queueBytes ?? plan.queueBytes;

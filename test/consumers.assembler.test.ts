@@ -44,6 +44,7 @@ function harness(overrides: Partial<AssemblerOptions> = {}) {
     sampling: { passRate: 0.05, costOutlierUsd: null, durationOutlierMs: null },
     decisionWaitMs: 500,
     traceTimeoutMs: 10_000,
+    settleMs: 2_000,
     limits: DEFAULT_LIMITS,
     now: () => now,
     observer: { decided: (d, s) => events.push(`decided:${d}:${s.reason}`), lateSpan: () => events.push('late'), duplicateSpan: () => events.push('duplicate'), invalidSpan: (m) => events.push(`invalid:${m}`) },
@@ -107,9 +108,9 @@ describe('assembler', () => {
     expect(out.llmCalls.map((c) => [c.span_id, c.cost_usd, c.price_model])).toEqual([[S(2), '4.5', 'claude-sonnet-4-6']]);
     expect(out.spans).toHaveLength(3); // failures keep every span
     expect(h.a.stats()).toMatchObject({ traces: 0, spans: 0 });
-    // its messages stay uncommitted until the attempt has been quiet for the trace timeout
+    // its messages stay uncommitted while the attempt settles (2 s quiet), not for the trace timeout (10 s)
     expect(out.refs).toEqual([]);
-    expect(h.advance(9_999).refs).toEqual([]);
+    expect(h.advance(1_999).refs).toEqual([]);
     expect(h.advance(1).refs).toHaveLength(3);
   });
 

@@ -20,8 +20,9 @@ const catalog = loadDefaultCatalog();
 const cards = loadCards();
 const plan = planFleet({ specsPerCell: 25, seed: 7, startNs: (BigInt(Date.now()) - 86_400_000n) * 1_000_000n, spacingMs: 50 });
 
-function pipeline(bus: MemoryBus, store: Store) {
+function pipeline(bus: MemoryBus, store: Store, settleMs?: number) {
   return new ConsumerPipeline({
+    ...(settleMs !== undefined && { settleMs }),
     topic: TOPIC,
     store,
     subscriber: bus.subscriber(TOPIC),
@@ -111,7 +112,8 @@ describe('consumer pipeline on the in-process queue', () => {
     const messages = fleetMessages(plan, prng(3));
     const half = Math.floor(messages.length / 2);
 
-    const first = pipeline(bus, crashStore);
+    // The plan's late spans cross the crash: decided attempts stay held (settleMs) for as long as the test runs.
+    const first = pipeline(bus, crashStore, 60_000);
     const sub = (first as unknown as { options: { subscriber: { stop(): Promise<void> } } }).options.subscriber;
     await first.start();
     await publish(bus, messages.slice(0, half));
@@ -124,7 +126,7 @@ describe('consumer pipeline on the in-process queue', () => {
     await (first as unknown as { flush(): Promise<void> }).flush();
     await sub.stop();
 
-    const second = pipeline(bus, crashStore);
+    const second = pipeline(bus, crashStore, 60_000);
     await second.start();
     await publish(bus, messages.slice(half + Math.floor(half / 2)));
     await bus.idle();

@@ -345,7 +345,7 @@ describe('alerts inside the all-in-one process', () => {
   it('publishes the alerts of a kafka sink to the in-process queue', async () => {
     const rulesFile = path.join(tempDir('kafka-sink'), 'alerts.json');
     writeFileSync(rulesFile, JSON.stringify({ evaluationInterval: '1s', sinks: [{ type: 'kafka', name: 'bus', topic: 'perpass_alerts' }], rules: [{ kind: 'unpriced_model', name: 'unpriced' }] }));
-    const config = resolveConfig({ dataDir: tempDir('in-process'), collectorPort: '0', queryPort: '0', alertRules: rulesFile, decisionWaitMs: '100' }, {});
+    const config = resolveConfig({ dataDir: tempDir('in-process'), collectorPort: '0', grpcPort: '0', queryPort: '0', alertRules: rulesFile, decisionWaitMs: '100' }, {});
     const running = await startAllInOne(config, () => {});
     try {
       const received: ConsumedMessage[] = [];
