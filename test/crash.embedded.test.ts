@@ -48,6 +48,8 @@ async function boot(dataDir: string, extra: string[] = []): Promise<Running> {
   const child = startFleet(['start', '--data-dir', dataDir, '--collector-port', '0', '--query-port', '0', '--decision-wait-ms', '200', ...extra]);
   children.push(child);
   const m = await child.waitFor(/OTLP\/HTTP (http:\/\/\S+?\/v1\/traces) · query (http:\/\/[\d.]+:\d+)/, 120_000);
+  // the line after which its signal handlers are installed
+  await child.waitFor(/try: fleet demo/);
   return { child, otlp: m[1]!, query: m[2]! };
 }
 
