@@ -148,7 +148,7 @@ export const collectorBenchmark: Benchmark = {
       details,
       notes: [
         'per core = spans answered 200 in the window ÷ CPU-seconds (utime+stime, all threads) of the collector process in the same window, from /proc/<pid>/stat',
-        'load generator, Kafka broker and collector share the machine; machineBusyCores is everything (other processes included)',
+        broker ? 'load generator, Kafka broker and collector share the machine; machineBusyCores is everything (other processes included)' : 'load generator and fleet start (collector, durable queue, consumers, chDB: all its CPU counts as the collector) share the machine; machineBusyCores is everything (other processes included)',
         'latency* is at full load (closed loop of `concurrency` requests: queueing included); halfLoad* is an open loop at half the measured request rate',
       ],
     };

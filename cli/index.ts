@@ -137,17 +137,23 @@ withSettings(
   [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort' && k !== 'memoryBudgetBytes'), ...QUERY, 'queueBytes', 'queueMaxBytes', 'shutdownTimeout', 'alertRules'],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
-  const running = await startAllInOne(c, log);
-  const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
-  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'} · OTLP/gRPC port ${running.collector.grpcPort}`);
-  log('try: fleet demo   then: fleet report cost-per-pass');
   const timeoutMs = Math.ceil(c.shutdownTimeout * 1000);
-  await untilSignal(async () => {
+  const starting = startAllInOne(c, log);
+  // Signals are ours from the first moment (a SIGTERM during start-up, e.g. while a backlog
+  // replays, is a bounded shutdown too, not the default action).
+  const stopped = untilSignal(async () => {
+    const running = await starting;
     // a little before the hard exit, so the log says what was left
     const complete = await running.close(Math.max(0, timeoutMs - 500));
     if (complete) log('stopped; everything accepted is written');
     return complete;
   }, timeoutMs);
+  stopped.catch(() => {}); // a failed start is reported below, by `await starting`
+  const running = await starting;
+  const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
+  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'} · OTLP/gRPC port ${running.collector.grpcPort}`);
+  log('try: fleet demo   then: fleet report cost-per-pass');
+  await stopped;
 });
 
 withSettings(program.command('collector').description('run the OTLP/HTTP receiver publishing to Kafka'), [...KAFKA, ...COLLECTOR]).action(async (_o, cmd: Command) => {

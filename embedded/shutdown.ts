@@ -13,14 +13,19 @@ import { Worker } from 'node:worker_threads';
 export function exitNow(signal: 'SIGINT' | 'SIGTERM'): never {
   process.removeAllListeners(signal);
   process.kill(process.pid, signal);
-  process.kill(process.pid, 'SIGKILL'); // only if the default action was overridden
-  throw new Error('unreachable');
+  // Still here: the kernel drops default-action signals a PID 1 (a container without an init)
+  // sends itself, SIGKILL included; abort() ends even that.
+  process.kill(process.pid, 'SIGKILL');
+  process.abort();
 }
 
 /**
  * SIGKILLs this process after `ms` from a worker thread: a main thread busy
  * for seconds (deciding a large backlog, a blocking native call) cannot hold
  * the bound past it. The worker is unref'd: it never keeps the process up.
+ * As PID 1 of a container without an init the kernel ignores it (run with
+ * `docker run --init` / compose `init: true`); the orchestrator's own kill
+ * after its grace period is then the bound.
  */
 export function startWatchdog(ms: number): void {
   const worker = new Worker(`setTimeout(() => process.kill(${process.pid}, 'SIGKILL'), ${Math.max(0, Math.floor(ms))});`, { eval: true });

@@ -48,6 +48,8 @@ async function boot(dataDir: string, extra: string[] = []): Promise<Running> {
   const child = startFleet(['start', '--data-dir', dataDir, '--collector-port', '0', '--query-port', '0', '--decision-wait-ms', '200', ...extra]);
   children.push(child);
   const m = await child.waitFor(/OTLP\/HTTP (http:\/\/\S+?\/v1\/traces) · query (http:\/\/[\d.]+:\d+)/, 120_000);
+  // the line after which its signal handlers are installed
+  await child.waitFor(/try: fleet demo/);
   return { child, otlp: m[1]!, query: m[2]! };
 }
 
@@ -151,7 +153,7 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     // The backlog: acknowledged earlier by a fleet start that died before its consumers got to it.
     const messages = await queueBacklog(dataDir, backlog, seed);
 
-    const first = await boot(dataDir, ['--shutdown-timeout', '3']);
+    const first = await boot(dataDir, ['--shutdown-timeout', '2']);
     expect(first.child.output()).toMatch(new RegExp(`durable queue .*: ${messages.length} message\\(s\\) not yet in the store \\(replaying them now\\)`));
     const client = new AckingClient(requestsOf(live, `${tenant}-live`), 2, 30);
     client.url = first.otlp;
@@ -172,10 +174,15 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     }
     const code = await first.child.exited;
     const took = performance.now() - t0;
-    // out of time: ended by SIGTERM's default action (no exit handlers), as a second signal would
-    expect(code).toBe('SIGTERM');
-    expect(took, first.child.output()).toBeLessThan(3000 + 1500);
-    expect(first.child.output()).toMatch(/shutdown timeout: \d+ message\(s\) stay in the durable queue/);
+    expect(took, first.child.output()).toBeLessThan(2000 + 2000);
+    if (code === 0) {
+      // a fast machine drained it all in time
+      expect(first.child.output()).toMatch(/stopped; everything accepted is written/);
+    } else {
+      // out of time: ended by SIGTERM's default action (no exit handlers), as a second signal would
+      expect(code).toBe('SIGTERM');
+      expect(first.child.output()).toMatch(/shutdown timeout: \d+ message\(s\) stay in the durable queue/);
+    }
     expect(refusal).toEqual({ status: 503, retryAfter: '1' });
     client.url = undefined;
 
