@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFi
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MemoryBus } from '../bus/memory.ts';
+import { heldBytes, MemoryBus } from '../bus/memory.ts';
 import { DurableLog, LogFullError } from '../bus/log.ts';
 import { BusUnavailableError, type PartitionBatch } from '../bus/types.ts';
 
@@ -184,5 +184,28 @@ describe('MemoryBus.open (the durable embedded queue)', () => {
       retryAfterSeconds: 4,
     });
     await small.shutdown();
+  });
+
+  it('meters a durable message in when published and out when committed (the tenants\' shares); what it holds in memory (until the fsync) is bounded by maxBytes, the disk by maxDiskBytes', async () => {
+    const metered: number[] = [];
+    const bus = await MemoryBus.open({ dir: tmp(), topics: [TOPIC], partitions: 1, maxBytes: 64 * 1024, maxDiskBytes: 4096, retryAfterSeconds: 5, meter: (_m, bytes) => metered.push(bytes) });
+    const m = (n: number) => ({ key: 'k', value: new Uint8Array(n), headers: { 'fleet.tenant': 't' } });
+    await bus.publisher().publish(TOPIC, [m(1000), m(1000)]);
+    // fsynced: nothing held in memory any more, but the messages stay metered until committed
+    expect(bus.bufferedBytes).toBe(0);
+    expect(bus.diskBytes).toBeGreaterThan(2000);
+    expect(metered).toEqual([heldBytes(m(1000)), heldBytes(m(1000))]);
+    // past the disk bound: refused whole, metered out again
+    await expect(bus.publisher().publish(TOPIC, [m(3000)])).rejects.toMatchObject({ constructor: BusUnavailableError, retryAfterSeconds: 5 });
+    expect(metered.reduce((a, b) => a + b, 0)).toBe(2 * heldBytes(m(1000)));
+    const sub = bus.subscriber(TOPIC);
+    await sub.start({ onAssign: () => {}, onBatch: async () => {} });
+    await bus.idle();
+    await sub.commit([{ topic: TOPIC, partition: 0, offset: '1' }]);
+    expect(metered.reduce((a, b) => a + b, 0)).toBe(heldBytes(m(1000)));
+    await sub.commit([{ topic: TOPIC, partition: 0, offset: '2' }]);
+    expect(metered.reduce((a, b) => a + b, 0)).toBe(0);
+    await sub.stop();
+    await bus.shutdown();
   });
 });

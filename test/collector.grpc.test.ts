@@ -5,11 +5,12 @@
  * BadRequest, UNAVAILABLE with RetryInfo from a full bus, RESOURCE_EXHAUSTED
  * past the size limit, partial success, gzip message compression.
  */
+import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryBus } from '../bus/memory.ts';
+import { heldBytes, MemoryBus } from '../bus/memory.ts';
 import { EXPORT_METHOD_PATH } from '../collector/grpc.ts';
-import { startCollector, type CollectorOptions, type RunningCollector } from '../collector/index.ts';
+import { QueueShares, startCollector, TENANT_HEADER, type CollectorOptions, type RunningCollector } from '../collector/index.ts';
 import { decodeTraceResponse, encodeTraceRequest, flattenSpans, type TraceRequest } from '../otlp/codec.ts';
 import { decodeStatus, RPC_CODE, type RpcStatus } from '../otlp/status.ts';
 import { attemptAttributes, bytes, decodeMessages, mixedRequest, published, span, str, traceIdHex } from './collector.fixtures.ts';
@@ -169,5 +170,72 @@ describe('the OTLP/gRPC receiver', () => {
     // Either refused by the closing receiver, or the port is already gone: never accepted and lost.
     expect(outcome.ok).toBe(false);
     expect((outcome as { code: number }).code).toBe(grpc.status.UNAVAILABLE);
+  });
+
+  it('stopAccepting answers new calls UNAVAILABLE with a 1 s RetryInfo while still listening, and lets the call in flight finish', async () => {
+    const bus = new MemoryBus();
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const inner = bus.publisher();
+    const publisher = { ...inner, publish: async (...args: Parameters<typeof inner.publish>) => (await held, inner.publish(...args)) };
+    const c = await startCollector({ publisher, port: 0, grpcPort: 0, host: '127.0.0.1' });
+    running.push(c);
+    const pending = exportCall(c, encodeTraceRequest(oneAttempt()));
+    await new Promise((r) => setTimeout(r, 200));
+    const draining = c.stopAccepting();
+    const refused = await exportCall(c, encodeTraceRequest(oneAttempt()));
+    expect(refused).toMatchObject({ ok: false, code: grpc.status.UNAVAILABLE, status: { code: RPC_CODE.UNAVAILABLE, retryDelaySeconds: 1, message: 'collector is shutting down' } });
+    release();
+    expect(await pending).toEqual({ ok: true, response: {} });
+    await draining;
+  });
+});
+
+describe('the OTLP/gRPC receiver under the HTTP receiver’s limits', () => {
+  it('refuses UNAVAILABLE + RetryInfo under memory pressure, before the message is read', async () => {
+    const c = await collector({ bus: new MemoryBus(), refuseAboveRssBytes: 1024, overloadRetryAfterSeconds: 2 });
+    const outcome = await exportCall(c, encodeTraceRequest(mixedRequest()));
+    expect(outcome).toMatchObject({ ok: false, code: grpc.status.UNAVAILABLE, status: { code: RPC_CODE.UNAVAILABLE, retryDelaySeconds: 2 } });
+    expect((outcome as { message: string }).message).toMatch(/^collector near its memory budget/);
+  });
+
+  it('holds a tenant to its queue share (RESOURCE_EXHAUSTED + RetryInfo) while the other tenant gets in', async () => {
+    const shares = new QueueShares(4000, 2, heldBytes);
+    const bus = new MemoryBus({ maxBytes: 4000, meter: shares.meter });
+    const c = await collector({ bus, authTokens: { 'tok-a-0123': 'a', 'tok-b-0123': 'b' }, queueShares: shares, overloadRetryAfterSeconds: 3 });
+    const small = encodeTraceRequest({ resourceSpans: [{ scopeSpans: [{ spans: [span(1, 1)] }] }] });
+    let accepted = 0;
+    let refused: Outcome | undefined;
+    for (let i = 0; i < 20 && !refused; i++) {
+      const outcome = await exportCall(c, small, { token: 'tok-a-0123' });
+      if (outcome.ok) accepted++;
+      else refused = outcome;
+    }
+    expect(accepted).toBeGreaterThan(0);
+    expect(refused).toMatchObject({ ok: false, code: grpc.status.RESOURCE_EXHAUSTED, status: { code: RPC_CODE.RESOURCE_EXHAUSTED, retryDelaySeconds: 3 } });
+    expect(shares.queuedBytes('a')).toBeLessThanOrEqual(2000);
+    expect(await exportCall(c, small, { token: 'tok-b-0123' })).toEqual({ ok: true, response: {} });
+    expect((await published(bus, TOPIC)).every((m) => ['a', 'b'].includes(m.headers?.[TENANT_HEADER] ?? ''))).toBe(true);
+  });
+
+  it('refuses more spans than maxSpansPerRequest with RESOURCE_EXHAUSTED and no RetryInfo; prepares on a worker thread as inline', async () => {
+    const tooMany = await collector({ bus: new MemoryBus(), maxSpansPerRequest: 2 });
+    const outcome = await exportCall(tooMany, encodeTraceRequest(mixedRequest()));
+    expect(outcome).toMatchObject({ ok: false, code: grpc.status.RESOURCE_EXHAUSTED });
+    expect((outcome as { status: RpcStatus }).status.retryDelaySeconds).toBeUndefined();
+    const onWorker = new MemoryBus();
+    const c = await collector({ bus: onWorker, workerThresholdBytes: 0 });
+    expect(await exportCall(c, encodeTraceRequest(mixedRequest()))).toEqual({ ok: true, response: {} });
+    expect(decodeMessages(await published(onWorker, TOPIC)).flatMap((r) => [...flattenSpans(r)])).toHaveLength(8);
+  });
+
+  it('shares the connection cap with OTLP/HTTP: an idle HTTP connection makes way for a gRPC one past the cap', async () => {
+    const c = await collector({ bus: new MemoryBus(), maxConnections: 1 });
+    const idle = net.connect(c.port, '127.0.0.1');
+    const closed = new Promise<void>((resolve) => idle.once('close', () => resolve()));
+    await new Promise<void>((resolve) => idle.once('connect', () => resolve()));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await exportCall(c, encodeTraceRequest(oneAttempt()))).toEqual({ ok: true, response: {} });
+    await closed; // evicted: it never sent a request
   });
 });
