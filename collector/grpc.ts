@@ -24,14 +24,9 @@ import * as grpc from '@grpc/grpc-js';
 import { encodeTraceResponse } from '../otlp/codec.ts';
 import { otlpRoot } from '../otlp/proto.ts';
 import { encodeStatus, type RpcStatus } from '../otlp/status.ts';
-import type { Authenticate } from './auth.ts';
-import type { InflightBudget, Reservation } from './budget.ts';
-import type { ConnectionCap, MemoryGuard } from './limits.ts';
-import type { CollectorMetrics } from './metrics.ts';
-import type { ResolvedCollectorOptions } from './options.ts';
+import type { Reservation } from './budget.ts';
 import { receiveExport, refusalFor, shuttingDown, unauthenticated } from './receive.ts';
-import { admitSocket, type SocketUse } from './server.ts';
-import type { IngestPool } from './workers.ts';
+import { admitSocket, type CollectorServerDeps, type SocketUse } from './server.ts';
 
 const traceService = otlpRoot.lookupService('opentelemetry.proto.collector.trace.v1.TraceService');
 /** `/opentelemetry.proto.collector.trace.v1.TraceService/Export`, from the .proto (protobufjs full names start with a dot). */
@@ -55,15 +50,8 @@ const SERVICE: grpc.ServiceDefinition = {
 /** gRPC status names by code, for the requests metric. */
 const CODE_NAME = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k])) as Record<number, string>;
 
-export interface GrpcReceiverDeps {
-  options: ResolvedCollectorOptions;
-  metrics: CollectorMetrics;
-  budget: InflightBudget;
-  ingest: IngestPool;
-  connectionCap: ConnectionCap;
-  memoryGuard?: MemoryGuard;
-  authenticate?: Authenticate;
-}
+/** What the HTTP receiver gets, but its metrics registry: the same instances, so both transports share every limit. */
+export type GrpcReceiverDeps = Omit<CollectorServerDeps, 'registry'>;
 
 export interface GrpcReceiver {
   /** The port it listens on (the chosen one when the option was 0). */
