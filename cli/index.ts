@@ -133,7 +133,7 @@ const program = new Command('fleet')
   .configureHelp({ showGlobalOptions: true });
 
 withSettings(
-  program.command('start').description('run everything in one process: OTLP receiver :4318, durable queue in ./data/queue, consumers, embedded chDB in ./data, query endpoint :8123'),
+  program.command('start').description('run everything in one process: OTLP receivers :4318 (HTTP) and :4317 (gRPC), durable queue in ./data/queue, consumers, embedded chDB in ./data, query endpoint :8123'),
   [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort' && k !== 'memoryBudgetBytes'), ...QUERY, 'queueBytes', 'queueMaxBytes', 'shutdownTimeout', 'alertRules'],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
@@ -156,7 +156,7 @@ withSettings(
   await stopped;
 });
 
-withSettings(program.command('collector').description('run the OTLP/HTTP receiver publishing to Kafka'), [...KAFKA, ...COLLECTOR]).action(async (_o, cmd: Command) => {
+withSettings(program.command('collector').description('run the OTLP/HTTP (:4318) and OTLP/gRPC (:4317) receivers publishing to Kafka'), [...KAFKA, ...COLLECTOR]).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const brokers = requireKafka(c, 'fleet collector');
   await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
