@@ -30,7 +30,7 @@ export function queueMetrics(registry: Registry) {
     help: 'Bytes of the durable queue on disk (messages not yet committed by the consumers, by whole segment).',
     registers,
     collect() {
-      this.set(bus?.bufferedBytes ?? 0);
+      this.set(bus?.diskBytes ?? 0);
     },
   });
   return {
