@@ -122,7 +122,7 @@ export class DurableLog {
   private constructor(options: DurableLogOptions) {
     this.dir = path.resolve(options.dir);
     this.maxBytes = options.maxBytes ?? 2 ** 30;
-    this.segmentBytes = options.segmentBytes ?? Math.max(1024 * 1024, Math.min(64 * 1024 * 1024, Math.floor(this.maxBytes / 8)));
+    this.segmentBytes = options.segmentBytes ?? Math.max(64 * 1024, Math.min(64 * 1024 * 1024, Math.floor(this.maxBytes / 8)));
     this.log = options.log ?? ((m) => console.error(m));
     this.onSync = options.onSync;
   }
@@ -386,11 +386,18 @@ export class DurableLog {
     return this.committing;
   }
 
-  /** Deletes closed segments whose records all lie below the committed position. */
+  /**
+   * Deletes segments whose records all lie below the committed position —
+   * the one being appended to as well, once all of it is committed and no
+   * append is under way (the next append starts a new one): otherwise a
+   * bound no bigger than a segment would stay full for good.
+   */
   private async trim(): Promise<void> {
-    while (this.segments.length > 1) {
-      const [seg, following] = this.segments as [Segment, Segment];
-      if (following.base > this.committedOffset) break;
+    for (;;) {
+      const [seg, following] = this.segments;
+      if (!seg) return;
+      const wholly = following ? following.base <= this.committedOffset : seg.size > 0 && this.committedOffset >= this.durableEnd && !this.syncing && this.pending.length === 0;
+      if (!wholly) return;
       this.segments.shift();
       this.fileBytes -= seg.size;
       await seg.fh.close();

@@ -88,6 +88,25 @@ describe('DurableLog', () => {
     await log.close();
   });
 
+  it('frees a bound no bigger than one segment once everything in it is committed', async () => {
+    const dir = tmp();
+    const { log } = await open(dir, { maxBytes: 4096 }); // segments of 64 KiB: the bound fills the first one
+    const payload = enc.encode('z'.repeat(1000));
+    for (let i = 0; i < 4; i++) await log.append([payload]);
+    await expect(log.append([payload])).rejects.toBeInstanceOf(LogFullError);
+    await log.commit(2);
+    await expect(log.append([payload])).rejects.toBeInstanceOf(LogFullError); // half of it is still unread
+    await log.commit(4);
+    expect(log.bytes).toBe(0);
+    expect(segments(dir)).toEqual([]);
+    expect(await log.append([payload])).toBe(4);
+    await log.close();
+    const again = await open(dir, { maxBytes: 4096 });
+    expect(again.log.committed).toBe(4);
+    expect((await all(again.log)).map((r) => r.offset)).toEqual([4]);
+    await again.log.close();
+  });
+
   it('cuts a torn last record, naming what it dropped, and appends after the last whole one', async () => {
     const dir = tmp();
     const { log } = await open(dir);

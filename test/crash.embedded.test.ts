@@ -7,6 +7,8 @@
  *   an fsync of the durable queue or a chDB part being written (and checked
  *   to have landed there), restarting on the same data directory each time;
  * - SIGTERM while a large backlog replays: exit within --shutdown-timeout;
+ *   a second signal: exit at once;
+ * - a queue at --queue-max-bytes: 503 + Retry-After until there is room;
  * - a queue whose last record is torn and one with a corrupt record in the
  *   middle, written by the test.
  *
@@ -216,6 +218,35 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     const ch = await storeClient(second.query);
     try {
       expect(((await costPerPass(ch, tenant, plan.length)) as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, plan).sort(byCell));
+    } finally {
+      await ch.close();
+    }
+  }, 240_000);
+
+  it('at --queue-max-bytes refuses whole requests with 503 + Retry-After (never a silent drop), and takes them once the consumers made room', async () => {
+    const tenant = 'crash-full';
+    const backlog = fleetPlan(tenant, 40, 91);
+    const late = fleetPlan(`${tenant}-late`, 2, 92);
+    const dataDir = tempDir('crash-full');
+    await queueBacklog(dataDir, backlog, 91);
+    const running = await boot(dataDir, ['--queue-max-bytes', String(1024 * 1024)]);
+    const [body] = requestsOf(late, `${tenant}-late`);
+    const post = () => fetch(running.otlp, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: body!, signal: AbortSignal.timeout(30_000) });
+    // the replayed backlog alone is past the bound
+    const full = await post();
+    expect(full.status).toBe(503);
+    expect(full.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await full.text()).toMatch(/queue full \(\d+ of 1048576 bytes/);
+    expect((await fetch(running.otlp.replace('/v1/traces', '/readyz'))).status).toBe(503);
+    // as an exporter would: retry until taken
+    const client = new AckingClient(requestsOf(late, `${tenant}-late`), 1, 0);
+    client.url = running.otlp;
+    await client.done;
+    expect(client.statuses.get('503')).toBeGreaterThanOrEqual(1);
+    const ch = await storeClient(running.query);
+    try {
+      expect(((await costPerPass(ch, tenant, backlog.length)) as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, backlog).sort(byCell));
+      expect(((await costPerPass(ch, `${tenant}-late`, late.length)) as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, late).sort(byCell));
     } finally {
       await ch.close();
     }
