@@ -265,6 +265,12 @@ export const AlertRulesSchema = z
       .strictObject({
         /** Windows of the fleet_pass_rate / fleet_cost_per_pass_usd / fleet_cache_hit_ratio gauges (label `window`). */
         windows: z.array(positiveDuration('1h')).min(1).prefault(['1h']),
+        /** Per tenant, models with their own fleet_* series (by attempts); the rest are summed as model="other". */
+        topModels: z.number().int().min(1).max(1000).default(20),
+        /** Tenants with their own fleet_* series (by attempts); the rest are summed as tenant="other". */
+        maxTenants: z.number().int().min(1).max(10_000).default(50),
+        /** Label values (tenant, model, spec_tier) longer than this are cut; control characters are always removed. */
+        maxLabelLength: z.number().int().min(8).max(1024).default(64),
       })
       .prefault({}),
   })

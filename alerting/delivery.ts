@@ -4,7 +4,10 @@
  * retried with exponential backoff (equal jitter, Retry-After honoured) up to
  * maxAttempts, then reported failed; a full queue drops its oldest entry
  * (reported). Order is kept per sink (a resolution never overtakes its
- * firing). stop() abandons what is still queued without reporting it, so
+ * firing). For a stateful sink (Alertmanager) only the newest state of an
+ * alert waits in the queue: a keep-alive is dropped when a newer post of the
+ * same alert is queued, and a queued resolution when the alert fires again,
+ * so a recovered receiver never gets a stale state. stop() abandons what is still queued without reporting it, so
  * the next start can send it (the alerts table is the outbox).
  */
 import { DeliveryError, type Notification, type Sink } from './sinks.ts';
@@ -72,6 +75,7 @@ export class SinkQueue {
   /** Queues a notification (never blocks); false once stopped. */
   enqueue(n: Notification): boolean {
     if (this.stopping) return false;
+    if (this.sink.stateful && !this.supersede(n)) return true;
     if (this.queue.length >= this.options.queueSize) {
       // the head is in flight while the worker runs: drop the oldest one waiting behind it
       const i = this.worker ? 1 : 0;
@@ -82,6 +86,27 @@ export class SinkQueue {
     }
     this.queue.push(n);
     this.kick();
+    return true;
+  }
+
+  /**
+   * Drops the waiting (not in-flight) posts of `n`'s alert that `n` makes
+   * stale; false when `n` itself is redundant (a keep-alive behind a queued
+   * firing post, which is sent with a fresh endsAt anyway).
+   */
+  private supersede(n: Notification): boolean {
+    const first = this.worker ? 1 : 0;
+    const waiting = (i: number) => i >= first && this.queue[i]!.fingerprint === n.fingerprint;
+    if (n.event === 'resend' && this.queue.some((q, i) => waiting(i) && q.status === 'firing')) return false;
+    for (let i = this.queue.length - 1; i >= first; i--) {
+      const q = this.queue[i]!;
+      if (!waiting(i)) continue;
+      if (q.event === 'resend') this.queue.splice(i, 1); // keep-alives are not notifications: nothing to report
+      else if (q.status === 'resolved' && n.status === 'firing') {
+        this.queue.splice(i, 1);
+        this.hooks.onOutcome({ sink: this.sink.name, notification: q, status: 'dropped', attempts: 0, error: 'superseded: the alert fired again before its resolution was sent' });
+      }
+    }
     return true;
   }
 

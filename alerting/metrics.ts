@@ -2,8 +2,8 @@
  * The alerts service's Prometheus metrics, on a registry the caller serves:
  *
  * - fleet gauges per (tenant, model, spec_tier, window), refreshed at every
- *   evaluation, so Prometheus / Thanos / Mimir / VictoriaMetrics users can
- *   alert and keep history on their side: fleet_pass_rate,
+ *   evaluation (label values bounded: cardinality.ts), so Prometheus / Thanos / Mimir / VictoriaMetrics users can
+ *   alert and keep history on their side: fleet_pass_rate_ratio,
  *   fleet_cost_per_pass_usd (+Inf when nothing passed), fleet_cache_hit_ratio,
  *   fleet_window_attempts, fleet_window_passes;
  * - the service's own: evaluations, rule errors, firing alerts,
@@ -15,6 +15,8 @@ export type MetricsRegistry = Registry<RegistryContentType>;
 
 export interface AlertMetricsSource {
   firing(): { rule: string; severity: string }[];
+  /** Every enabled rule with its severity: each has a fleet_alerts_firing series, 0 while it fires nothing. */
+  rules(): { rule: string; severity: string }[];
   queues(): { sink: string; length: number }[];
 }
 
@@ -29,6 +31,7 @@ export function createAlertMetrics(registry: MetricsRegistry, source: AlertMetri
     collect() {
       this.reset();
       const counts = new Map<string, { rule: string; severity: string; n: number }>();
+      for (const r of source.rules()) counts.set(`${r.rule}\u0000${r.severity}`, { ...r, n: 0 });
       for (const a of source.firing()) {
         const key = `${a.rule}\u0000${a.severity}`;
         const c = counts.get(key) ?? counts.set(key, { ...a, n: 0 }).get(key)!;
@@ -48,7 +51,7 @@ export function createAlertMetrics(registry: MetricsRegistry, source: AlertMetri
     },
   });
   return {
-    passRate: new Gauge({ name: 'fleet_pass_rate', help: 'Passing attempts ÷ attempts over the window.', labelNames: fleetLabels, registers }),
+    passRate: new Gauge({ name: 'fleet_pass_rate_ratio', help: 'Passing attempts ÷ attempts over the window (0–1).', labelNames: fleetLabels, registers }),
     costPerPass: new Gauge({
       name: 'fleet_cost_per_pass_usd',
       help: 'Cost per passing attempt over the window, USD (+Inf when nothing passed; absent when nothing is priced).',
@@ -61,7 +64,7 @@ export function createAlertMetrics(registry: MetricsRegistry, source: AlertMetri
       labelNames: fleetLabels,
       registers,
     }),
-    attempts: new Gauge({ name: 'fleet_window_attempts', help: 'Attempts over the window (the N behind fleet_pass_rate).', labelNames: fleetLabels, registers }),
+    attempts: new Gauge({ name: 'fleet_window_attempts', help: 'Attempts over the window (the N behind fleet_pass_rate_ratio).', labelNames: fleetLabels, registers }),
     passes: new Gauge({ name: 'fleet_window_passes', help: 'Passing attempts over the window.', labelNames: fleetLabels, registers }),
     evaluations: new Counter({ name: 'fleet_alert_evaluations_total', help: 'Alert evaluations, by result (ok, error).', labelNames: ['result'] as const, registers }),
     evaluationDuration: new Histogram({
@@ -75,7 +78,13 @@ export function createAlertMetrics(registry: MetricsRegistry, source: AlertMetri
     events: new Counter({ name: 'fleet_alert_events_total', help: 'Lifecycle events, per rule and event (firing, renotify, resolved).', labelNames: ['rule', 'event'] as const, registers }),
     notifications: new Counter({
       name: 'fleet_alert_notifications_total',
-      help: 'Notifications per sink, by result: sent, failed (after every retry or not retryable), dropped (queue full).',
+      help: 'Notifications per sink, by result: sent, failed (after every retry or not retryable), dropped (queue full, or a resolution superseded by a new firing). Keep-alives are not counted here.',
+      labelNames: ['sink', 'result'] as const,
+      registers,
+    }),
+    keepalives: new Counter({
+      name: 'fleet_alert_keepalives_total',
+      help: 'Keep-alive re-posts of firing alerts (Alertmanager resendInterval) per sink, by result: sent, failed, dropped.',
       labelNames: ['sink', 'result'] as const,
       registers,
     }),

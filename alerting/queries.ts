@@ -178,6 +178,8 @@ export interface FleetGaugeRow {
   cost_per_pass: number | null;
   /** Attempts with an unpriced LLM call. */
   unpriced_attempts: number;
+  /** USD of the priced attempts (what cost_per_pass divides; summed when series are merged). */
+  cost_usd: number;
   cache_read_tokens: number;
   input_tokens_total: number;
 }
@@ -187,6 +189,7 @@ export async function fleetGauges(store: Store, since: number, until: number): P
   const rows = await store.query<FleetGaugeRow>(
     `SELECT tenant, model, spec_tier, n_attempts AS attempts, n_passes AS passes, n_unpriced AS unpriced_attempts,
             toFloat64(fleet_cost_per_pass(sum_cost, n_attempts, n_attempts - n_unpriced, n_passes)) AS cost_per_pass,
+            toFloat64(ifNull(sum_cost, 0)) AS cost_usd,
             n_cache_read AS cache_read_tokens, n_input_total AS input_tokens_total
      FROM (
        SELECT tenant, model, spec_tier,
@@ -205,6 +208,7 @@ export async function fleetGauges(store: Store, since: number, until: number): P
     passes: num(r.passes),
     unpriced_attempts: num(r.unpriced_attempts),
     cost_per_pass: r.cost_per_pass === null ? null : num(r.cost_per_pass),
+    cost_usd: num(r.cost_usd),
     cache_read_tokens: num(r.cache_read_tokens),
     input_tokens_total: num(r.input_tokens_total),
   }));

@@ -25,6 +25,7 @@ import {
   type HealthPoint,
   type Windows,
 } from './decide.ts';
+import { boundSeries } from './cardinality.ts';
 import { SinkQueue, type DeliveryOutcome } from './delivery.ts';
 import { scrapeHealthSource, type PipelineHealthSource } from './health.ts';
 import { fingerprint, retire, step, type AlertState, type LifecycleEvent, type Observation } from './lifecycle.ts';
@@ -145,6 +146,7 @@ class AlertEngine {
         ...(options.publisher && { publisher: options.publisher }),
         ...(options.write && { write: options.write }),
         evaluationIntervalMs: this.config.evaluationInterval,
+        now: this.now,
       }),
       ...(options.sinks ?? []),
     ];
@@ -165,6 +167,7 @@ class AlertEngine {
     for (const s of sinks) this.counts.set(s.name, { sink: s.name, delivered: 0, failed: 0, dropped: 0, pending: 0 });
     this.metrics = createAlertMetrics(options.registry ?? new Registry(), {
       firing: () => this.firing().map((a) => ({ rule: a.rule, severity: a.severity })),
+      rules: () => this.config.rules.filter((r) => r.enabled).map((r) => ({ rule: r.name, severity: r.severity })),
       queues: () => this.queues.map((q) => ({ sink: q.sink.name, length: q.length })),
     });
   }
@@ -229,12 +232,16 @@ class AlertEngine {
   }
 
   private onOutcome(o: DeliveryOutcome): void {
-    const c = this.counts.get(o.sink)!;
-    c[o.status]++;
-    this.metrics.notifications.inc({ sink: o.sink, result: o.status === 'delivered' ? 'sent' : o.status });
     const n = o.notification;
+    const result = o.status === 'delivered' ? 'sent' : o.status;
     if (o.status !== 'delivered') this.log(`alerts: notification ${n.event} ${n.rule} {${labelText(n.labels)}} to ${o.sink} ${o.status} after ${o.attempts} attempt(s): ${o.error}`);
-    if (n.event === 'resend') return; // keep-alives are not notifications of their own
+    if (n.event === 'resend') {
+      // Keep-alives are not notifications of their own: counted apart, not recorded as deliveries.
+      this.metrics.keepalives.inc({ sink: o.sink, result });
+      return;
+    }
+    this.counts.get(o.sink)![o.status]++;
+    this.metrics.notifications.inc({ sink: o.sink, result });
     const write = insertDeliveries(this.store, [
       { fingerprint: n.fingerprint, eventAt: n.at, event: n.event, sink: o.sink, status: o.status, attempts: o.attempts, error: o.error ?? '', at: this.now() },
     ]).catch((err: unknown) => this.log(`alerts: could not record the delivery of ${n.id} to ${o.sink}: ${errorText(err)}`));
@@ -362,8 +369,9 @@ class AlertEngine {
     const gauges = [m.passRate, m.costPerPass, m.cacheHitRatio, m.attempts, m.passes];
     const rows = await Promise.all(this.config.metrics.windows.map(async (w) => ({ window: formatDuration(w), rows: await fleetGauges(this.store, now - w, now) })));
     for (const g of gauges) g.reset();
+    const { topModels, maxTenants, maxLabelLength } = this.config.metrics;
     for (const { window, rows: list } of rows) {
-      for (const r of list) {
+      for (const r of boundSeries(list, { topModels, maxTenants, maxLabelLength })) {
         const labels = { tenant: r.tenant, model: r.model, spec_tier: r.spec_tier, window };
         m.attempts.set(labels, r.attempts);
         m.passes.set(labels, r.passes);

@@ -54,6 +54,13 @@ export interface Sink {
   readonly type: string;
   /** Re-post firing alerts this often (Alertmanager keep-alive); unset or 0 = never. */
   readonly resendIntervalMs?: number;
+  /**
+   * The receiver keeps each alert's current state (Alertmanager) rather than
+   * a history of messages: a queued post that a newer one for the same alert
+   * makes stale is dropped (delivery.ts), so an outage never ends with a
+   * replay of old states.
+   */
+  readonly stateful?: boolean;
   /** Sends one notification; rejects (DeliveryError or any error = retryable) when it was not accepted. */
   send(notification: Notification, signal: AbortSignal): Promise<void>;
 }
@@ -144,19 +151,36 @@ export function webhookSink(options: { name?: string; url: string; secret?: stri
   };
 }
 
-/** Slack mrkdwn needs &, < and > escaped. */
+/**
+ * Slack's control characters escaped (https://api.slack.com/reference/surfaces/formatting#escaping):
+ * with &, < and > escaped no `<!channel>`, `<@U…>` or `<http://…|text>` in a
+ * span's model name or any other field can become a live mention or link.
+ */
 const slackEscape = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const truncate = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max - 1)}…`);
+/** Cuts to `max` characters without splitting an escape (`&amp;`) in two. */
+const truncate = (s: string, max: number): string => (s.length <= max ? s : `${s.slice(0, max - 1).replace(/&[a-z]{0,3}$/, '')}…`);
 
-/** The Slack incoming-webhook payload: `text` (notification fallback) and Block Kit blocks, within Slack's length limits. */
+/** A link Slack may render: only http(s) URLs, with the characters that would end or split `<url|text>` percent-encoded. */
+function slackLink(url: string, text: string): string | undefined {
+  if (!/^https?:\/\//i.test(url)) return undefined;
+  return `<${url.replace(/[<>|\s]/g, (c) => encodeURIComponent(c))}|${slackEscape(text)}>`;
+}
+
+/**
+ * The Slack incoming-webhook payload: `text` (notification fallback) and
+ * Block Kit blocks, within Slack's length limits. Every field that is not
+ * perpass' own markup is escaped, `text` included (Slack parses it as
+ * mrkdwn); the header is plain_text, which Slack never parses.
+ */
 export function slackPayload(n: Notification): Record<string, unknown> {
   const icon = n.status === 'resolved' ? ':large_green_circle:' : n.severity === 'critical' ? ':red_circle:' : ':large_orange_circle:';
   const title = `${headline(n)}: ${n.annotations.summary ?? n.rule}`;
   const labels = labelText(n.labels, ['alertname']);
   const context = [`*${slackEscape(n.rule)}* · ${slackEscape(n.severity)}`, slackEscape(labels)];
-  if (n.generatorURL) context.push(`<${n.generatorURL}|details>`);
+  const details = n.generatorURL ? slackLink(n.generatorURL, 'details') : undefined;
+  if (details) context.push(details);
   return {
-    text: truncate(`${icon} ${title}`, 3000),
+    text: truncate(`${icon} ${slackEscape(title)}`, 3000),
     blocks: [
       { type: 'header', text: { type: 'plain_text', text: truncate(title, 150), emoji: true } },
       { type: 'section', text: { type: 'mrkdwn', text: truncate(slackEscape(n.annotations.description ?? ''), 3000) || ' ' } },
@@ -176,13 +200,15 @@ export function slackSink(options: { name?: string; url: string }): Sink {
 }
 
 /**
- * One alert as Alertmanager's API v2 takes it. Firing: endsAt `validForMs`
- * ahead (Alertmanager resolves it by itself if perpass stops re-posting), or
- * none (Alertmanager's resolve_timeout applies). Resolved: endsAt = when it
- * resolved, which is in the past by the time Alertmanager reads it.
+ * One alert as Alertmanager's API v2 takes it, at `sentAt` (when it is
+ * posted, not when it was queued). Firing: endsAt `validForMs` after the
+ * post (Alertmanager resolves it by itself if perpass stops re-posting), or
+ * none (Alertmanager's resolve_timeout applies); computed from the send
+ * time, so a post that waited out an outage in the queue is still firing
+ * when it arrives. Resolved: endsAt = when it resolved.
  */
-export function alertmanagerAlert(n: Notification, validForMs: number): Record<string, unknown> {
-  const endsAt = n.status === 'resolved' ? (n.endsAt ?? n.at) : validForMs > 0 ? n.at + validForMs : null;
+export function alertmanagerAlert(n: Notification, validForMs: number, sentAt: number): Record<string, unknown> {
+  const endsAt = n.status === 'resolved' ? (n.endsAt ?? n.at) : validForMs > 0 ? sentAt + validForMs : null;
   return {
     labels: Object.fromEntries(Object.entries(n.labels).filter(([, v]) => v !== '')),
     annotations: Object.fromEntries(Object.entries(n.annotations).filter(([, v]) => v !== '')),
@@ -192,7 +218,16 @@ export function alertmanagerAlert(n: Notification, validForMs: number): Record<s
   };
 }
 
-export function alertmanagerSink(options: { name?: string; url: string; headers?: Record<string, string>; resendIntervalMs?: number; evaluationIntervalMs?: number }): Sink {
+export function alertmanagerSink(options: {
+  name?: string;
+  url: string;
+  headers?: Record<string, string>;
+  resendIntervalMs?: number;
+  evaluationIntervalMs?: number;
+  /** The clock endsAt is computed from at each send (the alerts service's). */
+  now?: () => number;
+}): Sink {
+  const now = options.now ?? Date.now;
   const resend = options.resendIntervalMs ?? 60_000;
   // Prometheus' rule: valid for 4 resend periods, so three lost posts do not resolve it
   const validFor = resend > 0 ? 4 * Math.max(resend, options.evaluationIntervalMs ?? 0) : 0;
@@ -201,8 +236,9 @@ export function alertmanagerSink(options: { name?: string; url: string; headers?
     name: options.name ?? 'alertmanager',
     type: 'alertmanager',
     resendIntervalMs: resend,
+    stateful: true,
     async send(n, signal) {
-      await postJson(url, JSON.stringify([alertmanagerAlert(n, validFor)]), options.headers ?? {}, signal);
+      await postJson(url, JSON.stringify([alertmanagerAlert(n, validFor, now())]), options.headers ?? {}, signal);
     },
   };
 }
@@ -229,6 +265,8 @@ export interface SinkDependencies {
   /** Where the log sink writes (default stdout). */
   write?: (line: string) => void;
   evaluationIntervalMs?: number;
+  /** The alerts service's clock (Alertmanager's endsAt is computed from it when a post is sent). */
+  now?: () => number;
 }
 
 /** Builds the configured sinks; a kafka sink without a publisher is an error naming it. */
@@ -242,7 +280,14 @@ export function createSinks(configs: readonly SinkConfig[], deps: SinkDependenci
       case 'slack':
         return slackSink({ name: c.name, url: c.url });
       case 'alertmanager':
-        return alertmanagerSink({ name: c.name, url: c.url, headers: c.headers, resendIntervalMs: c.resendInterval, ...(deps.evaluationIntervalMs !== undefined && { evaluationIntervalMs: deps.evaluationIntervalMs }) });
+        return alertmanagerSink({
+          name: c.name,
+          url: c.url,
+          headers: c.headers,
+          resendIntervalMs: c.resendInterval,
+          ...(deps.evaluationIntervalMs !== undefined && { evaluationIntervalMs: deps.evaluationIntervalMs }),
+          ...(deps.now && { now: deps.now }),
+        });
       case 'kafka':
         if (!deps.publisher) throw new Error(`sinks[${i}] (${c.name}): a kafka sink needs a bus publisher; run it where Kafka is configured (FLEET_KAFKA_BROKERS) or use another sink`);
         return kafkaSink({ name: c.name, topic: c.topic, publisher: deps.publisher });

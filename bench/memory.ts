@@ -15,13 +15,18 @@
  * - kafka-back: the broker restarted;
  * - store-down: the chDB owner stopped (consumer writes fail and retry; its
  *   pending rows and buffers must stop growing: it stops fetching);
- * - store-back: the owner restarted on the same port and data.
+ * - store-back: the owner restarted on the same port and data;
+ * - then the overloads of the abuse suite against a `fleet start` with a
+ *   memory budget (`--set budgetMiB=`, default 1280): slow-bodies,
+ *   slow-headers, giants, connection-flood, tenant-flood, nested — peak
+ *   RSS of each against the budget (bench/memory-abuse.ts).
  */
 import net from 'node:net';
 import { round, RssSampler, sleep, type Benchmark } from './lib/common.ts';
 import { event, events, spawnFleet, spawnNode, stop, tempDir, type Child } from './lib/child.ts';
 import { benchBroker, uniqueTopic } from './lib/kafka.ts';
 import { metricValue, scrape } from './lib/metrics.ts';
+import { ABUSE_PHASES, isAbusePhase, runAbusePhases } from './memory-abuse.ts';
 
 const WRITE_TOKEN = 'bench-write-token-0123456789';
 const MiB = 2 ** 20;
@@ -56,7 +61,22 @@ export const memoryBenchmark: Benchmark = {
     const phaseS = Number(o.set.phase ?? (smoke ? 3 : 30));
     const rate = Number(o.set.rate ?? (smoke ? 4 : 10));
     const overloadRate = Number(o.set.overloadRate ?? (smoke ? 20 : 200));
-    const phases = (o.set.phases ?? 'sustained,overload,kafka-down,kafka-back,store-down,store-back').split(',');
+    const allPhases = (o.set.phases ?? ['sustained,overload,kafka-down,kafka-back,store-down,store-back', ...ABUSE_PHASES].join(',')).split(',');
+    const phases = allPhases.filter((p) => !isAbusePhase(p));
+    const abusePhases = allPhases.filter(isAbusePhase);
+    const budgetMiB = Number(o.set.budgetMiB ?? 1280);
+    const abuse = abusePhases.length ? await runAbusePhases({ phases: abusePhases, phaseS, smoke, budgetMiB, log: o.log }) : undefined;
+    if (phases.length === 0) {
+      return {
+        config: { phaseSeconds: phaseS, phases: abusePhases, budgetMiB },
+        metrics: abuse!.metrics,
+        units: Object.fromEntries(Object.keys(abuse!.metrics).map((k) => [k, 'MiB'])),
+        targets: [{ metric: 'abusePeakMiB', op: '<', target: budgetMiB, unit: 'MiB' }],
+        runs: [],
+        details: abuse!.details,
+        notes: ['RSS of fleet start from /proc/<pid>/status every 250 ms while each attack runs'],
+      };
+    }
     const inflightMiB = o.set.collectorMaxInflightMiB ? Number(o.set.collectorMaxInflightMiB) : undefined;
     const broker = await benchBroker('memory', o.kafkaBrokers, o.log, true);
     const data = tempDir('memory');
@@ -161,6 +181,7 @@ export const memoryBenchmark: Benchmark = {
     metrics.consumerBufferedSpansPeak = peak('consumerBufferedSpans');
     metrics.consumerBufferedPeakMiB = peak('consumerBufferedMiB');
     metrics.consumerPendingRowsPeak = peak('consumerPendingRows');
+    Object.assign(metrics, abuse?.metrics);
     const units: Record<string, string> = {};
     for (const k of Object.keys(metrics)) units[k] = k.includes('MiB') ? 'MiB' : k.includes('Rows') ? 'rows' : 'spans';
     return {
@@ -182,9 +203,10 @@ export const memoryBenchmark: Benchmark = {
         { metric: 'collectorInflightPeakMiB', op: '<', target: inflightMiB ?? 256, unit: 'MiB' },
         { metric: 'consumerBufferedSpansPeak', op: '<', target: 500_000, unit: 'spans' },
         { metric: 'consumerBufferedPeakMiB', op: '<', target: 256, unit: 'MiB' },
+        ...(abuse ? [{ metric: 'abusePeakMiB', op: '<' as const, target: budgetMiB, unit: 'MiB' }] : []),
       ],
       runs: [],
-      details: { phases: phaseTimes, rss: summaries, loadStatuses: statusTotals, gauges, logTails: logs },
+      details: { phases: phaseTimes, rss: summaries, loadStatuses: statusTotals, gauges, logTails: logs, ...abuse?.details },
       notes: ['RSS from /proc/<pid>/status every 250 ms; growthMiB = max RSS in the second half of a phase − max in its first half (≈ 0 on a plateau)'],
     };
   },

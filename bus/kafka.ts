@@ -72,9 +72,32 @@ const LEVELS: Record<KafkaLogLevel, LogLevel> = {
  */
 const SUPPRESSED_WARNINGS = ['Limiting retries for the idempotent producer'];
 
+/**
+ * kafkajs 2.2.4 (unmaintained) schedules request-queue timers with a delay
+ * that can be negative; Node ≥ 24 then prints a TimeoutNegativeWarning for
+ * every such timer (it runs them at once, as kafkajs expects). Only that
+ * warning type is dropped; every other process warning is printed as usual.
+ */
+const emitWarning = process.emitWarning;
+process.emitWarning = function (this: NodeJS.Process, warning: string | Error, ...rest: unknown[]) {
+  const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: string } | undefined)?.type;
+  if (type === 'TimeoutNegativeWarning' || (warning instanceof Error && warning.name === 'TimeoutNegativeWarning')) return;
+  return (emitWarning as (...args: unknown[]) => void).call(this, warning, ...rest);
+} as typeof process.emitWarning;
+
+/**
+ * A collector and a consumer starting together both create the topics; the
+ * one that loses gets TOPIC_ALREADY_EXISTS, which kafkajs's admin treats as
+ * success but its connection still logs at ERROR ("Response CreateTopics …
+ * Topic creation errors"). Any other creation error is thrown to ensureTopics,
+ * which reports it, so this log line never carries news.
+ */
+const isCreateTopicsRace = (message: string, extra: Record<string, unknown>): boolean =>
+  message.startsWith('Response CreateTopics') && extra.error === 'Topic creation errors';
+
 const stderrLogCreator: LogCreator = () => (entry: LogEntry) => {
   const { message, timestamp: _t, ...extra } = entry.log;
-  if (SUPPRESSED_WARNINGS.some((w) => message.startsWith(w))) return;
+  if (SUPPRESSED_WARNINGS.some((w) => message.startsWith(w)) || isCreateTopicsRace(message, extra)) return;
   const rest = Object.keys(extra).length ? ` ${JSON.stringify(extra)}` : '';
   process.stderr.write(`kafkajs ${entry.label} [${entry.namespace}] ${message}${rest}\n`);
 };

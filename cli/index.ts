@@ -5,15 +5,17 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { z } from 'zod';
 import { KafkaPublisher, KafkaSubscriber, ensureTopics } from '../bus/kafka.ts';
 import { startCollector } from '../collector/index.ts';
+import { collectProcessMetrics } from '../collector/metrics.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
+import { exitNow, startWatchdog } from '../embedded/shutdown.ts';
 import { ConfigError, envName, FILE_SETTINGS, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
-import { configuredCatalog, configuredStore, hasStore, log, pipelineSettings, prepareStore } from '../config/runtime.ts';
+import { collectorSettings, configuredCatalog, configuredStore, hasStore, log, memoryPlan, pipelineSettings, prepareStore } from '../config/runtime.ts';
 import { applyAccess } from '../sql/access.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
 import { WRITER_USER } from '../query/endpoint.ts';
@@ -28,8 +30,24 @@ import { checkFilters, FORMATS, formatReport, parseWhen, queryReport, REPORTS, t
 
 const STORE: SettingKey[] = ['dataDir', 'database', 'clickhouseUrl', 'clickhouseUser', 'clickhousePassword', 'clickhouseCluster', 'spansTtlDays', 'prices'];
 const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions'];
-const COLLECTOR: SettingKey[] = ['collectorHost', 'collectorPort', 'maxBodyBytes', 'maxMessageBytes', 'authTokens'];
-const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort'];
+const COLLECTOR: SettingKey[] = [
+  'collectorHost',
+  'collectorPort',
+  'grpcPort',
+  'maxBodyBytes',
+  'maxMessageBytes',
+  'authTokens',
+  'maxConnections',
+  'maxSpansPerRequest',
+  'headersTimeoutMs',
+  'bodyTimeoutMs',
+  'minBodyBytesPerSecond',
+  'keepAliveTimeoutMs',
+  'maxInflightBytes',
+  'maxTenantInflightBytes',
+  'memoryBudgetBytes',
+];
+const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort', 'memoryBudgetBytes'];
 const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken', 'queryTokens', 'queryAllowedHosts'];
 
 /** Adds `--flag <value>` for each setting, with its help and environment variable. */
@@ -52,15 +70,27 @@ function requireKafka(c: Config, what: string): string[] {
  * Runs until SIGINT/SIGTERM, then `stop`, then exits (a second signal exits
  * at once). Exiting explicitly: once stop has written and committed
  * everything, a client library's leftover reconnect timers (kafkajs keeps
- * some after a broker outage) must not keep the process alive.
+ * some after a broker outage) must not keep the process alive. With
+ * `timeoutMs` (fleet start), the process ends by then whatever stop is
+ * doing, and a second signal ends it without exit handlers: what is not
+ * written yet is in its durable queue.
  */
-function untilSignal(stop: () => Promise<void>): Promise<never> {
+function untilSignal(stop: () => Promise<boolean | void>, timeoutMs?: number): Promise<never> {
   return new Promise((_resolve, reject) => {
     const onSignal = (signal: NodeJS.Signals) => {
-      log(`${signal}: shutting down (send again to exit at once)`);
-      process.once('SIGINT', () => process.exit(130));
-      process.once('SIGTERM', () => process.exit(143));
-      stop().then(() => process.exit(0), reject);
+      log(`${signal}: shutting down${timeoutMs === undefined ? '' : ` within ${timeoutMs / 1000} s`} (send again to exit at once)`);
+      const again = (code: number, s: 'SIGINT' | 'SIGTERM') => () => (timeoutMs === undefined ? process.exit(code) : exitNow(s));
+      process.once('SIGINT', again(130, 'SIGINT'));
+      process.once('SIGTERM', again(143, 'SIGTERM'));
+      if (timeoutMs !== undefined) {
+        setTimeout(() => {
+          log(`shutdown timeout (${timeoutMs / 1000} s) reached: exiting`);
+          exitNow('SIGTERM');
+        }, Math.max(0, timeoutMs - 200)).unref();
+        // the timer above needs a free event loop; this one does not
+        startWatchdog(timeoutMs);
+      }
+      stop().then((complete) => (complete === false ? exitNow('SIGTERM') : process.exit(0)), reject);
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -146,37 +176,46 @@ const program = new Command('fleet')
   .configureHelp({ showGlobalOptions: true });
 
 withSettings(
-  program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
-  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueBytes', 'alertRules'],
+  program.command('start').description('run everything in one process: OTLP receivers :4318 (HTTP) and :4317 (gRPC), durable queue in ./data/queue, consumers, embedded chDB in ./data, query endpoint :8123'),
+  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort' && k !== 'memoryBudgetBytes'), ...QUERY, 'queueBytes', 'queueMaxBytes', 'shutdownTimeout', 'alertRules'],
 )
   .option('--reprice-on-start', `${SETTINGS.repriceOnStart.help} (env ${envName('repriceOnStart')})`)
   .action(async (_o, cmd: Command) => {
   const c = config(cmd);
-  const running = await startAllInOne(c, log);
+  const timeoutMs = Math.ceil(c.shutdownTimeout * 1000);
+  const starting = startAllInOne(c, log);
+  // Signals are ours from the first moment (a SIGTERM during start-up, e.g. while a backlog
+  // replays, is a bounded shutdown too, not the default action).
+  const stopped = untilSignal(async () => {
+    const running = await starting;
+    // a little before the hard exit, so the log says what was left
+    const complete = await running.close(Math.max(0, timeoutMs - 500));
+    if (complete) log('stopped; everything accepted is written');
+    return complete;
+  }, timeoutMs);
+  stopped.catch(() => {}); // a failed start is reported below, by `await starting`
+  const running = await starting;
   const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
-  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'}`);
+  log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'} · OTLP/gRPC port ${running.collector.grpcPort}`);
   log('try: fleet demo   then: fleet report cost-per-pass');
-  await untilSignal(async () => {
-    await running.close();
-    log('stopped; everything accepted is written');
-  });
+  await stopped;
 });
 
-withSettings(program.command('collector').description('run the OTLP/HTTP receiver publishing to Kafka'), [...KAFKA, ...COLLECTOR]).action(async (_o, cmd: Command) => {
+withSettings(program.command('collector').description('run the OTLP/HTTP (:4318) and OTLP/gRPC (:4317) receivers publishing to Kafka'), [...KAFKA, ...COLLECTOR]).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const brokers = requireKafka(c, 'fleet collector');
   await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
+  if (!c.authTokens) {
+    log(
+      `WARNING collector: no auth configured (--auth-tokens / FLEET_AUTH_TOKENS): anyone who reaches ${c.collectorHost ?? 'every interface'}:${c.collectorPort} can write spans into every tenant; set tokens, or bind it to a private interface (--collector-host)`,
+    );
+  }
   const collector = await startCollector({
+    ...collectorSettings(c, memoryPlan(c)),
     // With the topic, /readyz also checks that it exists and every partition has a leader.
     publisher: new KafkaPublisher({ brokers, topic: c.topic }),
-    port: c.collectorPort,
-    topic: c.topic,
-    maxBodyBytes: c.maxBodyBytes,
-    maxMessageBytes: c.maxMessageBytes,
-    ...(c.collectorHost && { host: c.collectorHost }),
-    ...(c.authTokens && { authTokens: c.authTokens }),
   });
-  log(`collector: ${collector.tracesUrl} → Kafka ${brokers.join(',')} topic ${c.topic}`);
+  log(`collector: ${collector.tracesUrl} → Kafka ${brokers.join(',')} topic ${c.topic}; OTLP/gRPC port ${collector.grpcPort}`);
   await untilSignal(collector.close);
 });
 
@@ -189,7 +228,7 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   const { catalogChanged } = await prepareStore(store, c, catalog);
   if (catalogChanged) log(CATALOG_CHANGED);
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const deadLetters = new KafkaPublisher({ brokers });
   const pipeline = new ConsumerPipeline({
     topic: c.topic,
@@ -398,7 +437,7 @@ withSettings(
     return;
   }
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const service = await startAlerts({ ...options, registry });
   const metrics = await serveMetrics(registry, c.metricsPort);
   log(`alerts: evaluating every ${formatDuration(rules.evaluationInterval)} against ${store.location}; metrics :${metrics.port}/metrics`);

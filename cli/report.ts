@@ -49,6 +49,15 @@ const WHY_NOT: Record<ReportName, string> = {
 export function checkFilters(report: ReportName, filters: ReportFilters): void {
   const refused = FILTERS.filter((f) => filters[f] !== undefined && !APPLIES[report][f]);
   if (refused.length) throw new RangeError(`report ${report} cannot filter by ${refused.map((f) => `--${f}`).join(', ')}: ${WHY_NOT[report]}`);
+  // Bad times are told before any store is opened.
+  for (const [flag, when] of [['--since', filters.since], ['--until', filters.until]] as const) {
+    if (when === undefined) continue;
+    try {
+      parseWhen(when);
+    } catch (err) {
+      throw new RangeError(`${flag}: ${(err as Error).message}`);
+    }
+  }
 }
 
 function where(report: ReportName, filters: ReportFilters): { sql: string; params: Record<string, unknown> } {
@@ -67,12 +76,19 @@ function where(report: ReportName, filters: ReportFilters): { sql: string; param
 /** `2026-06-01 10:00[:00[.000]]` or `2026-06-01T10:00…` without an offset: DESIGN's times are UTC. */
 const WITHOUT_OFFSET = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)$/;
 
+/** What DateTime64(9) holds: 1900-01-01 up to 2262-04-11 23:47:16 UTC. */
+const DATETIME64_MIN_MS = Date.UTC(1900, 0, 1);
+const DATETIME64_END_MS = Date.UTC(2262, 3, 11, 23, 47, 16);
+
 /** A time bound as ClickHouse DateTime64 text: ISO dates and instants (UTC unless they carry an offset), or relative `7d`, `12h`, `30m`. */
 export function parseWhen(text: string, now = Date.now()): string {
   const rel = /^(\d+)([dhm])$/.exec(text);
   const utc = WITHOUT_OFFSET.exec(text);
   const ms = rel ? now - Number(rel[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[rel[2] as 'd' | 'h' | 'm'] : Date.parse(utc ? `${utc[1]}T${utc[2]}Z` : text);
   if (!Number.isFinite(ms)) throw new RangeError(`not a time: ${JSON.stringify(text)} (use an ISO date/time or 7d, 12h, 30m)`);
+  if (ms < DATETIME64_MIN_MS || ms >= DATETIME64_END_MS) {
+    throw new RangeError(`time ${JSON.stringify(text)} is out of range: times must fall from 1900-01-01 to 2262-04-11 (ClickHouse DateTime64(9))`);
+  }
   return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
 }
 

@@ -6,9 +6,28 @@
  */
 import { encodeTraceRequest, encodeTraceResponse, jsonTraceRequest, OtlpDecodeError } from '../otlp/codec.ts';
 import { decodeFrames, type RequestFrames } from '../otlp/frames.ts';
+import type { ContentCoding } from './decompress.ts';
 import { encodeStatus, statusToJson, type RpcStatus } from '../otlp/status.ts';
 
 export type PayloadEncoding = 'protobuf' | 'json';
+
+/**
+ * Content-Encoding header values → the coding decoded (collector/decompress.ts).
+ * The names otelcol's confighttp and the OTel SDKs send: `zlib` is otelcol's
+ * name for deflate, `x-gzip` an old alias of gzip.
+ */
+export const CONTENT_CODINGS: Readonly<Record<string, ContentCoding>> = {
+  '': 'identity',
+  identity: 'identity',
+  gzip: 'gzip',
+  'x-gzip': 'gzip',
+  deflate: 'deflate',
+  zlib: 'deflate',
+  zstd: 'zstd',
+  snappy: 'snappy',
+  'x-snappy-framed': 'x-snappy-framed',
+  lz4: 'lz4',
+};
 
 export const CONTENT_TYPE: Record<PayloadEncoding, string> = {
   protobuf: 'application/x-protobuf',

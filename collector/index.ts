@@ -4,14 +4,18 @@
  * `fleet start` (which passes the in-process queue's publisher and a shared
  * metrics registry).
  */
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { bearerAuthenticator } from './auth.ts';
 import { InflightBudget } from './budget.ts';
-import { createCollectorMetrics, type MetricsRegistry } from './metrics.ts';
+import { ConnectionCap, MemoryGuard } from './limits.ts';
+import { collectProcessMetrics, createCollectorMetrics, type MetricsRegistry } from './metrics.ts';
 import { resolveCollectorOptions, type CollectorOptions } from './options.ts';
+import { startGrpcReceiver, type GrpcReceiver } from './grpc.ts';
 import { createCollectorServer, TRACES_PATH } from './server.ts';
+import { IngestPool } from './workers.ts';
 
 export { CollectorOptionsError, type CollectorOptions } from './options.ts';
+export { defaultMemoryBudget, memoryLimitBytes, planMemory, QueueShares, TENANT_HEADER, type MemoryPlan } from './limits.ts';
 export { TRACES_PATH } from './server.ts';
 
 export interface RunningCollector {
@@ -20,8 +24,12 @@ export interface RunningCollector {
   /** Base URL plus `/v1/traces`: what an OTLP exporter's traces endpoint should be. */
   tracesUrl: string;
   port: number;
+  /** Port of the OTLP/gRPC receiver, when the grpcPort option was given. */
+  grpcPort?: number;
   /** The registry the collector's metrics live on (the injected one, if any). */
   registry: MetricsRegistry;
+  /** Answers new requests 503 + Retry-After (still listening); resolves once in-flight requests are answered. */
+  stopAccepting(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish publishing, then closes the publisher. */
   close(): Promise<void>;
 }
@@ -41,18 +49,51 @@ export async function startCollector(options: CollectorOptions): Promise<Running
     // A collector with its own registry runs as its own process: export the process metrics too.
     // An embedder that injects a registry decides that itself.
     registry = new Registry();
-    collectDefaultMetrics({ register: registry });
+    collectProcessMetrics(registry);
   }
-  const budget = new InflightBudget(resolved.maxInflightBytes);
+  const budget = new InflightBudget({
+    totalBytes: resolved.maxInflightBytes,
+    tenantBytes: resolved.maxTenantInflightBytes,
+    // HTTP/1.1 carries one request at a time; a multiplexed connection gets a tenant's share.
+    connectionBytes: resolved.maxTenantInflightBytes,
+  });
+  const ingest = new IngestPool({ inlineBelowBytes: resolved.workerThresholdBytes, ...(resolved.ingestWorkers && { workers: resolved.ingestWorkers }) });
+  const memoryGuard = resolved.refuseAboveRssBytes === undefined ? undefined : new MemoryGuard(resolved.refuseAboveRssBytes);
   const metrics = createCollectorMetrics(registry, { bytes: () => budget.bytes, requests: () => budget.requests });
-  const server = createCollectorServer({
+  const authenticate = resolved.authTokens && bearerAuthenticator(resolved.authTokens);
+  // Both transports share one set of limits: a client's do not double with a second port.
+  const deps = {
     options: resolved,
     registry,
     metrics,
     budget,
-    ...(resolved.authTokens && { authenticate: bearerAuthenticator(resolved.authTokens) }),
-  });
+    ingest,
+    connectionCap: new ConnectionCap(resolved.maxConnections),
+    ...(memoryGuard && { memoryGuard }),
+    ...(authenticate && { authenticate }),
+  };
+  const server = createCollectorServer(deps);
   const address = await server.listen();
+  let grpc: GrpcReceiver | undefined;
+  try {
+    if (resolved.grpcPort !== undefined) grpc = await startGrpcReceiver(deps, resolved.grpcPort);
+  } catch (err) {
+    await server.close();
+    memoryGuard?.stop();
+    await ingest.close();
+    throw err;
+  }
   const url = `http://${urlHost(address.address)}:${address.port}`;
-  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, registry, close: server.close };
+  const close = async () => {
+    // gRPC first: server.close() closes the publisher, which in-flight gRPC calls may still be using.
+    await grpc?.close();
+    await server.close();
+    memoryGuard?.stop();
+    await ingest.close();
+  };
+  // Both transports refuse new requests (503 / UNAVAILABLE + retry delay) and answer those in flight.
+  const stopAccepting = async () => {
+    await Promise.all([server.stopAccepting(), grpc?.stopAccepting()]);
+  };
+  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, ...(grpc && { grpcPort: grpc.port }), registry, stopAccepting, close };
 }

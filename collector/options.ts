@@ -7,6 +7,7 @@ import { Registry } from 'prom-client';
 import { z } from 'zod';
 import type { Publisher } from '../bus/types.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../otlp/split.ts';
+import { QueueShares } from './limits.ts';
 
 const MiB = 1024 * 1024;
 
@@ -25,6 +26,11 @@ const CollectorOptionsSchema = z
     host: z.string().min(1, 'must be a non-empty host name or address').optional(),
     /** 0 picks a free port (RunningCollector.port tells which). */
     port: z.number().int('must be an integer').min(0).max(65535).default(4318),
+    /**
+     * Port of the OTLP/gRPC receiver (0 picks a free one); unset = no gRPC
+     * receiver (`fleet start` and `fleet collector` default to 4317).
+     */
+    grpcPort: z.number().int('must be an integer').min(0).max(65535).optional(),
     /** Bus topic; Kafka's legal topic names. */
     topic: z
       .string()
@@ -47,6 +53,41 @@ const CollectorOptionsSchema = z
      * maxBodyBytes, so that one request of the largest allowed size always fits.
      */
     maxInflightBytes: z.number().int('must be an integer').positive().default(256 * MiB),
+    /**
+     * Share of maxInflightBytes one tenant's requests may hold (with auth
+     * on), so one tenant's slow or huge requests leave room for the others.
+     * Default: half of maxInflightBytes, at least maxBodyBytes.
+     */
+    maxTenantInflightBytes: z.number().int('must be an integer').positive().optional(),
+    /** Cap on spans in one request: 413 past it (OTLP exporters batch 512 by default). */
+    maxSpansPerRequest: z.number().int('must be an integer').positive().default(100_000),
+    /**
+     * Cap on open connections. Past it, a new connection closes the one idle
+     * longest (preferring connections that never sent a request), or is
+     * closed itself when every connection has a request in progress;
+     * decided on accept, before anything is parsed or authenticated.
+     */
+    maxConnections: z.number().int('must be an integer').positive().default(1024),
+    /** Time a client has to send a request's headers (from connecting, or from the previous response): 408 after. */
+    headersTimeoutMs: z.number().int('must be an integer').positive().default(10_000),
+    /** Time a client has to send a whole request, headers and body: 408 after. */
+    bodyTimeoutMs: z.number().int('must be an integer').positive().default(60_000),
+    /**
+     * Slowest body accepted: after a grace of 2 s, a body whose average rate
+     * since its headers falls below this many bytes per second is cut with
+     * 408 (a slow-loris upload would otherwise hold a request for bodyTimeoutMs).
+     */
+    minBodyBytesPerSecond: z.number().int('must be an integer').nonnegative().default(16 * 1024),
+    /** How long an idle keep-alive connection stays open. */
+    keepAliveTimeoutMs: z.number().int('must be an integer').positive().default(5_000),
+    /** Bodies of at least this many bytes are decoded, validated and split on a worker thread, off the event loop. */
+    workerThresholdBytes: z.number().int('must be an integer').nonnegative().default(64 * 1024),
+    /** Worker threads for large bodies (default: the cores but one, 1 to 4). */
+    ingestWorkers: z.number().int('must be an integer').positive().optional(),
+    /** RSS above which new requests get 503 + Retry-After (the memory budget's guard); unset: no guard. */
+    refuseAboveRssBytes: z.number().int('must be an integer').positive().optional(),
+    /** Per-tenant shares of the queue the publisher writes to (the embedded queue meters them); unset: none. */
+    queueShares: z.instanceof(QueueShares, { message: 'must be a QueueShares' }).optional(),
     /** Retry-After (seconds) sent with 429 when the in-flight budget is exhausted. */
     overloadRetryAfterSeconds: z.number().int('must be an integer').positive().default(1),
     /**
@@ -65,7 +106,12 @@ const CollectorOptionsSchema = z
   .refine((o) => o.maxInflightBytes >= o.maxBodyBytes, {
     path: ['maxInflightBytes'],
     message: 'must be at least maxBodyBytes',
-  });
+  })
+  .refine((o) => o.maxTenantInflightBytes === undefined || (o.maxTenantInflightBytes >= o.maxBodyBytes && o.maxTenantInflightBytes <= o.maxInflightBytes), {
+    path: ['maxTenantInflightBytes'],
+    message: 'must be at least maxBodyBytes and at most maxInflightBytes',
+  })
+  .transform((o) => ({ ...o, maxTenantInflightBytes: o.maxTenantInflightBytes ?? Math.max(o.maxBodyBytes, Math.floor(o.maxInflightBytes / 2)) }));
 
 export type CollectorOptions = z.input<typeof CollectorOptionsSchema>;
 export type ResolvedCollectorOptions = z.output<typeof CollectorOptionsSchema>;

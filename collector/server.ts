@@ -6,19 +6,17 @@
  * with a status that tells the client whether retrying can help.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { BusUnavailableError } from '../bus/types.ts';
-import { ATTR } from '../contract/index.ts';
-import { OtlpDecodeError } from '../otlp/codec.ts';
-import { traceMessages, withResourceAttribute } from '../otlp/split.ts';
-import { RPC_CODE, type RpcStatus } from '../otlp/status.ts';
+import type { AddressInfo, Socket } from 'node:net';
+import { RPC_CODE } from '../otlp/status.ts';
 import type { Authenticate } from './auth.ts';
 import { BodyError, ClientAbortedError, contentCoding, readBody } from './body.ts';
-import { BudgetExhaustedError, type InflightBudget, type Reservation } from './budget.ts';
-import { decodeRequest, payloadEncoding, statusBody, successBody, type EncodedBody, type PayloadEncoding } from './encoding.ts';
+import type { InflightBudget, Reservation } from './budget.ts';
+import { payloadEncoding, statusBody, successBody, type EncodedBody, type PayloadEncoding } from './encoding.ts';
+import type { ConnectionCap, MemoryGuard } from './limits.ts';
 import type { CollectorMetrics, MetricsRegistry } from './metrics.ts';
 import type { ResolvedCollectorOptions } from './options.ts';
-import { rejectionMessage, rejectionViolations, validateRequest } from './validate.ts';
+import { receiveExport, Refusal, refusalFor, shuttingDown, unauthenticated } from './receive.ts';
+import type { IngestPool } from './workers.ts';
 
 export const TRACES_PATH = '/v1/traces';
 
@@ -30,62 +28,36 @@ export const TRACES_PATH = '/v1/traces';
  */
 const DRAIN_TIMEOUT_MS = 2_000;
 
-/** Retry-After for requests arriving while the collector shuts down (another replica, or this one restarted, will take them). */
-const SHUTDOWN_RETRY_AFTER_SECONDS = 1;
-
-/** A refusal decided by the collector itself: HTTP status, google.rpc code, message and the optional details. */
-class Refusal extends Error {
-  override name = 'Refusal';
-  readonly httpStatus: number;
-  readonly status: RpcStatus;
-  readonly headers: Record<string, string>;
-  constructor(httpStatus: number, status: RpcStatus, headers: Record<string, string> = {}) {
-    super(status.message);
-    this.httpStatus = httpStatus;
-    this.status = status;
-    this.headers = headers;
-  }
-}
-
-const retryable = (httpStatus: 429 | 503, code: number, message: string, seconds: number): Refusal =>
-  new Refusal(httpStatus, { code, message, retryDelaySeconds: seconds }, { 'Retry-After': String(seconds) });
-
-/** Every failure of an export request as the refusal to answer with. */
-function refusalFor(err: unknown, options: ResolvedCollectorOptions): Refusal {
-  if (err instanceof Refusal) return err;
-  if (err instanceof BodyError) {
-    const code = err.status === 413 ? RPC_CODE.RESOURCE_EXHAUSTED : RPC_CODE.INVALID_ARGUMENT;
-    return new Refusal(err.status, { code, message: err.message });
-  }
-  if (err instanceof OtlpDecodeError) {
-    return new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: err.message, fieldViolations: [{ field: 'body', description: err.message }] });
-  }
-  if (err instanceof BudgetExhaustedError) return retryable(429, RPC_CODE.RESOURCE_EXHAUSTED, err.message, options.overloadRetryAfterSeconds);
-  if (err instanceof BusUnavailableError) {
-    return retryable(503, RPC_CODE.UNAVAILABLE, `downstream unavailable: ${err.message}`, err.retryAfterSeconds);
-  }
-  // Not known to be transient: OTLP clients must not retry a 500, so the sender learns the data was not taken.
-  return new Refusal(500, { code: RPC_CODE.INTERNAL, message: `failed to publish spans: ${(err as Error)?.message ?? String(err)}` });
-}
-
 export interface CollectorServerDeps {
   options: ResolvedCollectorOptions;
   registry: MetricsRegistry;
   metrics: CollectorMetrics;
   budget: InflightBudget;
+  /** Prepares bodies (decode, validate, split), large ones off the event loop. */
+  ingest: IngestPool;
+  /** The cap on open connections, shared with the gRPC receiver. */
+  connectionCap: ConnectionCap;
+  /** Set when the memory budget's RSS guard is on. */
+  memoryGuard?: MemoryGuard;
   /** Set when bearer-token auth is on. */
   authenticate?: Authenticate;
 }
 
 export interface CollectorServer {
   listen(): Promise<AddressInfo>;
-  /** Stops accepting, waits for in-flight requests (up to shutdownTimeoutMs), closes the publisher. */
+  /**
+   * Answers every new request 503 + Retry-After while still listening (a
+   * refused connection tells a load balancer less), and resolves once the
+   * in-flight requests are answered (up to shutdownTimeoutMs).
+   */
+  stopAccepting(): Promise<void>;
+  /** stopAccepting(), then stops listening and closes the publisher. */
   close(): Promise<void>;
 }
 
 export function createCollectorServer(deps: CollectorServerDeps): CollectorServer {
-  const { options, registry, metrics, budget, authenticate } = deps;
-  const { publisher } = options;
+  const { options, registry, metrics, budget, ingest, connectionCap, memoryGuard, authenticate } = deps;
+  const { publisher, queueShares } = options;
   let closing = false;
   const inflight = new Set<Promise<void>>();
   /** Requests that were sent `100 Continue` (their body is on its way). */
@@ -123,17 +95,16 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
   }
 
   async function handleExport(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const arrived = Date.now();
     const encoding = payloadEncoding(req.headers['content-type']);
     // A request in neither encoding still gets a Status body; protobuf is OTLP's default.
     const answerIn: PayloadEncoding = encoding ?? 'protobuf';
     let reservation: Reservation | undefined;
     let httpStatus: number;
     try {
-      if (closing) throw retryable(503, RPC_CODE.UNAVAILABLE, 'collector is shutting down', SHUTDOWN_RETRY_AFTER_SECONDS);
+      if (closing) throw shuttingDown();
       const tenant = authenticate?.(req.headers.authorization);
-      if (authenticate && tenant === undefined) {
-        throw new Refusal(401, { code: RPC_CODE.UNAUTHENTICATED, message: 'missing or unknown bearer token' }, { 'WWW-Authenticate': 'Bearer' });
-      }
+      if (authenticate && tenant === undefined) throw unauthenticated();
       if (!encoding) {
         throw new Refusal(415, {
           code: RPC_CODE.INVALID_ARGUMENT,
@@ -143,53 +114,33 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
       const coding = contentCoding(req.headers['content-encoding']);
       // Node's parser already refused malformed lengths; chunked bodies declare none.
       const declared = Number.parseInt(req.headers['content-length'] ?? '0', 10) || 0;
+      // Cheap refusals first, before a byte of the body is read: memory, then the tenant's queue share.
+      memoryGuard?.check();
+      if (tenant !== undefined) queueShares?.admit(tenant, declared);
       if (declared > options.maxBodyBytes) {
         throw new BodyError(413, `request body of ${declared} bytes exceeds the limit of ${options.maxBodyBytes} bytes`);
       }
-      reservation = budget.open();
-      reservation.grow(declared);
+      // Only bytes received count: a declared length is a claim, and a client that declares 64 MiB and trickles holds what it sent.
+      reservation = budget.open({ tenant, connection: req.socket });
       if (req.headers.expect?.toLowerCase() === '100-continue') {
         continued.add(req);
         res.writeContinue();
       }
 
-      const { body, wireBytes } = await readBody(req, { coding, maxBytes: options.maxBodyBytes, onBytes: reservation.grow });
+      const { body, wireBytes } = await readBody(req, {
+        coding,
+        maxBytes: options.maxBodyBytes,
+        onBytes: reservation.grow,
+        expectedBytes: declared,
+        deadline: arrived + options.bodyTimeoutMs,
+        minBytesPerSecond: options.minBodyBytesPerSecond,
+      });
       metrics.requestBytes.inc({ stage: 'wire' }, wireBytes);
       metrics.requestBytes.inc({ stage: 'decoded' }, body.length);
 
-      const decoded = decodeRequest(encoding, body);
-      // With auth on, the token decides the tenant: whatever the client put in fleet.tenant is overwritten.
-      // Stamped before validation, so the size check sees the resources as they will be published.
-      const stamped = tenant === undefined ? decoded : withResourceAttribute(decoded, ATTR.TENANT, tenant);
-      const result = validateRequest(stamped, { maxMessageBytes: options.maxMessageBytes });
-      const { rejected } = result;
-      const accepted = result.total - rejected;
-      metrics.spansReceived.inc(result.total);
-      if (rejected > 0) metrics.spansRejected.inc({ reason: 'invalid' }, rejected);
-      if (rejected > 0 && accepted === 0) {
-        // Nothing to accept is not a partial success: OTLP answers permanently bad data with 400.
-        throw new Refusal(400, { code: RPC_CODE.INVALID_ARGUMENT, message: rejectionMessage(result), fieldViolations: rejectionViolations(result) });
-      }
-
-      const messages = traceMessages(result.valid, options.maxMessageBytes);
-      if (messages.length > 0) {
-        const stopTimer = metrics.publishDuration.startTimer();
-        try {
-          // One publish for the whole request. The in-process queue takes all of it or none; Kafka
-          // may have written some partitions before failing, and the client's retry of the 503
-          // then repeats those spans, which the consumers deduplicate (span and attempt ids).
-          await publisher.publish(options.topic, messages);
-        } catch (err) {
-          metrics.spansRejected.inc({ reason: err instanceof BusUnavailableError ? 'unavailable' : 'error' }, accepted);
-          throw err;
-        } finally {
-          stopTimer();
-        }
-        metrics.spansAccepted.inc(accepted);
-        metrics.messagesPublished.inc(messages.length);
-      }
+      const partial = await receiveExport({ options, metrics, ingest }, encoding, body, tenant);
       httpStatus = 200;
-      send(req, res, 200, successBody(answerIn, rejected > 0 ? { rejectedSpans: rejected, errorMessage: rejectionMessage(result) } : undefined));
+      send(req, res, 200, successBody(answerIn, partial));
     } catch (err) {
       if (err instanceof ClientAbortedError) {
         // Nobody to answer; the socket is already gone.
@@ -242,7 +193,9 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
     return plain(req, res, 404, `no such endpoint ${path}: OTLP traces go to POST ${TRACES_PATH}\n`);
   }
 
+  let markBusy: (req: http.IncomingMessage, res: http.ServerResponse) => void = () => {};
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    markBusy(req, res);
     const handled = route(req, res).catch((err: unknown) => {
       // Only reachable for failures outside handleExport's own handling (e.g. a metrics scrape error).
       if (!res.headersSent) plain(req, res, 500, `internal error: ${(err as Error)?.message ?? String(err)}\n`);
@@ -252,9 +205,32 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
     void handled.finally(() => inflight.delete(handled));
   };
 
-  const server = http.createServer(onRequest);
+  const server = http.createServer(
+    {
+      // Node answers 408 itself to a client too slow with its headers, or with a whole request.
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.bodyTimeoutMs + options.headersTimeoutMs,
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      // How often Node checks those two timeouts (default 30 s: a slow-headers client would be judged late).
+      connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs),
+    },
+    onRequest,
+  );
   // Decide on 100-continue requests ourselves, so refused bodies are never sent.
   server.on('checkContinue', onRequest);
+  markBusy = watchConnections(server, connectionCap, metrics);
+
+  let stopping: Promise<void> | undefined;
+  let closed = false;
+  /** Sets `closing` (new requests get 503) and waits for the requests in flight, up to shutdownTimeoutMs. */
+  async function drainInflight(): Promise<void> {
+    closing = true;
+    server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.shutdownTimeoutMs)));
+    await Promise.race([Promise.allSettled([...inflight]), timeout]);
+    clearTimeout(timer);
+  }
 
   return {
     listen: () =>
@@ -266,18 +242,71 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
           resolve(server.address() as AddressInfo);
         });
       }),
+    stopAccepting: () => (stopping ??= drainInflight()),
     close: async () => {
-      if (closing) return;
-      closing = true;
+      if (closed) return;
+      closed = true;
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.shutdownTimeoutMs)));
-      await Promise.race([Promise.allSettled([...inflight]), timeout]);
-      clearTimeout(timer);
+      await (stopping ??= drainInflight());
       server.closeAllConnections();
       await stopped;
       await publisher.close();
     },
+  };
+}
+
+/** Per socket: requests in progress, when it last became idle, whether it ever carried a request. */
+export interface SocketUse {
+  active: number;
+  idleSince: number;
+  served: boolean;
+}
+
+/**
+ * Admits a just-accepted socket under the connection cap (HTTP and gRPC
+ * alike), before any byte is parsed: undefined when the cap closed it, else
+ * its use record — whoever carries requests on it marks them in `active`,
+ * so the cap evicts idle connections only.
+ */
+export function admitSocket(cap: ConnectionCap, metrics: CollectorMetrics, socket: Socket): SocketUse | undefined {
+  const use: SocketUse = { active: 0, idleSince: Date.now(), served: false };
+  const conn = {
+    idleSince: () => (use.active > 0 ? undefined : use.idleSince),
+    served: () => use.served,
+    close: () => {
+      metrics.connectionsClosed.inc({ reason: 'evicted' });
+      socket.destroy();
+    },
+  };
+  if (!cap.admit(conn)) {
+    metrics.connectionsClosed.inc({ reason: 'refused' });
+    socket.destroy();
+    return undefined;
+  }
+  socket.once('close', () => cap.remove(conn));
+  return use;
+}
+
+/**
+ * The connection cap on the HTTP server: every accepted socket is admitted
+ * (or closed) by the cap before the HTTP parser sees a byte, and the
+ * returned function marks a socket busy for the life of each of its
+ * requests, so the cap evicts idle connections only.
+ */
+function watchConnections(server: http.Server, cap: ConnectionCap, metrics: CollectorMetrics): (req: http.IncomingMessage, res: http.ServerResponse) => void {
+  const uses = new WeakMap<Socket, SocketUse>();
+  server.on('connection', (socket: Socket) => {
+    const use = admitSocket(cap, metrics, socket);
+    if (use) uses.set(socket, use);
+  });
+  return (req, res) => {
+    const use = uses.get(req.socket);
+    if (!use) return;
+    use.active += 1;
+    use.served = true;
+    res.once('close', () => {
+      use.active -= 1;
+      use.idleSince = Date.now();
+    });
   };
 }

@@ -96,6 +96,13 @@ export function spanProblem(span: SpanFrame, bytes: number, options: ValidationO
   }
 }
 
+/** The (trace id, span id) of a span as a map key. */
+const idKey = (head: SpanHead): string =>
+  Buffer.from(head.traceId.buffer, head.traceId.byteOffset, head.traceId.byteLength).toString('latin1') +
+  Buffer.from(head.spanId.buffer, head.spanId.byteOffset, head.spanId.byteLength).toString('latin1');
+
+const sameBytes = (a: SpanFrame, b: SpanFrame): boolean => a.bytes.length === b.bytes.length && a.bytes.equals(b.bytes);
+
 export function validateRequest(request: RequestFrames, options: ValidationOptions = { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES }): ValidationResult {
   let total = 0;
   const problems: SpanProblem[] = [];
@@ -103,6 +110,27 @@ export function validateRequest(request: RequestFrames, options: ValidationOptio
   const reject = (path: string, message: string, spans: SpanFrame[]) => {
     problems.push({ path, message, spans: spans.length });
     for (const span of spans) rejected.add(span);
+  };
+  /**
+   * Valid spans by (trace id, span id). Two different spans with one id
+   * cannot both be kept (the consumers take the second for a redelivery of
+   * the first and drop it), and keeping either would mislead: an LLM call
+   * that reuses its attempt's span id would leave the attempt without its
+   * call, priced at 0. Both are rejected. Identical copies (a span sent
+   * twice) pass: the consumers deduplicate them.
+   */
+  const byId = new Map<string, { span: SpanFrame; path: string }>();
+  const checkUnique = (span: SpanFrame, path: string) => {
+    const key = idKey(span.head);
+    const first = byId.get(key);
+    if (!first) {
+      byId.set(key, { span, path });
+      return;
+    }
+    if (sameBytes(first.span, span)) return;
+    const why = `span ids must be unique within a trace, and neither span can be attributed (an LLM call reusing its attempt's span id would leave the attempt without the call's cost)`;
+    if (!rejected.has(first.span)) reject(first.path, `${describeSpan(spanRef(first.span))}: another span of the request (${path}) has the same span id; ${why}`, [first.span]);
+    reject(path, `${describeSpan(spanRef(span))}: another span of the request (${first.path}) has the same span id; ${why}`, [span]);
   };
   /** A malformed resource or scope: none of its spans can be published. */
   const rejectEnvelope = (path: string, problem: string, spans: SpanFrame[]) => {
@@ -124,6 +152,7 @@ export function validateRequest(request: RequestFrames, options: ValidationOptio
         total += 1;
         const message = spanProblem(span, envelope + spanBytes(span), options);
         if (message !== undefined) reject(spanPath(i, j, k), message, [span]);
+        else checkUnique(span, spanPath(i, j, k));
       }
     }
   }

@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { defaultMemoryBudget, planMemory, type CollectorOptions, type MemoryPlan } from '../collector/index.ts';
 import { findOwner, lockHolder } from '../embedded/owner.ts';
 import { loadCatalogFile, loadDefaultCatalog, type Catalog } from '../pricing/catalog.ts';
 import { migrate } from '../sql/migrate.ts';
@@ -71,11 +72,57 @@ export async function prepareStore(store: Store, config: Config, catalog: Catalo
   return { catalogChanged: before !== undefined && before !== catalogFingerprint(catalog) };
 }
 
-export const pipelineSettings = (config: Config): Pick<ConsumerPipelineOptions, 'sampling' | 'decisionWaitMs' | 'traceTimeoutMs'> => ({
-  sampling: { passRate: config.samplingPassRate, costOutlierUsd: config.costOutlierUsd, durationOutlierMs: config.durationOutlierMs },
-  decisionWaitMs: config.decisionWaitMs,
-  traceTimeoutMs: config.traceTimeoutMs,
-});
+/** How this process's memory budget (--memory-budget-bytes, else derived from the real memory limit) is divided. */
+export const memoryPlan = (config: Config): MemoryPlan => planMemory(config.memoryBudgetBytes ?? defaultMemoryBudget(), config.maxBodyBytes);
+
+/**
+ * Real bytes a buffered span costs the consumers beyond its share of the
+ * message (decoded record, attribute maps, index entries): the span limit
+ * is the consumers' share of the budget at this cost, and the decision
+ * cache's entries (a few hundred bytes each) get the same share.
+ */
+const BUFFERED_SPAN_BYTES = 2048;
+const DECIDED_SPAN_BYTES = 256;
+/** An encoded row waiting in the store's batch (a flat string, ~0.5–1 KiB); the writer holds up to 4 batches. */
+const PENDING_ROW_BYTES = 1024;
+
+export const pipelineSettings = (config: Config): Pick<ConsumerPipelineOptions, 'sampling' | 'decisionWaitMs' | 'traceTimeoutMs' | 'limits' | 'writer'> => {
+  const { consumerBytes } = memoryPlan(config);
+  return {
+    sampling: { passRate: config.samplingPassRate, costOutlierUsd: config.costOutlierUsd, durationOutlierMs: config.durationOutlierMs },
+    decisionWaitMs: config.decisionWaitMs,
+    traceTimeoutMs: config.traceTimeoutMs,
+    limits: {
+      maxBytes: consumerBytes,
+      maxSpans: Math.min(500_000, Math.max(10_000, Math.floor(consumerBytes / BUFFERED_SPAN_BYTES))),
+      decisionCacheSpans: Math.min(1_000_000, Math.max(50_000, Math.floor(consumerBytes / DECIDED_SPAN_BYTES))),
+    },
+    writer: { maxRows: Math.min(20_000, Math.max(1_000, Math.floor(consumerBytes / 4 / PENDING_ROW_BYTES))) },
+  };
+};
+
+/** The collector options of the settings, its in-flight budget and memory guard from the memory plan. */
+export function collectorSettings(config: Config, plan: MemoryPlan): Omit<CollectorOptions, 'publisher'> {
+  const inflight = config.maxInflightBytes ?? plan.inflightBytes;
+  return {
+    port: config.collectorPort,
+    grpcPort: config.grpcPort,
+    topic: config.topic,
+    maxBodyBytes: config.maxBodyBytes,
+    maxMessageBytes: config.maxMessageBytes,
+    maxSpansPerRequest: config.maxSpansPerRequest,
+    maxConnections: config.maxConnections,
+    headersTimeoutMs: config.headersTimeoutMs,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    minBodyBytesPerSecond: config.minBodyBytesPerSecond,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    maxInflightBytes: Math.max(inflight, config.maxBodyBytes),
+    ...(config.maxTenantInflightBytes !== undefined && { maxTenantInflightBytes: config.maxTenantInflightBytes }),
+    refuseAboveRssBytes: plan.refuseAboveBytes,
+    ...(config.collectorHost && { host: config.collectorHost }),
+    ...(config.authTokens && { authTokens: config.authTokens }),
+  };
+}
 
 /** Writes `message` to stderr with a timestamp: the processes' log. */
 export const log = (message: string): void => {

@@ -11,7 +11,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../otlp/split.ts';
 
-const int = (min = 0) => z.coerce.number().int('must be an integer').min(min);
+const int = (min = 0, tooSmall?: string) => z.coerce.number().int('must be an integer').min(min, tooSmall);
+/** Seconds, decimal allowed: `10`, `2.5`. */
+const seconds = z.coerce.number().positive('must be a positive number of seconds').max(86_400, 'must be at most 86400 s');
 const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().min(1)));
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)');
 const topic = z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a Kafka topic name');
@@ -50,8 +52,9 @@ export const SETTINGS = {
   deadLetterTopic: { schema: topic.default('otlp_spans_dlq'), help: 'topic of undecodable messages' },
   topicPartitions: { schema: int(1).default(6), help: 'partitions when perpass creates the topic' },
   groupId: { schema: z.string().min(1).default('perpass-consumers'), help: 'Kafka consumer group of the consumers' },
-  collectorHost: { schema: z.string().min(1).optional(), help: 'interface the OTLP receiver listens on (default: all)' },
+  collectorHost: { schema: z.string().min(1).optional(), help: 'interface the OTLP receiver listens on (default: fleet start 127.0.0.1, fleet collector all; 0.0.0.0 opens fleet start to the network)' },
   collectorPort: { schema: int().max(65535).default(4318), help: 'port of the OTLP/HTTP receiver' },
+  grpcPort: { schema: int().max(65535).default(4317), help: 'port of the OTLP/gRPC receiver (0: any free port)' },
   maxBodyBytes: { schema: int(1).default(64 * 1024 * 1024), help: 'cap on an OTLP request body, before and after decompression' },
   maxMessageBytes: {
     schema: int(1024).max(64 * 1024 * 1024).default(DEFAULT_MAX_MESSAGE_BYTES),
@@ -59,6 +62,18 @@ export const SETTINGS = {
   },
   authTokens: { schema: tokenMap.optional(), help: 'bearer tokens of the receiver: token=tenant,token2=tenant2 (unset: no auth)' },
   authTokensFile: { schema: z.string().min(1).optional(), help: 'file of receiver tokens, one token=tenant a line (instead of --auth-tokens)' },
+  maxConnections: { schema: int(1).default(1024), help: 'cap on open connections to the OTLP receiver; past it the longest-idle one is closed (or the new one, when all are busy)' },
+  maxSpansPerRequest: { schema: int(1).default(100_000), help: 'cap on spans in one OTLP request (413 beyond)' },
+  headersTimeoutMs: { schema: int(1).default(10_000), help: 'time a client has to send a request\'s headers (408 after)' },
+  bodyTimeoutMs: { schema: int(1).default(60_000), help: 'time a client has to send a request\'s body (408 after)' },
+  minBodyBytesPerSecond: { schema: int().default(16 * 1024), help: 'slowest request body accepted after its first 2 s (408 below; 0: no minimum)' },
+  keepAliveTimeoutMs: { schema: int(1).default(5_000), help: 'how long an idle keep-alive connection to the OTLP receiver stays open' },
+  maxInflightBytes: { schema: int(1).optional(), help: 'bytes of OTLP request bodies being received and processed at once (429 beyond; default: an eighth of the memory budget, 64–256 MiB)' },
+  maxTenantInflightBytes: { schema: int(1).optional(), help: 'share of --max-inflight-bytes one tenant may hold, with auth on (default: half)' },
+  memoryBudgetBytes: {
+    schema: int(64 * 1024 * 1024).optional(),
+    help: 'memory (RSS) the process stays under; its bounds are derived from it (default: half the cgroup memory limit, else half the machine memory)',
+  },
   queryHost: { schema: z.string().min(1).default('127.0.0.1'), help: 'interface of the embedded ClickHouse-compatible query endpoint' },
   queryPort: { schema: int().max(65535).default(8123), help: 'port of the embedded query endpoint' },
   queryUrl: { schema: z.url().optional(), help: 'base URL of a running fleet start\'s query endpoint, for the commands that read or write through it (default: found through --data-dir, then --query-host/--query-port)' },
@@ -76,7 +91,9 @@ export const SETTINGS = {
   durationOutlierMs: { schema: int(1).default(900_000), help: 'attempts lasting longer are kept whatever the outcome' },
   decisionWaitMs: { schema: int().default(500), help: 'wait after an attempt ended for late child spans' },
   traceTimeoutMs: { schema: int(1).default(60_000), help: 'idle time after which undecided spans of a trace are decided' },
-  queueBytes: { schema: int(1).default(256 * 1024 * 1024), help: 'bound of the embedded in-process queue (bytes awaiting the consumers)' },
+  queueBytes: { schema: int(1).optional(), help: "bound of what the embedded queue holds in memory (bytes awaiting the consumers or, for fleet start's durable queue, their fsync; per-message overhead included; default: an eighth of the memory budget, at most 256 MiB)" },
+  queueMaxBytes: { schema: int(1024 * 1024, 'must be at least 1048576 (1 MiB)').optional(), help: "bound of fleet start's durable queue in <data-dir>/queue (bytes on disk awaiting the consumers; full = 503 + Retry-After); default: half the free space of the data directory's disk at start" },
+  shutdownTimeout: { schema: seconds.default(10), help: 'seconds fleet start takes at most to stop after SIGTERM/SIGINT (what is left stays in the durable queue for the next start)' },
   readerTenants: { schema: list.optional(), help: 'fleet migrate on a ClickHouse server: create the reader role and a row-policy role per tenant (perpass_tenant_<tenant>), comma-separated tenants' },
   alertRules: { schema: z.string().min(1).optional(), help: 'alert rules file (JSON or YAML) of fleet alerts; given to fleet start, it runs them in that process' },
 } as const;

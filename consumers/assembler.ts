@@ -13,9 +13,11 @@
  *   decided join it: the attempt row is rolled up again (a higher version)
  *   and the span follows the sampling decision already taken.
  * - A decided attempt holds its messages uncommitted until it has been quiet
- *   for `traceTimeoutMs`: a consumer that dies before then is replaced by one
- *   that re-reads the whole attempt, late spans included, so the row it
- *   writes is complete again (and wins by its version).
+ *   for `settleMs` (seconds, not the trace timeout: consumers/offsets.ts):
+ *   a consumer that dies before then is replaced by one that re-reads the
+ *   whole attempt, late spans included, so the row it writes is complete
+ *   again (and wins by its version). Undecided spans hold their messages
+ *   until they are decided, so no crash skips them.
  * - Spans under no attempt (a trace without one, or above its attempts) are
  *   kept in `spans` once the trace has been idle, so nothing vanishes unseen.
  *   They stay in the decision cache as orphans: an attempt span that arrives
@@ -52,6 +54,8 @@ export interface AssemblerOptions {
   decisionWaitMs: number;
   /** Idle time after which a trace's undecided spans are decided (default 60 s). */
   traceTimeoutMs: number;
+  /** How long decided spans keep their messages uncommitted after their last touch (DEFAULT_SETTLE_MS). */
+  settleMs: number;
   limits: AssemblerLimits;
   now?: () => number;
   observer?: AssemblerObserver;
@@ -178,6 +182,15 @@ export class Assembler {
     trace.lastSeen = this.now();
     const existing = trace.spans.get(span.spanId);
     if (existing) {
+      // Another span under a taken id (not a redelivery of the same one): said, not dropped silently. The collector
+      // rejects such pairs within a request; across requests only the consumer sees them.
+      if (existing.span.name !== span.name) {
+        this.options.observer?.droppedSpan?.(
+          `span ${span.spanId} "${span.name}" of trace ${span.traceId}: its span id is already taken by span "${existing.span.name}" of the trace; span ids must be unique within a trace`,
+        );
+        out.refs.push(ref);
+        return out;
+      }
       this.options.observer?.duplicateSpan?.();
       // keep the more complete copy (an exporter may re-send a span once it has ended)
       if (!hasEnded(existing.span) && hasEnded(span)) {
@@ -198,9 +211,11 @@ export class Assembler {
   }
 
   /** Decides what is due: attempts past their wait, traces idle past the timeout. */
-  tick(): Output {
+  /** Decides what is due, at most `maxDecisions` attempts (the rest on the next call). */
+  tick(maxDecisions = Infinity): Output {
     const out = emptyOutput();
     const now = this.now();
+    let decisions = 0;
     // least recently touched first, and settleAt = last touch + timeout: stop at the first unsettled
     for (const entry of this.unsettled.values()) {
       if (entry.settleAt > now) break;
@@ -215,8 +230,10 @@ export class Assembler {
     for (const trace of [...this.traces.values()]) {
       const idle = now - trace.lastSeen >= this.options.traceTimeoutMs;
       for (const [spanId, a] of [...trace.attempts]) {
-        if (idle) this.decide(trace, spanId, a.endedArrival === undefined ? 'timeout' : 'ended', out);
-        else if (a.endedArrival !== undefined && now - a.endedArrival >= this.options.decisionWaitMs) this.decide(trace, spanId, 'ended', out);
+        const due = idle || (a.endedArrival !== undefined && now - a.endedArrival >= this.options.decisionWaitMs);
+        if (!due) continue;
+        if (decisions++ >= maxDecisions) return out;
+        this.decide(trace, spanId, idle && a.endedArrival === undefined ? 'timeout' : 'ended', out);
       }
       if (idle) this.releaseOutside(trace, out);
     }
@@ -375,7 +392,7 @@ export class Assembler {
       decision,
       partition: trace.partition,
       refs: [...memberSpans.map((b) => b.ref), ...orphans.refs],
-      settleAt: this.now() + this.options.traceTimeoutMs,
+      settleAt: this.now() + this.options.settleMs,
     };
     this.decided.set(key, entry);
     this.unsettled.set(key, entry);
@@ -483,7 +500,7 @@ export class Assembler {
   }
 
   private touch(entry: DecidedAttempt): void {
-    entry.settleAt = this.now() + this.options.traceTimeoutMs;
+    entry.settleAt = this.now() + this.options.settleMs;
     for (const map of [this.decided, this.unsettled]) {
       map.delete(entry.key);
       map.set(entry.key, entry);
@@ -491,7 +508,7 @@ export class Assembler {
   }
 
   private touchOrphans(orphans: Orphans): void {
-    orphans.settleAt = this.now() + this.options.traceTimeoutMs;
+    orphans.settleAt = this.now() + this.options.settleMs;
     for (const map of [this.orphans, this.unsettledOrphans]) {
       map.delete(orphans.traceId);
       map.set(orphans.traceId, orphans);

@@ -1,10 +1,30 @@
 /**
  * Which Kafka offsets may be committed: a message stays pending while any
- * span it carried is buffered or its rows are not yet written. The
+ * span it carried is undecided (buffered in its trace), its rows are not yet
+ * written, or it was decided less than DEFAULT_SETTLE_MS ago. The
  * committable position of a partition is its lowest pending offset (or one
  * past the last message seen), so a crash never skips undecided data.
+ *
+ * So consumer lag (end offset − committed offset) counts exactly: messages
+ * not read yet, messages holding a span of an attempt still running or
+ * within its decision wait, rows not yet in the store, and what was decided
+ * in the last few seconds — it returns to ~0 within seconds of the last
+ * write once every attempt has ended, instead of holding every message for
+ * the trace timeout. The trace-timeout window stays where it matters: a
+ * trace not yet decided is re-read whole by whoever takes its partition.
+ * What it gives up: a span arriving more than DEFAULT_SETTLE_MS after its
+ * attempt was decided *and* after a crash or rebalance moved the partition
+ * is written outside its attempt (sample_reason `outside_attempt`) instead
+ * of rolled into it.
  */
 import type { TopicPartitionOffset } from '../bus/types.ts';
+
+/**
+ * How long decided spans keep their messages uncommitted after the last
+ * span joined them: long enough for the late spans of real exporters
+ * (batching delays), short enough that lag means what is not yet done.
+ */
+export const DEFAULT_SETTLE_MS = 2_000;
 
 export interface MessageRef {
   partition: number;

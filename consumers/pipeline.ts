@@ -13,7 +13,7 @@ import type { Catalog } from '../pricing/catalog.ts';
 import type { Store } from '../storage/store.ts';
 import { Assembler, DEFAULT_LIMITS, emptyOutput, type AssemblerLimits, type Output } from './assembler.ts';
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.ts';
-import { OffsetTracker } from './offsets.ts';
+import { DEFAULT_SETTLE_MS, OffsetTracker } from './offsets.ts';
 import { DEFAULT_SAMPLING, type SamplingPolicy } from './sampling.ts';
 import { BatchWriter, DEFAULT_WRITER, type WriterOptions } from './writer.ts';
 
@@ -30,6 +30,8 @@ export interface ConsumerPipelineOptions {
   sampling?: Partial<SamplingPolicy>;
   decisionWaitMs?: number;
   traceTimeoutMs?: number;
+  /** How long decided spans keep their messages uncommitted (default DEFAULT_SETTLE_MS; consumers/offsets.ts). */
+  settleMs?: number;
   limits?: Partial<AssemblerLimits>;
   writer?: Partial<Omit<WriterOptions, 'onWritten' | 'onError'>>;
   /** How often decided offsets are committed (default 1000 ms). */
@@ -52,6 +54,11 @@ export interface StopOptions {
   timeoutMs?: number;
 }
 
+/** Spans a batch is decoded and assembled in before other work gets a turn of the event loop (a few ms). */
+const SPANS_PER_TURN = 250;
+/** Attempts decided (rows encoded) before other work gets a turn. */
+const DECISIONS_PER_TURN = 50;
+
 export class ConsumerPipeline {
   readonly registry: Registry;
   private readonly assembler: Assembler;
@@ -63,6 +70,9 @@ export class ConsumerPipeline {
   private flushing: Promise<void> | undefined;
   private committing: Promise<void> = Promise.resolve();
   private readonly maxPendingRows: number;
+  private ticking = false;
+  /** Batches being decoded and assembled now (in slices). */
+  private readonly taking = new Set<Promise<void>>();
   private readonly options: ConsumerPipelineOptions;
 
   constructor(options: ConsumerPipelineOptions) {
@@ -81,6 +91,7 @@ export class ConsumerPipeline {
       sampling: { ...DEFAULT_SAMPLING, ...options.sampling },
       decisionWaitMs: options.decisionWaitMs ?? 500,
       traceTimeoutMs: options.traceTimeoutMs ?? 60_000,
+      settleMs: Math.min(options.settleMs ?? DEFAULT_SETTLE_MS, options.traceTimeoutMs ?? 60_000),
       limits: { ...DEFAULT_LIMITS, ...options.limits },
       ...(options.now && { now: options.now }),
       observer: {
@@ -123,7 +134,7 @@ export class ConsumerPipeline {
       onAssign: (assigned) => this.onAssign(assigned),
     });
     const tickMs = this.options.tickMs ?? 100;
-    this.timers.push(setInterval(() => this.tick(), tickMs));
+    this.timers.push(setInterval(() => void this.tick(), tickMs));
     this.timers.push(setInterval(() => void this.commit(), this.options.commitIntervalMs ?? 1000));
     for (const t of this.timers) t.unref();
   }
@@ -138,9 +149,35 @@ export class ConsumerPipeline {
   }
 
   private async onBatch(batch: PartitionBatch): Promise<void> {
+    const taking = this.take(batch);
+    this.taking.add(taking);
+    try {
+      await taking;
+    } finally {
+      this.taking.delete(taking);
+    }
+    // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
+    if (this.writer.pendingRows >= this.maxPendingRows) await this.heartbeating(this.flush(), batch);
+    // Batches fetched ahead arrive as a chain of resolved promises: let timers
+    // (decisions, commits) and I/O (/metrics) run between two of them.
+    await nextTurn();
+  }
+
+  /**
+   * Decodes and assembles a batch's spans, in slices. onAssign waits for
+   * the batches being taken, so a rebalance never lands between two slices
+   * of a batch: its spans belong to the assignment that delivered them.
+   */
+  private async take(batch: PartitionBatch): Promise<void> {
     // what spans of this batch make ready at once (late spans, overflow decisions), written together
     const ready = emptyOutput();
+    let sinceTurn = 0;
     for (const m of batch.messages) {
+      // In bounded slices: in the embedded mode the collector's /healthz and clients share this event loop.
+      if (sinceTurn >= SPANS_PER_TURN) {
+        sinceTurn = 0;
+        await nextTurn();
+      }
       const ref = this.offsets.ref(m.partition, BigInt(m.offset));
       let spans;
       try {
@@ -156,13 +193,9 @@ export class ConsumerPipeline {
       this.offsets.received(ref, spans.length);
       const bytes = spans.length ? Math.ceil(m.value.byteLength / spans.length) : 0;
       for (const span of spans) this.assembler.add(span, ref, bytes, ready);
+      sinceTurn += spans.length + 1;
     }
     this.emit(ready);
-    // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
-    if (this.writer.pendingRows >= this.maxPendingRows) await this.heartbeating(this.flush(), batch);
-    // Batches fetched ahead arrive as a chain of resolved promises: let timers
-    // (decisions, commits) and I/O (/metrics) run between two of them.
-    await nextTurn();
   }
 
   /** Waits for `work`, heartbeating the group meanwhile: a member waiting on ClickHouse is alive, not dead. */
@@ -191,14 +224,27 @@ export class ConsumerPipeline {
     this.log(`message ${topic}/${partition}/${offset} sent to ${dlq}: ${reason}`);
   }
 
-  private onAssign(assigned: TopicPartition[]): void {
+  private async onAssign(assigned: TopicPartition[]): Promise<void> {
+    await Promise.allSettled([...this.taking]);
     const mine = new Set(assigned.filter((tp) => tp.topic === this.options.topic).map((tp) => tp.partition));
     this.assembler.retainPartitions(mine);
     this.offsets.retainOnly(mine);
   }
 
-  private tick(): void {
-    this.emit(this.assembler.tick());
+  /** Takes the due decisions in slices, letting other work run between them (a burst can make thousands due at once). */
+  private async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      for (;;) {
+        const out = this.assembler.tick(DECISIONS_PER_TURN);
+        this.emit(out);
+        if (out.attempts.length < DECISIONS_PER_TURN || this.timers.length === 0) break;
+        await nextTurn();
+      }
+    } finally {
+      this.ticking = false;
+    }
     if (this.writer.due() && !this.flushing) void this.flush();
   }
 

@@ -26,6 +26,7 @@ const RETRY_INFO_URL = `${TYPE_URL_PREFIX}RetryInfo`;
 /** The `google.rpc.Code` values the collector uses (OTLP clients do not act on them; they help troubleshooting). */
 export const RPC_CODE = {
   INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
   RESOURCE_EXHAUSTED: 8,
   UNIMPLEMENTED: 12,
   INTERNAL: 13,

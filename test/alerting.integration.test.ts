@@ -285,7 +285,7 @@ describe('alerts service on chDB', () => {
     expect(logged).toHaveLength(2);
 
     // the gauges Prometheus scrapes
-    expect(await metric(registry1, 'fleet_pass_rate', { model: 'kimi-k2.6', spec_tier: 'tier-3', window: '1h' })).toBe(0.5);
+    expect(await metric(registry1, 'fleet_pass_rate_ratio', { model: 'kimi-k2.6', spec_tier: 'tier-3', window: '1h' })).toBe(0.5);
     expect(await metric(registry1, 'fleet_cost_per_pass_usd', { model: 'kimi-k2.6', spec_tier: 'tier-3', window: '1h' })).toBeCloseTo(0.1, 12);
     expect(await metric(registry1, 'fleet_window_attempts', { model: 'deepseek-v4-flash', spec_tier: 'tier-3', window: '1h' })).toBe(40);
     expect(await metric(registry1, 'fleet_alerts_firing', { rule: 'pass_rate_regression', severity: 'critical' })).toBe(1);

@@ -124,9 +124,41 @@ describe('sinks', () => {
     expect((long.text as string).startsWith(':large_green_circle:')).toBe(true);
   });
 
+  it('slack: a hostile model name, tenant or summary becomes no live mention or link anywhere in the payload, text included', async () => {
+    const r = await receiver();
+    const evil = '<!channel> evil&<http://x.example|click> <@U024BE7LH> <#C024BE7LR> <!subteam^S123>';
+    await slackSink({ url: r.url }).send(
+      note({
+        labels: { alertname: 'pass_rate_regression', tenant: '<!here>', model: evil, spec_tier: 'tier-3', severity: 'critical' },
+        annotations: { summary: `Pass rate of ${evil} fell`, description: `model ${evil}` },
+        rule: `rule ${evil}`,
+        severity: '<!everyone>',
+      }),
+      signal(),
+    );
+    const body = r.received[0]!.body as { text: string; blocks: { type: string; text?: { type: string; text: string }; elements?: { type: string; text: string }[] }[] };
+    // Everything Slack parses as mrkdwn: the top-level text, section and context texts.
+    const mrkdwn = [body.text, ...body.blocks.flatMap((b) => [...(b.text?.type === 'mrkdwn' ? [b.text.text] : []), ...(b.elements ?? []).map((e) => e.text)])];
+    expect(mrkdwn).toHaveLength(3);
+    for (const text of mrkdwn) {
+      // The only markup left is perpass' own details link; every other < is escaped.
+      const withoutOwnLink = text.replace('<https://grafana.test/d/perpass|details>', '');
+      expect(withoutOwnLink).not.toMatch(/[<>]/);
+      expect(withoutOwnLink).not.toMatch(/&(?!amp;|lt;|gt;)/);
+    }
+    expect(body.text).toContain('&lt;!channel&gt; evil&amp;&lt;http://x.example|click&gt;');
+    // The header is plain_text: Slack renders it literally, it cannot mention or link.
+    expect(body.blocks[0]!.text!.type).toBe('plain_text');
+  });
+
+  it('slack: a generatorURL that is not http(s) is not made a link', () => {
+    const payload = slackPayload(note({ generatorURL: 'javascript:alert(1)|x' }));
+    expect(JSON.stringify(payload)).not.toContain('javascript:');
+  });
+
   it('alertmanager: POST /api/v2/alerts; firing valid for 4 resends, resolved = endsAt in the past', async () => {
     const r = await receiver();
-    const sink = alertmanagerSink({ url: `${r.url}/`, resendIntervalMs: 60_000, evaluationIntervalMs: 30_000 });
+    const sink = alertmanagerSink({ url: `${r.url}/`, resendIntervalMs: 60_000, evaluationIntervalMs: 30_000, now: () => T });
     expect(sink.resendIntervalMs).toBe(60_000);
     await sink.send(note(), signal());
     await sink.send(note({ event: 'resolved', status: 'resolved', endsAt: T + 3_600_000, at: T + 3_600_000 }), signal());
@@ -256,6 +288,45 @@ describe('delivery queues', () => {
     expect(left.map((n) => n.id)).toEqual(['n0', 'n3']);
     expect(h.outcomes).toHaveLength(2);
     expect(q.enqueue(note())).toBe(false);
+  });
+
+  it('alertmanager queue: through an outage only the newest keep-alive waits, endsAt is computed when it is finally sent, and a resolution superseded by a new firing is never sent', async () => {
+    let up = false;
+    const am = await receiver(() => ({ status: up ? 200 : 503 }));
+    let clock = T;
+    const h = hooks();
+    const q = new SinkQueue(alertmanagerSink({ url: am.url, resendIntervalMs: 20_000, now: () => clock }), { ...delivery, maxAttempts: 1000, initialBackoffMs: 20, maxBackoffMs: 20 }, h.hooks);
+    /** Waits for `n` more (refused) posts: the second starts after the first is answered, so after whatever came before. */
+    const refusedPosts = async (n: number) => {
+      const target = am.requests() + n;
+      while (am.requests() < target) await new Promise((r) => setTimeout(r, 5));
+    };
+    q.enqueue(note({ id: 'fire' }));
+    await refusedPosts(1);
+    for (let i = 1; i <= 9; i++) {
+      clock = T + i * 20_000;
+      q.enqueue(note({ id: `keepalive-${i}`, event: 'resend', at: clock }));
+    }
+    // the head (the first post, retrying) and one keep-alive: the newest
+    expect(q.length).toBe(2);
+    // a resolution, then the alert fires again before anything went out: the resolution is dropped
+    q.enqueue(note({ id: 'resolve', event: 'resolved', status: 'resolved', endsAt: clock, at: clock }));
+    expect(q.length).toBe(2);
+    q.enqueue(note({ id: 'refire', startsAt: clock + 1, at: clock + 1 }));
+    expect(h.outcomes.map((o) => [o.notification.id, o.status])).toEqual([['resolve', 'dropped']]);
+    clock = T + 200_000;
+    await refusedPosts(2);
+    up = true;
+    await q.idle();
+    const posts = am.received.map((x) => (x.body as { startsAt: string; endsAt: string }[])[0]!);
+    expect(posts.map((p) => Date.parse(p.endsAt))).toEqual([clock + 80_000, clock + 80_000]);
+    expect(posts.every((p) => Date.parse(p.endsAt) > clock)).toBe(true);
+    expect(h.outcomes.map((o) => [o.notification.id, o.status])).toEqual([
+      ['resolve', 'dropped'],
+      ['fire', 'delivered'],
+      ['refire', 'delivered'],
+    ]);
+    await q.stop(0);
   });
 
   it('stop waits for the queue to drain when it can', async () => {

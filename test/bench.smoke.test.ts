@@ -94,6 +94,9 @@ describe('benchmark suite (smoke)', () => {
     const r = await smoke('memory', false);
     expectShape(r, 'memory');
     positive(r, 'collectorMaxMiB', 'consumerMaxMiB', 'collector_sustained_maxMiB', 'consumer_kafkaDown_maxMiB', 'consumer_storeDown_maxMiB');
+    // the abuse suite's overloads against a fleet start with a memory budget: peak RSS per attack, under the budget
+    positive(r, 'abusePeakMiB', 'abuse_giants_maxMiB', 'abuse_tenantFlood_maxMiB', 'abuse_connectionFlood_maxMiB');
+    expect(r.targets.find((t) => t.metric === 'abusePeakMiB')).toMatchObject({ target: 1280, met: true });
   }, 240_000);
 
   it('kafka-client: kafkajs and @platformatic/kafka on the same messages', async () => {

@@ -1,6 +1,6 @@
 import kafkajs from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { MemoryBus } from '../bus/memory.ts';
+import { heldBytes, MemoryBus, MESSAGE_OVERHEAD_BYTES } from '../bus/memory.ts';
 import { BusUnavailableError, type BusMessage, type ConsumedMessage, type PartitionBatch, type TopicPartition } from '../bus/types.ts';
 
 const TOPIC = 'otlp_spans';
@@ -34,24 +34,28 @@ function collector() {
 }
 
 describe('MemoryBus (in-process queue)', () => {
-  it('bounds the bytes awaiting commit: a publish past the bound is refused whole with BusUnavailableError', async () => {
-    const bus = new MemoryBus({ partitions: 2, maxBytes: 100, retryAfterSeconds: 7 });
+  it('bounds the bytes awaiting commit, per-message overhead included: a publish past the bound is refused whole with BusUnavailableError; the meter sees every byte enter and leave', async () => {
+    // Keys of one character: each message holds its value, its key and the fixed overhead.
+    const H = MESSAGE_OVERHEAD_BYTES + 1;
+    const metered: number[] = [];
+    const bus = new MemoryBus({ partitions: 2, maxBytes: 100 + 2 * H, retryAfterSeconds: 7, meter: (_m, bytes) => metered.push(bytes) });
     const pub = bus.publisher();
     await pub.publish(TOPIC, [msg('a', 'x'.repeat(60))]);
-    expect(bus.bufferedBytes).toBe(60);
+    expect(bus.bufferedBytes).toBe(60 + H);
+    expect(heldBytes(msg('a', 'x'.repeat(60)))).toBe(60 + H);
     expect(await pub.isReady()).toBe(true);
 
     const refused = pub.publish(TOPIC, [msg('b', 'y'.repeat(30)), msg('c', 'z'.repeat(20))]);
     await expect(refused).rejects.toBeInstanceOf(BusUnavailableError);
-    await expect(refused).rejects.toMatchObject({ retryAfterSeconds: 7, message: expect.stringMatching(/queue full \(60 of 100 bytes/) });
+    await expect(refused).rejects.toMatchObject({ retryAfterSeconds: 7, message: expect.stringMatching(new RegExp(`queue full \\(${60 + H} of ${100 + 2 * H} bytes`)) });
     // Nothing of the refused publish was taken.
-    expect(bus.bufferedBytes).toBe(60);
+    expect(bus.bufferedBytes).toBe(60 + H);
     const sub = bus.subscriber(TOPIC);
     expect((await sub.lag()).reduce((n, p) => n + p.lag, 0)).toBe(1);
 
     // Up to the bound is accepted; past it, not ready.
     await pub.publish(TOPIC, [msg('d', 'w'.repeat(40))]);
-    expect(bus.bufferedBytes).toBe(100);
+    expect(bus.bufferedBytes).toBe(100 + 2 * H);
     expect(await pub.isReady()).toBe(false);
 
     // Committing frees the bytes: the refused publish now goes through.
@@ -59,7 +63,10 @@ describe('MemoryBus (in-process queue)', () => {
     expect(bus.bufferedBytes).toBe(0);
     expect(await pub.isReady()).toBe(true);
     await pub.publish(TOPIC, [msg('b', 'y'.repeat(30)), msg('c', 'z'.repeat(20))]);
-    expect(bus.bufferedBytes).toBe(50);
+    expect(bus.bufferedBytes).toBe(50 + 2 * H);
+    // The meter's running sum is the queue's own count, message by message.
+    expect(metered.reduce((a, b) => a + b, 0)).toBe(bus.bufferedBytes);
+    expect([...metered].sort((a, b) => a - b)).toEqual([-(60 + H), -(40 + H), 20 + H, 30 + H, 40 + H, 60 + H]);
 
     bus.close();
     await expect(pub.publish(TOPIC, [msg('e', 'v')])).rejects.toBeInstanceOf(BusUnavailableError);

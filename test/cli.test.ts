@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatUnpriced, uncovered, unpricedCalls } from '../cli/prices-check.ts';
@@ -82,6 +83,23 @@ describe('report formatting', () => {
     expect(parseWhen('90m', now)).toBe('2026-11-25 10:30:00.000');
     expect(parseWhen('2026-06-01', now)).toBe('2026-06-01 00:00:00.000');
     expect(() => parseWhen('last week', now)).toThrow(/not a time/);
+    // DateTime64(9) ends in 2262 and starts in 1900: out of range is a clear error, not the store's parse failure.
+    expect(() => parseWhen('99999999d', now)).toThrow(/time "99999999d" is out of range: times must fall from 1900-01-01 to 2262-04-11/);
+    expect(() => parseWhen('2262-04-12', now)).toThrow(/out of range/);
+    expect(parseWhen('1900-01-01', now)).toBe('1900-01-01 00:00:00.000');
+  });
+
+  it('fleet report --since 99999999d: one clear line naming the flag, exit 1, no stack trace, no store opened', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'perpass-report-range-'));
+    try {
+      const child = startFleet(['report', 'cost-per-pass', '--since', '99999999d', '--data-dir', path.join(dir, 'data')]);
+      expect(await child.exited).toBe(1);
+      expect(child.output()).toMatch(/^fleet: --since: time "99999999d" is out of range/m);
+      expect(child.output()).not.toMatch(/^\s+at /m);
+      expect(existsSync(path.join(dir, 'data'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads times without an offset as UTC, whatever the local time zone', () => {

@@ -70,10 +70,12 @@ describe('readBody', () => {
     expect(outcomes.map((o) => o.result)).toEqual([{ length: 1000 }, { status: 413, message: 'request body exceeds the limit of 1000 bytes' }]);
   });
 
-  it('knows identity and gzip and nothing else', () => {
+  it('knows the codings OTLP senders use and nothing else', () => {
     expect(contentCoding(undefined)).toBe('identity');
     expect(contentCoding('Identity')).toBe('identity');
     expect(contentCoding('GZIP')).toBe('gzip');
-    expect(() => contentCoding('deflate')).toThrow('unsupported Content-Encoding "deflate": use gzip or identity');
+    expect(contentCoding('zlib')).toBe('deflate');
+    expect(contentCoding(' zstd ')).toBe('zstd');
+    expect(() => contentCoding('br')).toThrow('unsupported Content-Encoding "br": use one of identity, gzip, x-gzip, deflate, zlib, zstd, snappy, x-snappy-framed, lz4');
   });
 });

@@ -6,8 +6,10 @@
 import http from 'node:http';
 import zlib from 'node:zlib';
 import protobuf from 'protobufjs';
+import { afterEach } from 'vitest';
 import type { MemoryBus } from '../bus/memory.ts';
 import type { ConsumedMessage } from '../bus/types.ts';
+import { startCollector, type CollectorOptions, type RunningCollector } from '../collector/index.ts';
 import { decodeTraceRequest, type KeyValue, type OtlpSpan, type TraceRequest } from '../otlp/codec.ts';
 
 export const hexId = (seed: number, bytes: number): string =>
@@ -235,4 +237,20 @@ export function gzipZeros(size: number): Buffer {
   const member = 16 * 1024 * 1024;
   const one = zlib.gzipSync(Buffer.alloc(member), { level: 9 });
   return Buffer.concat(Array.from({ length: Math.ceil(size / member) }, () => one));
+}
+
+/**
+ * A function starting collectors on 127.0.0.1 (a free port) publishing to a
+ * bus; every collector it started is closed after each test.
+ */
+export function collectorStarter(): (bus: MemoryBus, options?: Partial<CollectorOptions>) => Promise<RunningCollector> {
+  const running: RunningCollector[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((c) => c.close()));
+  });
+  return async (bus, options = {}) => {
+    const collector = await startCollector({ publisher: bus.publisher(), port: 0, host: '127.0.0.1', ...options });
+    running.push(collector);
+    return collector;
+  };
 }

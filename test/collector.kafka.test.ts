@@ -193,6 +193,8 @@ describe('collector → Kafka: large traces and readiness', () => {
     const cli = startFleet(['collector', '--kafka-brokers', brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}-dlq`, '--topic-partitions', '2', '--collector-host', '127.0.0.1', '--collector-port', '0']);
     try {
       const [, url] = await cli.waitFor(/collector: (http:\/\/[^ ]+)\/v1\/traces → Kafka/);
+      // Without tokens, fleet collector says at start that anyone who reaches it can write.
+      expect(cli.output()).toMatch(/WARNING collector: no auth configured \(--auth-tokens \/ FLEET_AUTH_TOKENS\): anyone who reaches 127\.0\.0\.1:0 can write spans into every tenant/);
       expect((await fetch(`${url}/readyz`)).status).toBe(200);
       const kafka = new kafkajs.Kafka({ clientId: 'collector-test-admin', brokers, logLevel: kafkajs.logLevel.NOTHING });
       const admin = kafka.admin();

@@ -1,10 +1,12 @@
 /**
  * Real OpenTelemetry JS SDK exporters sending to the collector: the OTLP/HTTP
- * JSON exporter (@opentelemetry/exporter-trace-otlp-http) and the protobuf one
- * (@opentelemetry/exporter-trace-otlp-proto), with and without gzip.
+ * JSON exporter (@opentelemetry/exporter-trace-otlp-http), the protobuf one
+ * (@opentelemetry/exporter-trace-otlp-proto) and the OTLP/gRPC one
+ * (@opentelemetry/exporter-trace-otlp-grpc), with and without gzip.
  */
 import { ROOT_CONTEXT, trace, type Attributes, type HrTime } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -82,16 +84,20 @@ async function publishedRecords(bus: MemoryBus) {
 
 const bySpanId = <T extends { spanId: string }>(a: T, b: T) => a.spanId.localeCompare(b.spanId);
 
-describe.each([
-  ['otlp-http (JSON)', (url: string, gzip: boolean) => new JsonExporter({ url, compression: compression(gzip) })],
-  ['otlp-proto (protobuf)', (url: string, gzip: boolean) => new ProtoExporter({ url, compression: compression(gzip) })],
-] as const)('the OTel JS %s exporter', (_name, makeExporter) => {
+type MakeExporter = (c: RunningCollector, gzip: boolean) => SpanExporter;
+const HTTP_EXPORTERS: [string, MakeExporter][] = [
+  ['otlp-http (JSON)', (c, gzip) => new JsonExporter({ url: c.tracesUrl, compression: compression(gzip) })],
+  ['otlp-proto (protobuf)', (c, gzip) => new ProtoExporter({ url: c.tracesUrl, compression: compression(gzip) })],
+];
+const GRPC_EXPORTER: [string, MakeExporter] = ['otlp-grpc', (c, gzip) => new GrpcExporter({ url: `http://127.0.0.1:${c.grpcPort}`, compression: compression(gzip) as never })];
+
+describe.each([...HTTP_EXPORTERS, GRPC_EXPORTER])('the OTel JS %s exporter', (_name, makeExporter) => {
   it.each([false, true])('delivers every span intact (gzip: %s)', async (gzip) => {
     const bus = new MemoryBus();
-    const c = await startCollector({ publisher: bus.publisher(), port: 0, host: '127.0.0.1' });
+    const c = await startCollector({ publisher: bus.publisher(), port: 0, grpcPort: 0, host: '127.0.0.1' });
     running.push(c);
     const spans = await recordSpans(validAttempt);
-    const exporter = makeExporter(c.tracesUrl, gzip);
+    const exporter = makeExporter(c, gzip);
     expect(await exportWith(exporter, spans)).toEqual({ code: ExportResultCode.SUCCESS });
     await exporter.shutdown();
 
@@ -102,10 +108,10 @@ describe.each([
 
   it('gets a partial success for an attempt breaking the contract; the rest is published', async () => {
     const bus = new MemoryBus();
-    const c = await startCollector({ publisher: bus.publisher(), port: 0, host: '127.0.0.1' });
+    const c = await startCollector({ publisher: bus.publisher(), port: 0, grpcPort: 0, host: '127.0.0.1' });
     running.push(c);
     const spans = await recordSpans(validAttempt, [{ 'fleet.spec.id': 'spec-8', 'fleet.attempt.number': 1 }]);
-    const exporter = makeExporter(c.tracesUrl, false);
+    const exporter = makeExporter(c, false);
     // OTLP: partial success is a success (the client must not retry it).
     expect(await exportWith(exporter, spans)).toEqual({ code: ExportResultCode.SUCCESS });
     await exporter.shutdown();
@@ -114,12 +120,17 @@ describe.each([
     expect(metrics).toContain('fleet_collector_spans_rejected_total{reason="invalid"} 1');
   });
 
+});
+
+// The JS gRPC exporter does not retry at all (0.301: every error is final), so the retry is
+// checked for the HTTP exporters here; collector.grpc.test.ts checks the UNAVAILABLE + RetryInfo a gRPC client acts on.
+describe.each(HTTP_EXPORTERS)('the OTel JS %s exporter', (_name, makeExporter) => {
   it('retries after 503 + Retry-After from a full queue and delivers once the consumers caught up', async () => {
     const bus = new MemoryBus({ maxBytes: 1, retryAfterSeconds: 1 });
-    const c = await startCollector({ publisher: bus.publisher(), port: 0, host: '127.0.0.1' });
+    const c = await startCollector({ publisher: bus.publisher(), port: 0, grpcPort: 0, host: '127.0.0.1' });
     running.push(c);
     const first = await recordSpans(validAttempt);
-    const exporter = makeExporter(c.tracesUrl, false);
+    const exporter = makeExporter(c, false);
     expect(await exportWith(exporter, first)).toEqual({ code: ExportResultCode.SUCCESS });
 
     const second = await recordSpans({ ...validAttempt, 'fleet.attempt.number': 3 });

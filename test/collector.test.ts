@@ -5,7 +5,7 @@
 import http from 'node:http';
 import zlib from 'node:zlib';
 import { Registry } from 'prom-client';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MemoryBus } from '../bus/memory.ts';
 import type { Publisher } from '../bus/types.ts';
 import { startCollector, type CollectorOptions, type RunningCollector } from '../collector/index.ts';
@@ -17,6 +17,7 @@ import {
   attemptAttributes,
   bytes,
   canonicalSpans,
+  collectorStarter,
   corruptSpan,
   decodeMessages,
   fieldRanges,
@@ -36,17 +37,7 @@ import {
 } from './collector.fixtures.ts';
 
 const TOPIC = 'otlp_spans';
-const running: RunningCollector[] = [];
-
-async function start(bus: MemoryBus, options: Partial<CollectorOptions> = {}): Promise<RunningCollector> {
-  const collector = await startCollector({ publisher: bus.publisher(), port: 0, host: '127.0.0.1', ...options });
-  running.push(collector);
-  return collector;
-}
-
-afterEach(async () => {
-  await Promise.all(running.splice(0).map((c) => c.close()));
-});
+const start = collectorStarter();
 
 /** The request as the collector will see it after protobuf decoding. */
 const roundTripped = (r: TraceRequest): TraceRequest => decodeTraceRequest(encodeTraceRequest(r));
@@ -334,6 +325,23 @@ describe('malformed and oversize spans', () => {
     expect(spans.sort()).toEqual(['span-1-1', 'span-2-3']);
   });
 
+  it('an LLM span reusing its attempt’s span id rejects both through partial success (the attempt is never priced without its call); an identical copy passes', async () => {
+    const bus = new MemoryBus();
+    const c = await start(bus);
+    const attempt = span(1, 1, { name: 'attempt', parentSpanId: new Uint8Array(), attributes: attemptAttributes() });
+    const llm = span(1, 1, { name: 'chat', parentSpanId: new Uint8Array(), attributes: [str('gen_ai.request.model', 'deepseek-v4-flash'), int('gen_ai.usage.input_tokens', 10)] });
+    const other = span(2, 5);
+    const res = await postTraces(c.url, Buffer.from(encodeTraceRequest({ resourceSpans: [{ scopeSpans: [{ spans: [attempt, other, llm, other] }] }] })));
+    expect(res.status).toBe(200);
+    const partial = decodeTraceResponse(res.body).partialSuccess!;
+    expect(Number(partial.rejectedSpans)).toBe(2);
+    expect(partial.errorMessage).toContain(`span ${spanIdHex(1)} "attempt" of trace ${traceIdHex(1)}: another span of the request (resourceSpans[0].scopeSpans[0].spans[2]) has the same span id`);
+    expect(partial.errorMessage).toContain(`span ${spanIdHex(1)} "chat" of trace ${traceIdHex(1)}: another span of the request (resourceSpans[0].scopeSpans[0].spans[0]) has the same span id`);
+    // Only the other trace's span (sent twice, identical) is published.
+    const names = decodeMessages(await published(bus, TOPIC)).flatMap((r) => [...flattenSpans(r)].map((x) => x.name));
+    expect(names).toEqual([other.name, other.name]);
+  });
+
   it('with auth on, a malformed resource rejects its spans with 400, or with partial success beside a valid resource, never 500', async () => {
     const bus = new MemoryBus();
     const c = await start(bus, { authTokens: { 'token-acme-123': 'acme' } });
@@ -608,7 +616,7 @@ describe('refused requests', () => {
     expect(none.status).toBe(415);
     const br = await postTraces(c.url, encodeTraceRequest(mixedRequest()), { 'Content-Encoding': 'br' });
     expect(br.status).toBe(415);
-    expect(statusOf(br).message).toBe('unsupported Content-Encoding "br": use gzip or identity');
+    expect(statusOf(br).message).toMatch(/^unsupported Content-Encoding "br": use one of identity, gzip, .*zstd/);
     expect(await published(bus, TOPIC)).toEqual([]);
   });
 
@@ -709,8 +717,10 @@ describe('backpressure', () => {
     const bus = new MemoryBus();
     const c = await start(bus, { maxBodyBytes: 64 * 1024, maxInflightBytes: 64 * 1024, overloadRetryAfterSeconds: 2 });
     const body = Buffer.from(encodeTraceRequest(mixedRequest()));
-    // A slow client: declares a length that takes nearly the whole budget, sends one byte, then stalls.
+    // A slow client: sends a body that takes nearly the whole budget but its last byte, then stalls.
+    // Only bytes received count: the declared length alone would reserve nothing.
     const slowLength = 64 * 1024 - 100;
+    const slowBody = Buffer.concat([body, paddingField(slowLength - body.length)]);
     const slow = http.request(`${c.url}/v1/traces`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-protobuf', 'Content-Length': slowLength },
@@ -722,16 +732,16 @@ describe('backpressure', () => {
       });
       slow.on('error', reject);
     });
-    slow.write(body.subarray(0, 1));
-    await waitFor(async () => metricValue(await (await fetch(`${c.url}/metrics`)).text(), 'fleet_collector_inflight_requests') === 1);
+    slow.write(slowBody.subarray(0, slowLength - 1));
+    await waitFor(async () => metricValue(await (await fetch(`${c.url}/metrics`)).text(), 'fleet_collector_inflight_bytes') === slowLength - 1);
 
     const refused = await postTraces(c.url, body);
     expect(refused.status).toBe(429);
     expect(refused.headers['retry-after']).toBe('2');
-    expect(decodeStatus(refused.body).message).toMatch(/^collector busy: 65436 of 65536 in-flight bytes in use/);
+    expect(decodeStatus(refused.body).message).toMatch(/^collector busy: 65435 of 65536 in-flight bytes in use/);
 
     // The slow request completes (padded with an unknown field so its declared length holds) and frees the budget.
-    slow.end(Buffer.concat([body.subarray(1), paddingField(slowLength - body.length)]));
+    slow.end(slowBody.subarray(slowLength - 1));
     expect(await slowAnswer).toBe(200);
     expect((await postTraces(c.url, body)).status).toBe(200);
     const metrics = await (await fetch(`${c.url}/metrics`)).text();

@@ -44,6 +44,7 @@ function harness(overrides: Partial<AssemblerOptions> = {}) {
     sampling: { passRate: 0.05, costOutlierUsd: null, durationOutlierMs: null },
     decisionWaitMs: 500,
     traceTimeoutMs: 10_000,
+    settleMs: 2_000,
     limits: DEFAULT_LIMITS,
     now: () => now,
     observer: { decided: (d, s) => events.push(`decided:${d}:${s.reason}`), lateSpan: () => events.push('late'), duplicateSpan: () => events.push('duplicate'), invalidSpan: (m) => events.push(`invalid:${m}`) },
@@ -107,9 +108,9 @@ describe('assembler', () => {
     expect(out.llmCalls.map((c) => [c.span_id, c.cost_usd, c.price_model])).toEqual([[S(2), '4.5', 'claude-sonnet-4-6']]);
     expect(out.spans).toHaveLength(3); // failures keep every span
     expect(h.a.stats()).toMatchObject({ traces: 0, spans: 0 });
-    // its messages stay uncommitted until the attempt has been quiet for the trace timeout
+    // its messages stay uncommitted while the attempt settles (2 s quiet), not for the trace timeout (10 s)
     expect(out.refs).toEqual([]);
-    expect(h.advance(9_999).refs).toEqual([]);
+    expect(h.advance(1_999).refs).toEqual([]);
     expect(h.advance(1).refs).toHaveLength(3);
   });
 
@@ -251,6 +252,19 @@ describe('assembler', () => {
     const out = h.add({ ...chat(2, 1, 1, 1), spanId: 'xyz' });
     expect(out.refs).toHaveLength(1);
     expect(dropped).toEqual([expect.stringMatching(/span xyz "span 2" of trace a{32}: trace id must be 16 bytes and span id 8 bytes/)]);
+  });
+
+  it('a span reusing the id of another span of its trace (an LLM call under its attempt’s id) is dropped saying so, not as a silent duplicate', () => {
+    const dropped: string[] = [];
+    const duplicates: string[] = [];
+    const h = harness({ observer: { droppedSpan: (m) => dropped.push(m), duplicateSpan: () => duplicates.push('duplicate') } });
+    h.add(attempt(1, 'pass'));
+    const out = h.add({ ...chat(1, 1, 10, 10), parentSpanId: '', name: 'chat claude' });
+    expect(out.refs).toHaveLength(1);
+    expect(dropped).toEqual([`span ${S(1)} "chat claude" of trace ${T}: its span id is already taken by span "span 1" of the trace; span ids must be unique within a trace`]);
+    // A redelivered copy of the same span is still a plain duplicate.
+    h.add(attempt(1, 'pass'));
+    expect(duplicates).toEqual(['duplicate']);
   });
 
   it('leaves a call of an unknown model unpriced: attempt cost NULL, counted', () => {

@@ -241,7 +241,8 @@ describe('a fleet start that cannot start', () => {
       const failed = startFleet(['start', '--data-dir', dir, '--collector-port', String(taken), '--query-port', '0']);
       expect(await Promise.race([failed.exited, sleep(30_000).then(() => 'still running after 30 s')])).toBe(1);
       expect(Date.now() - started).toBeLessThan(30_000);
-      expect(failed.output()).toMatch(new RegExp(`fleet: collector cannot listen on \\*:${taken}: listen EADDRINUSE`));
+      // fleet start binds its collector to 127.0.0.1 unless told otherwise (it has no auth by default)
+      expect(failed.output()).toMatch(new RegExp(`fleet: collector cannot listen on 127\\.0\\.0\\.1:${taken}: listen EADDRINUSE`));
       // its store lock and query port went with it
       const migrate = startFleet(['migrate', '--data-dir', dir]);
       expect(await migrate.exited).toBe(0);
@@ -346,7 +347,7 @@ describe('alerts inside the all-in-one process', () => {
   it('publishes the alerts of a kafka sink to the in-process queue', async () => {
     const rulesFile = path.join(tempDir('kafka-sink'), 'alerts.json');
     writeFileSync(rulesFile, JSON.stringify({ evaluationInterval: '1s', sinks: [{ type: 'kafka', name: 'bus', topic: 'perpass_alerts' }], rules: [{ kind: 'unpriced_model', name: 'unpriced' }] }));
-    const config = resolveConfig({ dataDir: tempDir('in-process'), collectorPort: '0', queryPort: '0', alertRules: rulesFile, decisionWaitMs: '100' }, {});
+    const config = resolveConfig({ dataDir: tempDir('in-process'), collectorPort: '0', grpcPort: '0', queryPort: '0', alertRules: rulesFile, decisionWaitMs: '100' }, {});
     const running = await startAllInOne(config, () => {});
     try {
       const received: ConsumedMessage[] = [];

@@ -27,7 +27,11 @@ export function spawnNode(script: string, args: string[], o: SpawnOptions = {}):
   return startNode(script, args, env);
 }
 
-export const spawnFleet = (args: string[], o: SpawnOptions = {}): Child => spawnNode('bin/fleet.js', args, o);
+/** `fleet …`; `start` and `collector` get `--grpc-port 0` unless given one, so parallel processes never collide on 4317. */
+export const spawnFleet = (args: string[], o: SpawnOptions = {}): Child => {
+  const receives = (args[0] === 'start' || args[0] === 'collector') && !args.includes('--grpc-port');
+  return spawnNode('bin/fleet.js', receives ? [...args, '--grpc-port', '0'] : args, o);
+};
 
 /** Waits for the JSON line `{"event":"<name>",…}` (the first one after `after` characters of output) and parses it. */
 export async function event<T = Record<string, unknown>>(child: Child, name: string, timeoutMs = 120_000): Promise<T> {

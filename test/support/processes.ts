@@ -86,4 +86,11 @@ export function startNode(script: string, args: string[], env: NodeJS.ProcessEnv
   };
 }
 
-export const startFleet = (args: string[], env: NodeJS.ProcessEnv = {}): Child => startNode('bin/fleet.js', args, env);
+/**
+ * `fleet …` as a child. `start` and `collector` get `--grpc-port 0` unless the
+ * test names one: the default 4317 would collide between test files running at once.
+ */
+export const startFleet = (args: string[], env: NodeJS.ProcessEnv = {}): Child => {
+  const receives = (args[0] === 'start' || args[0] === 'collector') && !args.includes('--grpc-port');
+  return startNode('bin/fleet.js', receives ? [...args, '--grpc-port', '0'] : args, env);
+};

@@ -1,0 +1,33 @@
+/**
+ * Hard ends of a bounded shutdown. What `fleet start` acknowledged is
+ * fsynced in its durable queue, so ending the process at any instant loses
+ * nothing; these make sure it does end when promised.
+ */
+import { Worker } from 'node:worker_threads';
+
+/**
+ * Ends the process now by `signal`'s default action: no exit handlers run.
+ * process.exit() would run chDB's, which wait for its in-flight queries (and
+ * were seen to hang).
+ */
+export function exitNow(signal: 'SIGINT' | 'SIGTERM'): never {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+  // Still here: the kernel drops default-action signals a PID 1 (a container without an init)
+  // sends itself, SIGKILL included; abort() ends even that.
+  process.kill(process.pid, 'SIGKILL');
+  process.abort();
+}
+
+/**
+ * SIGKILLs this process after `ms` from a worker thread: a main thread busy
+ * for seconds (deciding a large backlog, a blocking native call) cannot hold
+ * the bound past it. The worker is unref'd: it never keeps the process up.
+ * As PID 1 of a container without an init the kernel ignores it (run with
+ * `docker run --init` / compose `init: true`); the orchestrator's own kill
+ * after its grace period is then the bound.
+ */
+export function startWatchdog(ms: number): void {
+  const worker = new Worker(`setTimeout(() => process.kill(${process.pid}, 'SIGKILL'), ${Math.max(0, Math.floor(ms))});`, { eval: true });
+  worker.unref();
+}
