@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { KafkaPublisher, KafkaSubscriber, ensureTopics } from '../bus/kafka.ts';
 import { startCollector } from '../collector/index.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
+import { startForwarder } from '../forward/start.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
 import { ConfigError, envName, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
@@ -26,11 +27,17 @@ const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicP
 const COLLECTOR: SettingKey[] = ['collectorHost', 'collectorPort', 'maxBodyBytes', 'maxMessageBytes', 'authTokens'];
 const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort'];
 const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken'];
+const FORWARD: SettingKey[] = ['forwardOtlp', 'forwardHeader', 'forwardProtocol', 'forwardCompression', 'forwardQueueBytes', 'forwardTenants'];
 
 /** Adds `--flag <value>` for each setting, with its help and environment variable. */
 function withSettings(cmd: Command, keys: SettingKey[]): Command {
   cmd.option('--config <file>', 'settings file, JSON or YAML (env FLEET_CONFIG)');
-  for (const key of keys) cmd.addOption(new Option(`--${flagName(key)} <value>`, `${SETTINGS[key].help} (env ${envName(key)})`));
+  for (const key of keys) {
+    const option = new Option(`--${flagName(key)} <value>`, `${SETTINGS[key].help} (env ${envName(key)})`);
+    // a repeatable flag collects its values; the setting's schema reads the list
+    if ('repeatable' in SETTINGS[key]) option.argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]);
+    cmd.addOption(option);
+  }
   return cmd;
 }
 
@@ -104,7 +111,7 @@ const program = new Command('fleet')
 
 withSettings(
   program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
-  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueBytes', 'alertRules'],
+  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueBytes', 'alertRules', ...FORWARD],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const running = await startAllInOne(c, log);
@@ -135,7 +142,7 @@ withSettings(program.command('collector').description('run the OTLP/HTTP receive
   await untilSignal(collector.close);
 });
 
-withSettings(program.command('consumer').description('run one consumer-group member: Kafka → attempts, llm_calls, spans in ClickHouse'), [...STORE, ...KAFKA, ...CONSUMER]).action(async (_o, cmd: Command) => {
+withSettings(program.command('consumer').description('run one consumer-group member: Kafka → attempts, llm_calls, spans in ClickHouse'), [...STORE, ...KAFKA, ...CONSUMER, ...FORWARD]).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const brokers = requireKafka(c, 'fleet consumer');
   await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
@@ -145,6 +152,7 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const deadLetters = new KafkaPublisher({ brokers });
+  const forward = startForwarder(c, registry, log);
   const pipeline = new ConsumerPipeline({
     topic: c.topic,
     store,
@@ -154,12 +162,14 @@ withSettings(program.command('consumer').description('run one consumer-group mem
     registry,
     log: (m) => log(`consumer: ${m}`),
     ...pipelineSettings(c),
+    ...(forward && { forward }),
   });
   await pipeline.start();
   const metrics = await serveMetrics(registry, c.metricsPort);
   log(`consumer: group ${c.groupId} on ${c.topic} → ${store.location}; metrics :${metrics.port}/metrics`);
   await untilSignal(async () => {
     await pipeline.stop();
+    await forward?.close();
     await deadLetters.close();
     await metrics.close();
     await store.close();

@@ -15,6 +15,7 @@ import { loadAlertRules, registryHealthSource, startAlerts, type AlertsService }
 import { MemoryBus } from '../bus/memory.ts';
 import { startCollector, type RunningCollector } from '../collector/index.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
+import { startForwarder } from '../forward/start.ts';
 import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint.ts';
 import { deadLetterTable } from '../storage/dead-letters.ts';
 import type { Config } from '../config/settings.ts';
@@ -74,6 +75,9 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
     const bus = new MemoryBus({ partitions: QUEUE_PARTITIONS, maxBytes: config.queueBytes });
+    // stopped after the consumers (stops run in reverse), so it gets what their last decisions kept
+    const forward = startForwarder(config, registry, log);
+    if (forward) stops.push({ what: 'the forwarder', stop: () => forward.close() });
     const pipeline = new ConsumerPipeline({
       topic: config.topic,
       store,
@@ -83,6 +87,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
       registry,
       log: (m) => log(`consumer: ${m}`),
       ...pipelineSettings(config),
+      ...(forward && { forward }),
     });
     await pipeline.start();
     stops.push({

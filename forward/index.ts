@@ -1,0 +1,108 @@
+/**
+ * The forward stage: kept traces, as received, to the OTLP backends a team
+ * already runs. The consumers hand over each decision's kept spans
+ * (KeptSpanSink.add, synchronous); they are encoded once per trace and
+ * route (the tenant's own destinations from `forwardTenants`, else the
+ * default `--forward-otlp` ones) and queued on every destination of it.
+ * Each destination's exporter sends on its own, so one slow or down
+ * backend delays no other and never the consumers or the store.
+ */
+import type { Registry } from 'prom-client';
+import type { Config } from '../config/settings.ts';
+import { encodeKept } from './encode.ts';
+import { OtlpExporter, tracesEndpoint, type Destination, type ExporterTiming } from './exporter.ts';
+import { createForwardMetrics } from './metrics.ts';
+import { MemoryForwardQueue, type ForwardQueue } from './queue.ts';
+import type { KeptSpan, KeptSpanSink } from './types.ts';
+
+export type { KeptSpan, KeptSpanSink, SpanSource } from './types.ts';
+export { SAMPLING_ADJUSTED_COUNT, SAMPLING_REASON } from './encode.ts';
+
+export interface ForwardRoutes {
+  /** Where every tenant without a route of its own goes (may be empty: those tenants are not forwarded). */
+  defaults: Destination[];
+  /** A tenant's own destinations, instead of the defaults. */
+  tenants: Record<string, Destination[]>;
+}
+
+export interface ForwarderOptions {
+  routes: ForwardRoutes;
+  /** Bound of each destination's queue, in encoded bytes. */
+  queueBytes: number;
+  registry: Registry;
+  log: (message: string) => void;
+  /** A queue per destination (default: in memory); `durable` says whether it keeps what it holds across restarts. */
+  queue?: { create(key: string, maxBytes: number): ForwardQueue; durable: boolean };
+  timing?: Partial<ExporterTiming>;
+}
+
+/** The routes the settings describe, or undefined when nothing is to be forwarded. */
+export function forwardRoutes(config: Pick<Config, 'forwardOtlp' | 'forwardHeader' | 'forwardProtocol' | 'forwardCompression' | 'forwardTenants'>): ForwardRoutes | undefined {
+  const destination = (url: string, over: { headers?: Record<string, string> | undefined; protocol?: Destination['protocol'] | undefined; compression?: Destination['compression'] | undefined } = {}): Destination => ({
+    url: tracesEndpoint(url),
+    headers: over.headers ?? config.forwardHeader ?? {},
+    protocol: over.protocol ?? config.forwardProtocol,
+    compression: over.compression ?? config.forwardCompression,
+  });
+  const defaults = (config.forwardOtlp ?? []).map((url) => destination(url));
+  const tenants = Object.fromEntries(Object.entries(config.forwardTenants ?? {}).map(([tenant, route]) => [tenant, route.otlp.map((url) => destination(url, route))]));
+  return defaults.length === 0 && Object.keys(tenants).length === 0 ? undefined : { defaults, tenants };
+}
+
+/** One destination's identity: a URL with other headers or encoding is another exporter. */
+const destinationKey = (d: Destination) => JSON.stringify([d.url, Object.entries(d.headers).sort(), d.protocol, d.compression]);
+
+export class Forwarder implements KeptSpanSink {
+  private readonly defaults: OtlpExporter[];
+  private readonly tenants = new Map<string, OtlpExporter[]>();
+  private readonly exporters: OtlpExporter[] = [];
+  private readonly durable: boolean;
+
+  constructor(options: ForwarderOptions) {
+    const queues = options.queue ?? { create: (_key: string, maxBytes: number) => new MemoryForwardQueue(maxBytes), durable: false };
+    this.durable = queues.durable;
+    const metrics = createForwardMetrics(options.registry, () => this.exporters.map((e) => e.reading()));
+    const byKey = new Map<string, OtlpExporter>();
+    const exportersOf = (destinations: Destination[], route: string) =>
+      destinations.map((d) => {
+        const key = `${route}|${destinationKey(d)}`;
+        let e = byKey.get(key);
+        if (!e) {
+          e = new OtlpExporter({ destination: d, route, queue: queues.create(key, options.queueBytes), metrics, log: options.log, ...(options.timing && { timing: options.timing }) });
+          byKey.set(key, e);
+          this.exporters.push(e);
+        }
+        return e;
+      });
+    this.defaults = exportersOf(options.routes.defaults, 'default');
+    for (const [tenant, destinations] of Object.entries(options.routes.tenants)) this.tenants.set(tenant, exportersOf(destinations, tenant));
+  }
+
+  /** Where each destination sends, for the start-up log line. */
+  describe(): string {
+    return this.exporters.map((e) => (e.labels.route === 'default' ? e.labels.destination : `${e.labels.destination} (tenant ${e.labels.route})`)).join(', ');
+  }
+
+  add(spans: readonly KeptSpan[]): void {
+    if (spans.length === 0) return;
+    // one request per (tenant, trace): what a backend shows as one trace arrives together
+    const groups = new Map<string, KeptSpan[]>();
+    for (const s of spans) {
+      const key = `${s.tenant}\u0000${s.traceId}`;
+      const group = groups.get(key);
+      if (group) group.push(s);
+      else groups.set(key, [s]);
+    }
+    for (const group of groups.values()) {
+      const exporters = this.tenants.get(group[0]!.tenant) ?? this.defaults;
+      if (exporters.length === 0) continue;
+      const item = { spans: group.length, body: encodeKept(group) };
+      for (const e of exporters) e.enqueue(item);
+    }
+  }
+
+  /** Sends what is queued for up to `timeoutMs` (default 10 s), then stops every exporter. */
+  async close(timeoutMs = 10_000): Promise<void> {
+    await Promise.all(this.exporters.map((e) => e.close(timeoutMs, this.durable)));
+  }
+}
