@@ -5,10 +5,7 @@
  * backend refuses, throttles, answers partially or is not there at all.
  */
 import { writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../config/settings.ts';
@@ -16,53 +13,11 @@ import { Forwarder, forwardRoutes, SAMPLING_ADJUSTED_COUNT, SAMPLING_REASON, typ
 import type { Destination } from '../forward/exporter.ts';
 import { retryAfterMs, tracesEndpoint } from '../forward/exporter.ts';
 import { MemoryForwardQueue } from '../forward/queue.ts';
-import { decodeTraceRequest, encodeTraceRequest, encodeTraceResponse, flattenSpans, traceRequestFromJson, traceRequestToJson, type KeyValue, type OtlpSpan, type TraceRequest } from '../otlp/codec.ts';
+import { encodeTraceRequest, encodeTraceResponse, flattenSpans, traceRequestToJson, type KeyValue, type OtlpSpan, type TraceRequest } from '../otlp/codec.ts';
 import { decodeFrames } from '../otlp/frames.ts';
 import { encodeStatus } from '../otlp/status.ts';
+import { Backend } from './support/otlp-backend.ts';
 import { tempDir } from './support/store.ts';
-
-interface Received {
-  headers: IncomingMessage['headers'];
-  request: TraceRequest;
-  at: number;
-}
-
-/** A backend: records every request it answers 2xx to; `answer` decides each answer (default 200, empty body). */
-class Backend {
-  readonly received: Received[] = [];
-  readonly refused: Received[] = [];
-  answer: (req: Received, n: number) => { status: number; headers?: Record<string, string>; body?: Uint8Array | string } = () => ({ status: 200 });
-  private server: Server | undefined;
-  private requests = 0;
-
-  async listen(port = 0): Promise<string> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
-  }
-
-  async close(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    let body = Buffer.concat(chunks);
-    if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-    const request = req.headers['content-type'] === 'application/json' ? traceRequestFromJson(JSON.parse(body.toString('utf8'))) : decodeTraceRequest(body);
-    const r: Received = { headers: req.headers, request, at: Date.now() };
-    const a = this.answer(r, this.requests++);
-    (a.status < 300 ? this.received : this.refused).push(r);
-    res.writeHead(a.status, a.headers ?? {});
-    res.end(a.body ?? '');
-  }
-
-  spanIds(): string[] {
-    return this.received.flatMap((r) => [...flattenSpans(r.request)].map((s) => s.spanId));
-  }
-}
 
 const backends: Backend[] = [];
 const forwarders: Forwarder[] = [];
