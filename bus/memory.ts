@@ -1,13 +1,22 @@
 /**
- * The embedded mode's bus: an in-process, bounded stand-in for one Kafka
- * topic set with a single consumer-group member. It keeps Kafka's contract
- * that the consumers rely on — partitions chosen by key with Kafka's own
- * partitioner, offsets, redelivery from the committed position after the
- * member restarts — and bounds memory by the bytes not yet committed: a
- * publish that would exceed the bound is refused with BusUnavailableError
- * (the collector answers 503 + Retry-After), never half-accepted.
+ * The embedded mode's bus: an in-process stand-in for one Kafka topic set
+ * with a single consumer-group member. It keeps Kafka's contract that the
+ * consumers rely on — partitions chosen by key with Kafka's own partitioner,
+ * offsets, redelivery from the committed position after the member restarts
+ * — and bounds the bytes not yet committed: a publish that would exceed the
+ * bound is refused with BusUnavailableError (the collector answers 503 +
+ * Retry-After), never half-accepted.
+ *
+ * Partitions live in memory, or — for the topics given to MemoryBus.open —
+ * in a DurableLog per partition on disk: a publish then resolves only once
+ * fsynced, and a restart on the same directory redelivers everything past
+ * the committed offsets (`fleet start` keeps its OTLP topic this way).
  */
+import { mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
 import kafkajs from 'kafkajs';
+import { DiskPartition, type PartitionStore } from './durable.ts';
+import { DurableLog } from './log.ts';
 import {
   BusUnavailableError,
   type BusMessage,
@@ -37,11 +46,50 @@ export interface MemoryBusOptions {
   onError?: (error: unknown) => void;
 }
 
+export interface DurableBusOptions extends MemoryBusOptions {
+  /** Directory of the logs: `<dir>/<topic>/<partition>/`. */
+  dir: string;
+  /** Topics kept on disk; others (e.g. alert sinks' topics) stay in memory. */
+  topics: string[];
+  /** Where log recovery reports what it dropped. */
+  log?: (message: string) => void;
+  /** Told every fdatasync (metrics). */
+  onSync?: (seconds: number, records: number) => void;
+}
+
+/** Messages from `base` on in memory; committed ones are dropped from the front. */
+class MemoryPartition implements PartitionStore {
+  private readonly log: ConsumedMessage[] = [];
+  private base = 0n;
+  committed = 0n;
+  bytes = 0;
+  get end(): bigint {
+    return this.base + BigInt(this.log.length);
+  }
+  append(messages: BusMessage[], topic: string, partition: number): void {
+    for (const m of messages) {
+      this.log.push({ ...m, topic, partition, offset: this.end.toString() });
+      this.bytes += m.value.byteLength;
+    }
+  }
+  read(from: bigint): ConsumedMessage[] {
+    const at = Number(from - this.base);
+    return this.log.slice(at, at + this.max);
+  }
+  commit(to: bigint): void {
+    const dropped = this.log.splice(0, Number(to - this.base));
+    for (const m of dropped) this.bytes -= m.value.byteLength;
+    this.base = to;
+    this.committed = to;
+  }
+  private readonly max: number;
+  constructor(max: number) {
+    this.max = max;
+  }
+}
+
 interface Partition {
-  /** Messages from `base` on; committed ones are dropped from the front. */
-  log: ConsumedMessage[];
-  base: bigint;
-  committed: bigint;
+  store: PartitionStore;
   /** Next offset to deliver to the running subscriber. */
   position: bigint;
 }
@@ -54,7 +102,6 @@ export class MemoryBus {
   private readonly maxBatchMessages: number;
   private readonly retryAfterSeconds: number;
   private readonly topics = new Map<string, Partition[]>();
-  private bytes = 0;
   private closed = false;
   private readonly onError: (error: unknown) => void;
   /** Wakes the delivery loop of the running subscriber of a topic. */
@@ -73,15 +120,54 @@ export class MemoryBus {
     this.onError = options.onError ?? ((e) => console.error('in-process queue: a subscriber handler failed; redelivering from the committed offsets:', e));
   }
 
-  /** Bytes held (published, not yet committed). */
+  /**
+   * Opens a bus whose `topics` are durable: one DurableLog per partition
+   * under `dir`, recovered (torn tails cut, corrupt records skipped and
+   * logged) before it returns. The partition count is fixed by what is on
+   * disk, as a Kafka topic's is: a different `partitions` is refused, since
+   * keys would move to other partitions and lose their order.
+   */
+  static async open(options: DurableBusOptions): Promise<MemoryBus> {
+    const bus = new MemoryBus(options);
+    const maxBytes = bus.maxBytes;
+    for (const topic of options.topics) {
+      const dir = path.join(options.dir, topic);
+      await mkdir(dir, { recursive: true });
+      const found = (await readdir(dir)).filter((n) => /^\d+$/.test(n)).map(Number);
+      if (found.length > 0 && Math.max(...found) + 1 !== bus.partitions) {
+        throw new Error(`queue ${dir} has ${Math.max(...found) + 1} partitions on disk, ${bus.partitions} configured; a key would change partition and lose its order`);
+      }
+      const parts: Partition[] = [];
+      for (let p = 0; p < bus.partitions; p++) {
+        // each log may take all of the bus's bound; the bus checks the sum
+        const log = await DurableLog.open({ dir: path.join(dir, String(p)), maxBytes, ...(options.log && { log: options.log }), ...(options.onSync && { onSync: options.onSync }) });
+        const store = new DiskPartition(log, bus.retryAfterSeconds);
+        parts.push({ store, position: store.committed });
+        bus.logs.push(log);
+      }
+      bus.topics.set(topic, parts);
+    }
+    return bus;
+  }
+
+  private readonly logs: DurableLog[] = [];
+
+  /** Bytes held (published, not yet committed; on disk: the segment files). */
   get bufferedBytes(): number {
-    return this.bytes;
+    let n = 0;
+    for (const parts of this.topics.values()) for (const p of parts) n += p.store.bytes;
+    return n;
+  }
+
+  /** The durable logs (metrics: fsync in progress, bytes). */
+  get durableLogs(): readonly DurableLog[] {
+    return this.logs;
   }
 
   private topic(name: string): Partition[] {
     let t = this.topics.get(name);
     if (!t) {
-      t = Array.from({ length: this.partitions }, () => ({ log: [], base: 0n, committed: 0n, position: 0n }));
+      t = Array.from({ length: this.partitions }, () => ({ store: new MemoryPartition(this.maxBatchMessages), position: 0n }));
       this.topics.set(name, t);
     }
     return t;
@@ -90,29 +176,29 @@ export class MemoryBus {
   publisher(): Publisher {
     return {
       publish: async (topic, messages) => this.append(topic, messages),
-      isReady: async () => !this.closed && this.bytes < this.maxBytes,
+      isReady: async () => !this.closed && this.bufferedBytes < this.maxBytes,
       close: async () => {},
     };
   }
 
-  private append(topic: string, messages: BusMessage[]): void {
+  private async append(topic: string, messages: BusMessage[]): Promise<void> {
     if (this.closed) throw new BusUnavailableError('in-process queue is closed', this.retryAfterSeconds);
     const size = messages.reduce((n, m) => n + m.value.byteLength, 0);
-    if (this.bytes + size > this.maxBytes && this.bytes > 0) {
-      throw new BusUnavailableError(
-        `in-process queue full (${this.bytes} of ${this.maxBytes} bytes awaiting the consumers)`,
-        this.retryAfterSeconds,
-      );
+    const held = this.bufferedBytes;
+    if (held + size > this.maxBytes && held > 0) {
+      throw new BusUnavailableError(`in-process queue full (${held} of ${this.maxBytes} bytes awaiting the consumers)`, this.retryAfterSeconds);
     }
     const parts = this.topic(topic);
     const partitionMetadata = parts.map((_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
+    const byPartition = new Map<number, BusMessage[]>();
     for (const m of messages) {
-      const partition = partitioner({ topic, partitionMetadata, message: { key: m.key, value: Buffer.from(m.value) } });
-      const p = parts[partition]!;
-      const offset = p.base + BigInt(p.log.length);
-      p.log.push({ ...m, topic, partition, offset: offset.toString() });
+      const partition = partitioner({ topic, partitionMetadata, message: { key: m.key, value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength) } });
+      const list = byPartition.get(partition);
+      if (list) list.push(m);
+      else byPartition.set(partition, [m]);
     }
-    this.bytes += size;
+    // On disk the partitions' fsyncs run side by side; all must succeed before the caller answers 200.
+    await Promise.all([...byPartition].map(([partition, ms]) => parts[partition]!.store.append(ms, topic, partition)));
     this.wakers.get(topic)?.();
   }
 
@@ -127,7 +213,7 @@ export class MemoryBus {
         this.subscribed.add(topic);
         running = true;
         try {
-          for (const p of parts()) p.position = p.committed;
+          for (const p of parts()) p.position = p.store.committed;
           await handlers.onAssign(parts().map((_, partition): TopicPartition => ({ topic, partition })));
         } catch (e) {
           running = false;
@@ -142,18 +228,15 @@ export class MemoryBus {
           const p = parts()[o.partition];
           if (!p) throw new RangeError(`in-process queue: no partition ${o.partition} in ${topic}`);
           const to = BigInt(o.offset);
-          const end = p.base + BigInt(p.log.length);
+          const end = p.store.end;
           if (to > end) throw new RangeError(`in-process queue: commit of offset ${to} past the end (${end}) of ${topic}/${o.partition}`);
-          if (to <= p.committed) continue;
-          const dropped = p.log.splice(0, Number(to - p.base));
-          for (const m of dropped) this.bytes -= m.value.byteLength;
-          p.base = to;
-          p.committed = to;
+          if (to <= p.store.committed) continue;
+          await p.store.commit(to);
           if (p.position < to) p.position = to;
         }
       },
       lag: async (): Promise<PartitionLag[]> =>
-        parts().map((p, partition) => ({ topic, partition, lag: Number(p.base + BigInt(p.log.length) - p.committed) })),
+        parts().map((p, partition) => ({ topic, partition, lag: Number(p.store.end - p.store.committed) })),
       stop: async () => {
         if (!running) {
           await loop;
@@ -185,11 +268,15 @@ export class MemoryBus {
       this.delivering.add(topic);
       try {
         for (const [partition, p] of parts.entries()) {
-          const from = Number(p.position - p.base);
-          if (from >= p.log.length) continue;
-          const messages = p.log.slice(from, from + this.maxBatchMessages);
+          if (p.position >= p.store.end) continue;
+          const messages = await p.store.read(p.position, this.maxBatchMessages, topic, partition);
+          if (messages.length === 0) {
+            // offsets lost to a corrupt record (reported at open): nothing readable up to the end
+            p.position = p.store.end;
+            continue;
+          }
           await handlers.onBatch({ topic, partition, messages });
-          p.position += BigInt(messages.length);
+          p.position = BigInt(messages.at(-1)!.offset) + 1n;
           delivered = true;
           failures = 0;
           if (!running()) return;
@@ -203,7 +290,7 @@ export class MemoryBus {
         if (!running()) return;
         try {
           await handlers.onAssign([]);
-          for (const p of parts) p.position = p.committed;
+          for (const p of parts) p.position = p.store.committed;
           await handlers.onAssign(parts.map((_, partition): TopicPartition => ({ topic, partition })));
         } catch (e2) {
           this.onError(e2);
@@ -219,7 +306,7 @@ export class MemoryBus {
   }
 
   private undelivered(topic: string): boolean {
-    return this.topic(topic).some((p) => p.position < p.base + BigInt(p.log.length));
+    return this.topic(topic).some((p) => p.position < p.store.end);
   }
 
   private isIdle(): boolean {
@@ -259,5 +346,11 @@ export class MemoryBus {
   /** Refuses further publishes; subscribers still drain what was accepted. */
   close(): void {
     this.closed = true;
+  }
+
+  /** Refuses further publishes and closes the durable logs (after the subscribers stopped). */
+  async shutdown(): Promise<void> {
+    this.closed = true;
+    for (const log of this.logs.splice(0)) await log.close();
   }
 }

@@ -52,14 +52,22 @@ function requireKafka(c: Config, what: string): string[] {
  * Runs until SIGINT/SIGTERM, then `stop`, then exits (a second signal exits
  * at once). Exiting explicitly: once stop has written and committed
  * everything, a client library's leftover reconnect timers (kafkajs keeps
- * some after a broker outage) must not keep the process alive.
+ * some after a broker outage) must not keep the process alive. With
+ * `timeoutMs`, the process exits by then whatever stop is doing (fleet
+ * start: what is not written yet is in its durable queue).
  */
-function untilSignal(stop: () => Promise<void>): Promise<never> {
+function untilSignal(stop: () => Promise<void>, timeoutMs?: number): Promise<never> {
   return new Promise((_resolve, reject) => {
     const onSignal = (signal: NodeJS.Signals) => {
-      log(`${signal}: shutting down (send again to exit at once)`);
+      log(`${signal}: shutting down${timeoutMs === undefined ? '' : ` within ${timeoutMs / 1000} s`} (send again to exit at once)`);
       process.once('SIGINT', () => process.exit(130));
       process.once('SIGTERM', () => process.exit(143));
+      if (timeoutMs !== undefined) {
+        setTimeout(() => {
+          log(`shutdown timeout (${timeoutMs / 1000} s) reached: exiting`);
+          process.exit(0);
+        }, timeoutMs).unref();
+      }
       stop().then(() => process.exit(0), reject);
     };
     process.once('SIGINT', onSignal);
@@ -111,17 +119,18 @@ const program = new Command('fleet')
 
 withSettings(
   program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
-  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueBytes', 'alertRules', ...FORWARD],
+  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueMaxBytes', 'shutdownTimeout', 'alertRules', ...FORWARD],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const running = await startAllInOne(c, log);
   const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
   log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'}`);
   log('try: fleet demo   then: fleet report cost-per-pass');
+  const timeoutMs = Math.ceil(c.shutdownTimeout * 1000);
   await untilSignal(async () => {
-    await running.close();
-    log('stopped; everything accepted is written');
-  });
+    // a little before the hard exit, so the log says what was left
+    if (await running.close(Math.max(0, timeoutMs - 250))) log('stopped; everything accepted is written');
+  }, timeoutMs);
 });
 
 withSettings(program.command('collector').description('run the OTLP/HTTP receiver publishing to Kafka'), [...KAFKA, ...COLLECTOR]).action(async (_o, cmd: Command) => {

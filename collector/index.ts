@@ -22,6 +22,8 @@ export interface RunningCollector {
   port: number;
   /** The registry the collector's metrics live on (the injected one, if any). */
   registry: MetricsRegistry;
+  /** Answers new requests 503 + Retry-After (still listening); resolves once in-flight requests are answered. */
+  stopAccepting(): Promise<void>;
   /** Stops accepting, lets in-flight requests finish publishing, then closes the publisher. */
   close(): Promise<void>;
 }
@@ -54,5 +56,5 @@ export async function startCollector(options: CollectorOptions): Promise<Running
   });
   const address = await server.listen();
   const url = `http://${urlHost(address.address)}:${address.port}`;
-  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, registry, close: server.close };
+  return { url, tracesUrl: `${url}${TRACES_PATH}`, port: address.port, registry, stopAccepting: server.stopAccepting, close: server.close };
 }

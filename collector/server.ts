@@ -79,7 +79,13 @@ export interface CollectorServerDeps {
 
 export interface CollectorServer {
   listen(): Promise<AddressInfo>;
-  /** Stops accepting, waits for in-flight requests (up to shutdownTimeoutMs), closes the publisher. */
+  /**
+   * Answers every new request 503 + Retry-After while still listening (a
+   * refused connection tells a load balancer less), and resolves once the
+   * in-flight requests are answered (up to shutdownTimeoutMs).
+   */
+  stopAccepting(): Promise<void>;
+  /** stopAccepting(), then stops listening and closes the publisher. */
   close(): Promise<void>;
 }
 
@@ -256,6 +262,17 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
   // Decide on 100-continue requests ourselves, so refused bodies are never sent.
   server.on('checkContinue', onRequest);
 
+  let stopping: Promise<void> | undefined;
+  let closed = false;
+  async function drainInflight(): Promise<void> {
+    closing = true;
+    server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.shutdownTimeoutMs)));
+    await Promise.race([Promise.allSettled([...inflight]), timeout]);
+    clearTimeout(timer);
+  }
+
   return {
     listen: () =>
       new Promise<AddressInfo>((resolve, reject) => {
@@ -266,15 +283,12 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
           resolve(server.address() as AddressInfo);
         });
       }),
+    stopAccepting: () => (stopping ??= drainInflight()),
     close: async () => {
-      if (closing) return;
-      closing = true;
+      if (closed) return;
+      closed = true;
+      await (stopping ??= drainInflight());
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, options.shutdownTimeoutMs)));
-      await Promise.race([Promise.allSettled([...inflight]), timeout]);
-      clearTimeout(timer);
       server.closeAllConnections();
       await stopped;
       await publisher.close();

@@ -11,7 +11,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../otlp/split.ts';
 
-const int = (min = 0) => z.coerce.number().int('must be an integer').min(min);
+const int = (min = 0, tooSmall?: string) => z.coerce.number().int('must be an integer').min(min, tooSmall);
+/** Seconds, decimal allowed: `10`, `2.5`. */
+const seconds = z.coerce.number().positive('must be a positive number of seconds').max(86_400, 'must be at most 86400 s');
 const list = z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v), z.array(z.string().min(1)));
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*)');
 const topic = z.string().regex(/^[a-zA-Z0-9._-]{1,249}$/, 'must be a Kafka topic name');
@@ -105,7 +107,8 @@ export const SETTINGS = {
   durationOutlierMs: { schema: int(1).default(900_000), help: 'attempts lasting longer are kept whatever the outcome' },
   decisionWaitMs: { schema: int().default(500), help: 'wait after an attempt ended for late child spans' },
   traceTimeoutMs: { schema: int(1).default(60_000), help: 'idle time after which undecided spans of a trace are decided' },
-  queueBytes: { schema: int(1).default(256 * 1024 * 1024), help: 'bound of the embedded in-process queue (bytes awaiting the consumers)' },
+  queueMaxBytes: { schema: int(1024 * 1024, 'must be at least 1048576 (1 MiB)').optional(), help: "bound of fleet start's durable queue in <data-dir>/queue (bytes on disk awaiting the consumers; full = 503 + Retry-After); default: half the free space of the data directory's disk at start" },
+  shutdownTimeout: { schema: seconds.default(10), help: 'seconds fleet start takes at most to stop after SIGTERM/SIGINT (what is left stays in the durable queue for the next start)' },
   alertRules: { schema: z.string().min(1).optional(), help: 'alert rules file (JSON or YAML) of fleet alerts; given to fleet start, it runs them in that process' },
   forwardOtlp: {
     schema: list.pipe(z.array(otlpUrl)).optional(),

@@ -7,12 +7,22 @@
  * FLEET_CLICKHOUSE_URL the store is that ClickHouse server instead, and there
  * is no query endpoint: the server answers queries itself.
  *
- * Shutdown keeps every promise the collector made: stop accepting, let the
- * consumers take everything queued, decide and write it all, commit, close.
+ * The queue is durable (a DurableLog per partition in <data-dir>/queue):
+ * the collector answers 200 only once a request's spans are fsynced there,
+ * and a start replays everything the consumers had not committed — so a
+ * crash loses nothing acknowledged.
+ *
+ * Shutdown is bounded (close(timeoutMs)): stop accepting (503 +
+ * Retry-After), answer the requests in flight, let the consumers take,
+ * decide, write and commit what they can in the time left, close. Whatever
+ * is left stays in the queue for the next start.
  */
+import { statfs } from 'node:fs/promises';
+import path from 'node:path';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { loadAlertRules, registryHealthSource, startAlerts, type AlertsService } from '../alerting/index.ts';
 import { MemoryBus } from '../bus/memory.ts';
+import { queueMetrics } from '../bus/metrics.ts';
 import { startCollector, type RunningCollector } from '../collector/index.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startForwarder } from '../forward/start.ts';
@@ -20,21 +30,48 @@ import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint
 import { deadLetterTable } from '../storage/dead-letters.ts';
 import type { Config } from '../config/settings.ts';
 import { configuredCatalog, configuredStore, pipelineSettings, prepareStore } from '../config/runtime.ts';
-import { announceOwner } from './owner.ts';
+import { announceOwner, lockQueue } from './owner.ts';
 
 export interface RunningAllInOne {
   collector: RunningCollector;
   /** The embedded query endpoint; absent with a ClickHouse server (FLEET_CLICKHOUSE_URL), which is queried directly. */
   query?: RunningQueryEndpoint;
-  /** The in-process queue: OTLP spans on `config.topic`, and what kafka alert sinks publish to their topics. */
+  /** The in-process queue: OTLP spans on `config.topic` (durable on disk), and what kafka alert sinks publish to their topics (in memory). */
   bus: MemoryBus;
   registry: Registry;
-  /** Graceful stop: everything the collector acknowledged is written before it resolves. */
-  close(): Promise<void>;
+  /**
+   * Graceful stop within `timeoutMs` (default: unbounded): resolves true once
+   * everything acknowledged is written and committed, false when time ran
+   * out first (the rest stays in the durable queue; the caller exits).
+   */
+  close(timeoutMs?: number): Promise<boolean>;
 }
 
 /** Partitions of the in-process queue: the consumers decide them one batch at a time. */
-const QUEUE_PARTITIONS = 4;
+export const QUEUE_PARTITIONS = 4;
+
+/** Where the durable queue lives in the data directory. */
+export const queueDir = (dataDir: string) => path.join(path.resolve(dataDir), 'queue');
+
+/** --queue-max-bytes by default: half the free space of the data directory's disk now, at least 64 MiB. */
+async function defaultQueueBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return Math.max(64 * 1024 * 1024, Math.floor((s.bavail * s.bsize) / 2));
+}
+
+/** How long a stopping fleet start keeps sending kept traces to a forward backend (within its shutdown bound). */
+const FORWARD_DRAIN_MS = 10_000;
+
+/** Resolves true when `work` settles within `ms`, false otherwise (work keeps running). */
+async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
+  try {
+    return await Promise.race([work.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /** A ClickHouse URL fit for a log line: no password. */
 function redacted(url: string): string {
@@ -55,14 +92,20 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
   // Read before anything starts: a bad rules file stops fleet start at once.
   const alertRules = config.alertRules ? loadAlertRules(config.alertRules) : undefined;
   const stops: { what: string; stop: () => Promise<void> | void }[] = [];
+  /** When a bounded close() must be done (epoch ms). */
+  let deadline = Infinity;
+  /** Set when a bounded close() ran out of time draining: the rest is left for the process exit. */
+  let outOfTime = false;
   const stopAll = async () => {
     for (const { what, stop } of stops.splice(0).reverse()) {
+      if (outOfTime) break;
       try {
         await stop();
       } catch (err) {
         log(`stopping ${what}: ${(err as Error).message}`);
       }
     }
+    return !outOfTime;
   };
 
   try {
@@ -74,10 +117,18 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
 
     const registry = new Registry();
     collectDefaultMetrics({ register: registry });
-    const bus = new MemoryBus({ partitions: QUEUE_PARTITIONS, maxBytes: config.queueBytes });
-    // stopped after the consumers (stops run in reverse), so it gets what their last decisions kept
+    const dir = queueDir(config.dataDir);
+    stops.push({ what: 'the queue lock', stop: lockQueue(dir) });
+    const maxBytes = config.queueMaxBytes ?? (await defaultQueueBytes(dir));
+    const syncs = queueMetrics(registry);
+    const bus = await MemoryBus.open({ dir, topics: [config.topic], partitions: QUEUE_PARTITIONS, maxBytes, log: (m) => log(m), onSync: syncs.observe });
+    syncs.watch(bus);
+    stops.push({ what: 'the durable queue', stop: () => bus.shutdown() });
+    const backlog = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);
+    log(`durable queue ${dir}: ${backlog} message(s) not yet in the store${backlog ? ' (replaying them now)' : ''}; bound ${maxBytes} bytes`);
+    // stopped before the queue and after the consumers (stops run in reverse), so it gets what their last decisions kept
     const forward = startForwarder(config, registry, log);
-    if (forward) stops.push({ what: 'the forwarder', stop: () => forward.close() });
+    if (forward) stops.push({ what: 'the forwarder', stop: () => forward.close(Math.min(FORWARD_DRAIN_MS, Math.max(0, deadline - Date.now()))) });
     const pipeline = new ConsumerPipeline({
       topic: config.topic,
       store,
@@ -93,10 +144,17 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     stops.push({
       what: 'the consumers',
       stop: async () => {
-        // The collector is closed by now: let the consumers take what it queued, decide and write all of it.
-        await bus.idle();
-        await pipeline.stop({ drain: true });
+        // The collector is closed by now: let the consumers take what it queued (two thirds of
+        // the time left), then decide, write and commit all they hold (the rest of it).
         bus.close();
+        await within(bus.idle(), ((deadline - Date.now()) * 2) / 3);
+        const left = deadline - Date.now();
+        const stopping = pipeline.stop({ drain: true, ...(Number.isFinite(left) && { timeoutMs: Math.max(1, Math.floor(left)) }) });
+        if (!(await within(stopping, left))) {
+          outOfTime = true;
+          const lag = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);
+          log(`shutdown timeout: ${lag} message(s) stay in the durable queue ${dir} and are written on the next start`);
+        }
       },
     });
 
@@ -124,11 +182,14 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
       maxBodyBytes: config.maxBodyBytes,
       maxMessageBytes: config.maxMessageBytes,
       maxInflightBytes: Math.max(config.maxBodyBytes, 256 * 1024 * 1024),
+      shutdownTimeoutMs: Math.ceil(config.shutdownTimeout * 1000),
       registry,
       ...(config.collectorHost && { host: config.collectorHost }),
       ...(config.authTokens && { authTokens: config.authTokens }),
     });
     stops.push({ what: 'the collector', stop: () => collector.close() });
+    // Never close the store under the collector: a bounded close stops accepting first.
+    const stopAccepting = () => collector.stopAccepting();
 
     if (alertRules) {
       const alerts: AlertsService = await startAlerts({
@@ -143,8 +204,12 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
       stops.push({ what: 'the alerts service', stop: () => alerts.stop() });
     }
 
-    let closing: Promise<void> | undefined;
-    return { collector, ...(query && { query }), bus, registry, close: () => (closing ??= stopAll()) };
+    let closing: Promise<boolean> | undefined;
+    const close = (timeoutMs?: number) => {
+      if (timeoutMs !== undefined) deadline = Math.min(deadline, Date.now() + timeoutMs);
+      return (closing ??= stopAccepting().then(stopAll));
+    };
+    return { collector, ...(query && { query }), bus, registry, close };
   } catch (err) {
     await stopAll();
     throw err;

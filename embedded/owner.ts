@@ -6,7 +6,7 @@
  * ignores files it does not know) and removes it when it stops, so
  * `fleet report` finds it whatever --query-port it was started with.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -60,6 +60,36 @@ export function findOwner(dataDir: string): StoreOwner | undefined {
   }
   const parsed = OwnerSchema.safeParse(json);
   return parsed.success && alive(parsed.data.pid) ? parsed.data : undefined;
+}
+
+/**
+ * Takes the durable queue directory `dir` for this process: two processes
+ * appending to one log would interleave records. A lock left by a killed
+ * process is taken over. Returns the release function.
+ */
+export function lockQueue(dir: string): () => void {
+  const file = path.join(dir, 'owner.pid');
+  mkdirSync(dir, { recursive: true });
+  for (;;) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new Error(`the durable queue ${dir} is in use by PID ${pid} (another fleet start on the same --data-dir); give this one its own --data-dir`);
+      }
+      rmSync(file, { force: true });
+    }
+  }
+  return () => {
+    try {
+      if (Number(readFileSync(file, 'utf8').trim()) === process.pid) rmSync(file, { force: true });
+    } catch {
+      // already gone
+    }
+  };
 }
 
 /** The PID ClickHouse wrote into the directory's `status` file when the process holding its lock is alive. */
