@@ -161,7 +161,7 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const deadLetters = new KafkaPublisher({ brokers });
-  const forward = startForwarder(c, registry, log);
+  const forward = await startForwarder(c, registry, log);
   const pipeline = new ConsumerPipeline({
     topic: c.topic,
     store,

@@ -127,7 +127,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     const backlog = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);
     log(`durable queue ${dir}: ${backlog} message(s) not yet in the store${backlog ? ' (replaying them now)' : ''}; bound ${maxBytes} bytes`);
     // stopped before the queue and after the consumers (stops run in reverse), so it gets what their last decisions kept
-    const forward = startForwarder(config, registry, log);
+    const forward = await startForwarder(config, registry, log, path.join(config.dataDir, 'forward'));
     if (forward) stops.push({ what: 'the forwarder', stop: () => forward.close(Math.min(FORWARD_DRAIN_MS, Math.max(0, deadline - Date.now()))) });
     const pipeline = new ConsumerPipeline({
       topic: config.topic,

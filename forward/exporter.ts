@@ -105,6 +105,7 @@ export class OtlpExporter {
     this.timing = { ...DEFAULT_TIMING, ...options.timing };
     this.queue = options.queue;
     this.labels = { destination: redactedUrl(options.destination.url), route: options.route };
+    if (this.queue.length > 0) this.options.log(`forward to ${this.labels.destination}: ${this.queue.spans} kept spans queued before the restart are sent first`);
     this.loop = this.run().catch((err: unknown) => this.options.log(`forward to ${this.labels.destination}: exporter stopped: ${(err as Error).stack ?? String(err)}`));
   }
 
@@ -130,10 +131,10 @@ export class OtlpExporter {
 
   /**
    * Sends what is queued for up to `timeoutMs`, then stops. What is still
-   * queued then is counted dropped (reason shutdown) unless the queue keeps
-   * it across restarts.
+   * queued then stays in a durable queue, or is counted dropped (reason
+   * shutdown) from an in-memory one.
    */
-  async close(timeoutMs: number, durable = false): Promise<void> {
+  async close(timeoutMs: number): Promise<void> {
     this.closing = true;
     this.closed.abort();
     this.wake?.();
@@ -141,7 +142,9 @@ export class OtlpExporter {
     await this.loop;
     clearTimeout(timer);
     const left = this.queue.spans;
-    if (left > 0 && !durable) {
+    if (left > 0 && this.queue.durable) {
+      this.options.log(`forward to ${this.labels.destination}: ${left} kept spans stay queued on disk (backend ${this.up ? 'slow' : 'down'}); they are sent after the next start`);
+    } else if (left > 0) {
       this.drop('shutdown', left);
       this.options.log(`forward to ${this.labels.destination}: ${left} kept spans were still queued at shutdown and are not forwarded (backend ${this.up ? 'slow' : 'down'})`);
     }

@@ -7,10 +7,13 @@
  * Each destination's exporter sends on its own, so one slow or down
  * backend delays no other and never the consumers or the store.
  */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/settings.ts';
+import { DurableForwardQueue } from './durable-queue.ts';
 import { encodeKept } from './encode.ts';
-import { OtlpExporter, tracesEndpoint, type Destination, type ExporterTiming } from './exporter.ts';
+import { OtlpExporter, redactedUrl, tracesEndpoint, type Destination, type ExporterTiming } from './exporter.ts';
 import { createForwardMetrics } from './metrics.ts';
 import { MemoryForwardQueue, type ForwardQueue } from './queue.ts';
 import type { KeptSpan, KeptSpanSink } from './types.ts';
@@ -29,10 +32,10 @@ export interface ForwarderOptions {
   routes: ForwardRoutes;
   /** Bound of each destination's queue, in encoded bytes. */
   queueBytes: number;
+  /** Where each destination's queue is kept on disk (a directory per destination); unset: in memory. */
+  queueDir?: string;
   registry: Registry;
   log: (message: string) => void;
-  /** A queue per destination (default: in memory); `durable` says whether it keeps what it holds across restarts. */
-  queue?: { create(key: string, maxBytes: number): ForwardQueue; durable: boolean };
   timing?: Partial<ExporterTiming>;
 }
 
@@ -49,26 +52,37 @@ export function forwardRoutes(config: Pick<Config, 'forwardOtlp' | 'forwardHeade
   return defaults.length === 0 && Object.keys(tenants).length === 0 ? undefined : { defaults, tenants };
 }
 
-/** One destination's identity: a URL with other headers or encoding is another exporter. */
-const destinationKey = (d: Destination) => JSON.stringify([d.url, Object.entries(d.headers).sort(), d.protocol, d.compression]);
+/** One exporter per (route, destination): a URL with other headers or encoding is another exporter. */
+const exporterKey = (route: string, d: Destination) => JSON.stringify([route, d.url, Object.entries(d.headers).sort(), d.protocol, d.compression]);
 
 export class Forwarder implements KeptSpanSink {
   private readonly defaults: OtlpExporter[];
   private readonly tenants = new Map<string, OtlpExporter[]>();
   private readonly exporters: OtlpExporter[] = [];
-  private readonly durable: boolean;
 
-  constructor(options: ForwarderOptions) {
-    const queues = options.queue ?? { create: (_key: string, maxBytes: number) => new MemoryForwardQueue(maxBytes), durable: false };
-    this.durable = queues.durable;
+  /** Opens each destination's queue (loading what a durable one holds from before) and starts its exporter. */
+  static async open(options: ForwarderOptions): Promise<Forwarder> {
+    const queues = new Map<string, ForwardQueue>();
+    const all: [string, Destination][] = [...options.routes.defaults.map((d): [string, Destination] => ['default', d]), ...Object.entries(options.routes.tenants).flatMap(([t, ds]) => ds.map((d): [string, Destination] => [t, d]))];
+    for (const [route, d] of all) {
+      const key = exporterKey(route, d);
+      if (queues.has(key)) continue;
+      // named by a hash: the key holds the headers, API keys among them
+      const dir = options.queueDir && path.join(options.queueDir, createHash('sha256').update(key).digest('hex').slice(0, 16));
+      queues.set(key, dir ? await DurableForwardQueue.open(dir, options.queueBytes, `${redactedUrl(d.url)} (route ${route})`, options.log) : new MemoryForwardQueue(options.queueBytes));
+    }
+    return new Forwarder(options, queues);
+  }
+
+  private constructor(options: ForwarderOptions, queues: Map<string, ForwardQueue>) {
     const metrics = createForwardMetrics(options.registry, () => this.exporters.map((e) => e.reading()));
     const byKey = new Map<string, OtlpExporter>();
     const exportersOf = (destinations: Destination[], route: string) =>
       destinations.map((d) => {
-        const key = `${route}|${destinationKey(d)}`;
+        const key = exporterKey(route, d);
         let e = byKey.get(key);
         if (!e) {
-          e = new OtlpExporter({ destination: d, route, queue: queues.create(key, options.queueBytes), metrics, log: options.log, ...(options.timing && { timing: options.timing }) });
+          e = new OtlpExporter({ destination: d, route, queue: queues.get(key)!, metrics, log: options.log, ...(options.timing && { timing: options.timing }) });
           byKey.set(key, e);
           this.exporters.push(e);
         }
@@ -103,6 +117,6 @@ export class Forwarder implements KeptSpanSink {
 
   /** Sends what is queued for up to `timeoutMs` (default 10 s), then stops every exporter. */
   async close(timeoutMs = 10_000): Promise<void> {
-    await Promise.all(this.exporters.map((e) => e.close(timeoutMs, this.durable)));
+    await Promise.all(this.exporters.map((e) => e.close(timeoutMs)));
   }
 }

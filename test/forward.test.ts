@@ -94,10 +94,11 @@ function destination(url: string, over: Partial<Destination> = {}): Destination 
 
 const FAST = { lingerMs: 10, initialBackoffMs: 50, maxBackoffMs: 200, timeoutMs: 2000 };
 
-function forwarder(defaults: Destination[], options: { tenants?: Record<string, Destination[]>; queueBytes?: number; timing?: object } = {}) {
+async function forwarder(defaults: Destination[], options: { tenants?: Record<string, Destination[]>; queueBytes?: number; timing?: object; queueDir?: string } = {}) {
   const registry = new Registry();
   const logs: string[] = [];
-  const f = new Forwarder({
+  const f = await Forwarder.open({
+    ...(options.queueDir && { queueDir: options.queueDir }),
     routes: { defaults, tenants: options.tenants ?? {} },
     queueBytes: options.queueBytes ?? 16 * 1024 * 1024,
     registry,
@@ -128,7 +129,7 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 describe('what the backend receives', () => {
   it('each span, resource and scope exactly as received (protobuf, gzip), plus the sampling decision as span attributes', async () => {
     const { b, url } = await backend();
-    const { f, registry } = forwarder([destination(url)]);
+    const { f, registry } = await forwarder([destination(url)]);
     const failure = richTrace(3);
     const sampledPass = richTrace(2);
     f.add([...kept(failure.request), ...kept(sampledPass.request, 'pass_sampled', 0.05)]);
@@ -145,7 +146,7 @@ describe('what the backend receives', () => {
 
   it('OTLP/JSON without compression: hex ids, and what the collector\'s own JSON decoder reads back equals the protobuf', async () => {
     const { b, url } = await backend();
-    const { f } = forwarder([destination(url, { protocol: 'http/json', compression: 'none' })]);
+    const { f } = await forwarder([destination(url, { protocol: 'http/json', compression: 'none' })]);
     const t = richTrace(2);
     f.add(kept(t.request, 'outlier_cost', 1));
     await until('the trace', () => b.received.length === 1);
@@ -159,7 +160,7 @@ describe('what the backend receives', () => {
     expect(tracesEndpoint('http://h:4318')).toBe('http://h:4318/v1/traces');
     expect(tracesEndpoint('https://cloud.langfuse.com/api/public/otel/v1/traces')).toBe('https://cloud.langfuse.com/api/public/otel/v1/traces');
     const { b, url } = await backend();
-    const { f } = forwarder([destination(url, { headers: { authorization: 'Basic cGs6c2s=', 'x-extra': 'yes' } })]);
+    const { f } = await forwarder([destination(url, { headers: { authorization: 'Basic cGs6c2s=', 'x-extra': 'yes' } })]);
     f.add(kept(richTrace(1).request));
     await until('the trace', () => b.received.length === 1);
     expect(b.received[0]!.headers.authorization).toBe('Basic cGs6c2s=');
@@ -171,7 +172,7 @@ describe('a backend that refuses, throttles or is away', () => {
   it('retries 503 after its Retry-After and 429 with backoff; the trace arrives once', async () => {
     const { b, url } = await backend();
     b.answer = (_r, n) => (n === 0 ? { status: 503, headers: { 'retry-after': '1' } } : n === 1 ? { status: 429 } : { status: 200 });
-    const { f, registry, logs } = forwarder([destination(url)]);
+    const { f, registry, logs } = await forwarder([destination(url)]);
     f.add(kept(richTrace(2).request));
     await until('the trace', async () => (await metric(registry, 'fleet_forward_sent_spans_total')) === 2, 15_000);
     expect(b.refused.length).toBe(2);
@@ -196,7 +197,7 @@ describe('a backend that refuses, throttles or is away', () => {
     const port = Number(new URL(probe.url).port);
     await probe.b.close();
     backends.pop();
-    const { f, registry, logs } = forwarder([destination(`http://127.0.0.1:${port}`)]);
+    const { f, registry, logs } = await forwarder([destination(`http://127.0.0.1:${port}`)]);
     const traces = Array.from({ length: 50 }, () => richTrace(3));
     const started = performance.now();
     for (const t of traces) f.add(kept(t.request));
@@ -219,7 +220,7 @@ describe('a backend that refuses, throttles or is away', () => {
     const { b, url } = await backend();
     b.answer = (_r, n) =>
       n === 0 ? { status: 400, headers: { 'content-type': 'application/x-protobuf' }, body: encodeStatus({ code: 3, message: 'span name too long' }) } : { status: 200 };
-    const { f, registry, logs } = forwarder([destination(url)]);
+    const { f, registry, logs } = await forwarder([destination(url)]);
     f.add(kept(richTrace(2).request));
     await until('the refusal', async () => (await metric(registry, 'fleet_forward_dropped_spans_total', { reason: 'rejected' })) === 2);
     expect(logs.some((l) => /HTTP 400 refused 2 spans for good, dropped: span name too long/.test(l))).toBe(true);
@@ -234,7 +235,7 @@ describe('a backend that refuses, throttles or is away', () => {
       n === 0
         ? { status: 200, headers: { 'content-type': 'application/x-protobuf' }, body: encodeTraceResponse({ rejectedSpans: 1, errorMessage: 'one span too old' }) }
         : { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ partialSuccess: { rejectedSpans: '2', errorMessage: 'two without names' } }) };
-    const { f, registry, logs } = forwarder([destination(url)]);
+    const { f, registry, logs } = await forwarder([destination(url)]);
     f.add(kept(richTrace(3).request));
     await until('the first answer', () => b.received.length === 1);
     f.add(kept(richTrace(4).request));
@@ -246,7 +247,7 @@ describe('a backend that refuses, throttles or is away', () => {
   it('a backend that hangs: the queue stays within its bound, what does not fit is dropped and counted, adding never waits', async () => {
     const { b, url } = await backend();
     b.answer = () => ({ status: 503 });
-    const { f, registry, logs } = forwarder([destination(url)], { queueBytes: 20_000 });
+    const { f, registry, logs } = await forwarder([destination(url)], { queueBytes: 20_000 });
     const started = performance.now();
     for (let i = 0; i < 100; i++) f.add(kept(richTrace(3).request));
     expect(performance.now() - started).toBeLessThan(500);
@@ -262,7 +263,7 @@ describe('a backend that refuses, throttles or is away', () => {
   it('shutting down with the backend away: close returns within its timeout and counts what was left (in-memory queue)', async () => {
     const { b, url } = await backend();
     b.answer = () => ({ status: 503, headers: { 'retry-after': '60' } });
-    const { f, registry, logs } = forwarder([destination(url)]);
+    const { f, registry, logs } = await forwarder([destination(url)]);
     f.add(kept(richTrace(2).request));
     await until('a refusal', () => b.refused.length === 1);
     const started = performance.now();
@@ -270,6 +271,40 @@ describe('a backend that refuses, throttles or is away', () => {
     expect(performance.now() - started).toBeLessThan(2000);
     expect(await metric(registry, 'fleet_forward_dropped_spans_total', { reason: 'shutdown' })).toBe(2);
     expect(logs.some((l) => /2 kept spans were still queued at shutdown/.test(l))).toBe(true);
+  });
+});
+
+describe('the durable queue', () => {
+  it('what the backend had not taken when the forwarder stopped is sent after it opens again, once; what it took is not sent again', async () => {
+    const queueDir = tempDir('forward-queue');
+    const { b, url } = await backend();
+    b.answer = () => ({ status: 503 });
+    const first = await forwarder([destination(url)], { queueDir });
+    const traces = [richTrace(2), richTrace(3), richTrace(1)];
+    for (const t of traces) first.f.add(kept(t.request));
+    await until('a refusal', () => b.refused.length >= 1);
+    await first.f.close(100);
+    forwarders.splice(forwarders.indexOf(first.f), 1);
+    expect(await metric(first.registry, 'fleet_forward_dropped_spans_total')).toBe(0);
+    expect(first.logs.some((l) => /6 kept spans stay queued on disk/.test(l))).toBe(true);
+
+    b.answer = () => ({ status: 200 });
+    const second = await forwarder([destination(url)], { queueDir });
+    expect(second.logs.some((l) => /6 kept spans queued before the restart are sent first/.test(l))).toBe(true);
+    await until('the queued traces', async () => (await metric(second.registry, 'fleet_forward_sent_spans_total')) === 6);
+    const later = richTrace(2);
+    second.f.add(kept(later.request));
+    await until('a new trace', async () => (await metric(second.registry, 'fleet_forward_sent_spans_total')) === 8);
+    await second.f.close(1000);
+    forwarders.splice(forwarders.indexOf(second.f), 1);
+
+    const third = await forwarder([destination(url)], { queueDir });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await metric(third.registry, 'fleet_forward_queue_spans')).toBe(0);
+    const ids = b.spanIds();
+    expect(ids.length).toBe(8);
+    expect(new Set(ids).size).toBe(8);
+    expect(new Set(b.received.flatMap((r) => [...flattenSpans(r.request)].map((s) => s.traceId)))).toEqual(new Set([...traces, later].map((t) => t.traceId)));
   });
 });
 
@@ -285,7 +320,7 @@ describe('routing and settings', () => {
     );
     const config = resolveConfig({ config: file, forwardHeader: ['x-team=shared'] }, {});
     const routes = forwardRoutes(config)!;
-    const f = new Forwarder({ routes, queueBytes: 1 << 20, registry: new Registry(), log: () => {}, timing: FAST });
+    const f = await Forwarder.open({ routes, queueBytes: 1 << 20, registry: new Registry(), log: () => {}, timing: FAST });
     forwarders.push(f);
     const payments = richTrace(2, 'payments');
     const search = richTrace(3, 'search');
