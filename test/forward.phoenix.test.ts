@@ -14,9 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planFleet } from '../demo/plan.ts';
-import { encodeTraceRequest } from '../otlp/codec.ts';
-import { attemptSpans, traceRequest } from './support/otlp-fleet.ts';
+import { postFleet } from './support/otlp-fleet.ts';
 import { startFleet, type Child } from './support/processes.ts';
 import { tempDir } from './support/store.ts';
 import { pythonVenv } from './support/toolchains.ts';
@@ -196,21 +194,6 @@ function expectExactlyKept(inPhoenix: Map<string, PhoenixSpan[]>, kept: Map<stri
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** Posts each attempt of a planned fleet as one OTLP/HTTP request (as an agent's exporter would), returning each request's latency in ms. */
-async function postFleet(seed: number, prefix: string): Promise<{ latencies: number[]; attempts: number }> {
-  const plan = planFleet({ specsPerCell: 2, seed, startNs: BigInt(Date.now()) * 1_000_000n, spacingMs: 1, specPrefix: prefix });
-  const latencies: number[] = [];
-  for (const a of plan) {
-    const body = encodeTraceRequest(traceRequest(attemptSpans(a), a.tenant));
-    const started = performance.now();
-    const res = await fetch(`${otlp}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body });
-    await res.arrayBuffer();
-    latencies.push(performance.now() - started);
-    expect(res.status).toBe(200);
-  }
-  return { latencies, attempts: plan.length };
-}
-
 beforeAll(async () => {
   const python = await pythonVenv('phoenix', [PHOENIX]);
   const work = tempDir('phoenix');
@@ -282,13 +265,13 @@ describe('fleet start --forward-otlp → Arize Phoenix', () => {
 
   it('Phoenix stopped for a while and restarted: every trace kept meanwhile arrives once, and ingestion did not slow down', async () => {
     const sentBefore = await metric('fleet_forward_sent_spans_total');
-    const up = await postFleet(101, 'fault-up');
+    const up = await postFleet(otlp, 101, 'fault-up');
     await until('the first fleet forwarded', () => metric('fleet_forward_queue_spans'), (n) => n === 0, 60_000);
     await until('the first fleet stored', async () => (await attemptsInStore('fault-up')).length, (n) => n === up.attempts, 60_000);
 
     await phoenix.stop();
     const storedBefore = Date.now();
-    const down = await postFleet(202, 'fault-down');
+    const down = await postFleet(otlp, 202, 'fault-down');
     // the store is not held up by the backend: the whole fleet is there, decided
     await until('the second fleet stored', async () => (await attemptsInStore('fault-down')).length, (n) => n === down.attempts, 60_000);
     const storeMs = Date.now() - storedBefore;
