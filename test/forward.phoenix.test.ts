@@ -11,23 +11,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postFleet } from './support/otlp-fleet.ts';
+import { freePort } from './support/ports.ts';
 import { startFleet, type Child } from './support/processes.ts';
 import { tempDir } from './support/store.ts';
 import { pythonVenv } from './support/toolchains.ts';
 
 const PHOENIX = 'arize-phoenix==20.26.1';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Phoenix's `serve` on loopback, its SQLite database and everything else in `workDir`; telemetry and external resources off. */
 class Phoenix {
@@ -178,6 +170,16 @@ function byTrace(spans: PhoenixSpan[]): Map<string, PhoenixSpan[]> {
   return out;
 }
 
+/** Phoenix's spans of `runTraces` by trace, once it holds at least `keptSpans` of them (it ingests in the background). */
+function phoenixTraces(runTraces: Set<string>, keptSpans: number): Promise<Map<string, PhoenixSpan[]>> {
+  return until(
+    `Phoenix to hold ${keptSpans} kept spans`,
+    async () => byTrace((await phoenix.spans()).filter((s) => runTraces.has(s.context.trace_id))),
+    (m) => [...m.values()].reduce((n, s) => n + s.length, 0) >= keptSpans,
+    120_000,
+  );
+}
+
 /** Phoenix holds exactly the kept traces of the run: same traces, same span ids, each span with its decision; no dropped trace. */
 function expectExactlyKept(inPhoenix: Map<string, PhoenixSpan[]>, kept: Map<string, KeptTrace>, runTraces: Set<string>): void {
   const forwardedOfRun = [...inPhoenix.keys()].filter((t) => runTraces.has(t)).sort();
@@ -244,12 +246,7 @@ describe('fleet start --forward-otlp → Arize Phoenix', () => {
 
     const keptSpans = [...kept.values()].reduce((n, k) => n + k.spans.length, 0);
     const runTraces = new Set(attempts.map((a) => a.trace_id));
-    const inPhoenix = await until(
-      'Phoenix to hold every kept span',
-      async () => byTrace((await phoenix.spans()).filter((s) => runTraces.has(s.context.trace_id))),
-      (m) => [...m.values()].reduce((n, s) => n + s.length, 0) >= keptSpans,
-      120_000,
-    );
+    const inPhoenix = await phoenixTraces(runTraces, keptSpans);
     expectExactlyKept(inPhoenix, kept, runTraces);
     for (const a of dropped) expect(inPhoenix.has(a.trace_id), `sampled-out passing trace ${a.trace_id}`).toBe(false);
 
@@ -292,12 +289,7 @@ describe('fleet start --forward-otlp → Arize Phoenix', () => {
     const keptSpans = [...kept.values()].reduce((n, k) => n + k.spans.length, 0);
     expect(waiting).toBeLessThanOrEqual(keptSpans);
     const runTraces = new Set(downAttempts.map((a) => a.trace_id));
-    const inPhoenix = await until(
-      'Phoenix to hold every trace kept while it was down',
-      async () => byTrace((await phoenix.spans()).filter((s) => runTraces.has(s.context.trace_id))),
-      (m) => [...m.values()].reduce((n, s) => n + s.length, 0) >= keptSpans,
-      120_000,
-    );
+    const inPhoenix = await phoenixTraces(runTraces, keptSpans);
     expectExactlyKept(inPhoenix, kept, runTraces);
 
     // none twice: Phoenix keeps one row per span id whatever it is sent, so count what the backend acknowledged
