@@ -8,6 +8,7 @@
  * backend delays no other and never the consumers or the store.
  */
 import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/settings.ts';
@@ -52,6 +53,15 @@ export function forwardRoutes(config: Pick<Config, 'forwardOtlp' | 'forwardHeade
   return defaults.length === 0 && Object.keys(tenants).length === 0 ? undefined : { defaults, tenants };
 }
 
+/** Queues on disk of destinations no longer configured (another URL, headers or encoding) hold kept traces nobody sends: say so. */
+async function noteStaleQueues(queueDir: string, current: Set<string>, log: (message: string) => void): Promise<void> {
+  for (const entry of await readdir(queueDir, { withFileTypes: true })) {
+    if (!entry.isDirectory() || current.has(entry.name)) continue;
+    const label = (await readFile(path.join(queueDir, entry.name, 'destination'), 'utf8').catch(() => 'unknown destination')).trim();
+    log(`forward queue ${path.join(queueDir, entry.name)} belongs to ${label}, which is no longer configured: what it holds is not sent (configure that destination again, or delete the directory)`);
+  }
+}
+
 /** One exporter per (route, destination): a URL with other headers or encoding is another exporter. */
 const exporterKey = (route: string, d: Destination) => JSON.stringify([route, d.url, Object.entries(d.headers).sort(), d.protocol, d.compression]);
 
@@ -63,14 +73,17 @@ export class Forwarder implements KeptSpanSink {
   /** Opens each destination's queue (loading what a durable one holds from before) and starts its exporter. */
   static async open(options: ForwarderOptions): Promise<Forwarder> {
     const queues = new Map<string, ForwardQueue>();
+    const dirs = new Set<string>();
     const all: [string, Destination][] = [...options.routes.defaults.map((d): [string, Destination] => ['default', d]), ...Object.entries(options.routes.tenants).flatMap(([t, ds]) => ds.map((d): [string, Destination] => [t, d]))];
     for (const [route, d] of all) {
       const key = exporterKey(route, d);
       if (queues.has(key)) continue;
       // named by a hash: the key holds the headers, API keys among them
       const dir = options.queueDir && path.join(options.queueDir, createHash('sha256').update(key).digest('hex').slice(0, 16));
+      if (dir) dirs.add(path.basename(dir));
       queues.set(key, dir ? await DurableForwardQueue.open(dir, options.queueBytes, `${redactedUrl(d.url)} (route ${route})`, options.log) : new MemoryForwardQueue(options.queueBytes));
     }
+    if (options.queueDir) await noteStaleQueues(options.queueDir, dirs, options.log);
     return new Forwarder(options, queues);
   }
 

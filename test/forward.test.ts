@@ -299,6 +299,9 @@ describe('the durable queue', () => {
     forwarders.splice(forwarders.indexOf(second.f), 1);
 
     const third = await forwarder([destination(url)], { queueDir });
+    // a destination that changed (here: a header) is another queue; the old one is named, not sent from
+    const moved = await forwarder([destination(url, { headers: { authorization: 'Bearer rotated' } })], { queueDir });
+    expect(moved.logs).toEqual([expect.stringMatching(new RegExp(`forward queue .* belongs to ${url}/v1/traces \\(route default\\), which is no longer configured`))]);
     await new Promise((r) => setTimeout(r, 300));
     expect(await metric(third.registry, 'fleet_forward_queue_spans')).toBe(0);
     const ids = b.spanIds();
