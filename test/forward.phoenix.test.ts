@@ -57,14 +57,14 @@ class Phoenix {
     const keep = (c: Buffer) => (this.output = (this.output + c.toString()).slice(-20_000));
     this.proc.stdout!.on('data', keep);
     this.proc.stderr!.on('data', keep);
-    const deadline = Date.now() + 240_000;
+    const deadline = Date.now() + 300_000;
     while (Date.now() < deadline) {
       if (this.proc.exitCode !== null) throw new Error(`phoenix exited (${this.proc.exitCode}):\n${this.output}`);
       const ok = await fetch(`${this.url}/healthz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
       if (ok) return;
       await new Promise((r) => setTimeout(r, 500));
     }
-    throw new Error(`phoenix not healthy within 240 s:\n${this.output}`);
+    throw new Error(`phoenix not healthy within 300 s:\n${this.output}`);
   }
 
   async stop(): Promise<void> {
@@ -297,9 +297,10 @@ describe('fleet start --forward-otlp → Arize Phoenix', () => {
     expect((await metric('fleet_forward_sent_spans_total')) - sentBefore).toBe(upKept + keptSpans);
     expect(await metric('fleet_forward_dropped_spans_total')).toBe(0);
 
-    // ingestion while the backend was down answered as fast as while it was up (generous: a shared 2-core machine)
+    // ingestion while the backend was down answered as fast as while it was up: waiting on the backend would
+    // cost backoff delays or request timeouts (0.5 s to 10 s); the slack is for a shared, loaded machine
     const [upMs, downMs] = [median(up.latencies), median(down.latencies)];
     console.log(`OTLP request latency, median of ${up.latencies.length}: ${upMs.toFixed(1)} ms with Phoenix up, ${downMs.toFixed(1)} ms with it down; fleet stored in ${storeMs} ms while down`);
-    expect(downMs).toBeLessThanOrEqual(upMs * 3 + 25);
+    expect(downMs).toBeLessThanOrEqual(upMs * 3 + 100);
   }, 600_000);
 });
