@@ -42,14 +42,17 @@ export interface ForwarderOptions {
 
 /** The routes the settings describe, or undefined when nothing is to be forwarded. */
 export function forwardRoutes(config: Pick<Config, 'forwardOtlp' | 'forwardHeader' | 'forwardProtocol' | 'forwardCompression' | 'forwardTenants'>): ForwardRoutes | undefined {
-  const destination = (url: string, over: { headers?: Record<string, string> | undefined; protocol?: Destination['protocol'] | undefined; compression?: Destination['compression'] | undefined } = {}): Destination => ({
+  const destination = (url: string, headers: Record<string, string>, over: { protocol?: Destination['protocol'] | undefined; compression?: Destination['compression'] | undefined } = {}): Destination => ({
     url: tracesEndpoint(url),
-    headers: over.headers ?? config.forwardHeader ?? {},
+    headers,
     protocol: over.protocol ?? config.forwardProtocol,
     compression: over.compression ?? config.forwardCompression,
   });
-  const defaults = (config.forwardOtlp ?? []).map((url) => destination(url));
-  const tenants = Object.fromEntries(Object.entries(config.forwardTenants ?? {}).map(([tenant, route]) => [tenant, route.otlp.map((url) => destination(url, route))]));
+  const defaults = (config.forwardOtlp ?? []).map((url) => destination(url, config.forwardHeader ?? {}));
+  // a tenant's route takes only its own headers: the defaults' credentials never go to another backend
+  const tenants = Object.fromEntries(
+    Object.entries(config.forwardTenants ?? {}).map(([tenant, route]) => [tenant, route.otlp.map((url) => destination(url, route.headers ?? {}, route))]),
+  );
   return defaults.length === 0 && Object.keys(tenants).length === 0 ? undefined : { defaults, tenants };
 }
 

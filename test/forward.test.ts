@@ -331,6 +331,7 @@ describe('routing and settings', () => {
     await until('both', () => own.b.received.length === 1 && shared.b.received.length === 1);
     expect(own.b.received[0]!.headers.authorization).toBe('Basic cGF5OnNr');
     expect(own.b.received[0]!.headers['content-type']).toBe('application/json');
+    expect(own.b.received[0]!.headers['x-team']).toBeUndefined();
     expect([...flattenSpans(own.b.received[0]!.request)].map((s) => s.traceId)).toEqual([payments.traceId, payments.traceId]);
     expect(shared.b.received[0]!.headers['x-team']).toBe('shared');
     expect(shared.b.received[0]!.headers.authorization).toBeUndefined();
