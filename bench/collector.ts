@@ -1,13 +1,15 @@
 /**
  * Collector: OTLP/HTTP protobuf (realistic agent spans, 512 per request) →
- * `fleet collector` → Kafka (a real broker). The load generator is a separate
+ * `fleet collector` → Kafka (a real broker), or with `--set mode=embedded`
+ * → `fleet start` (its durable on-disk queue: a 200 only after fsync). The load generator is a separate
  * process (bench/procs/loadgen.ts, closed loop). Per core = spans accepted ÷
  * CPU-seconds the collector process used in the measured window (utime +
  * stime of all its threads from /proc/<pid>/stat, so gzip on the libuv pool
  * counts too).
  */
+import path from 'node:path';
 import { CpuWindow, median, round, summarizeRuns, type Benchmark } from './lib/common.ts';
-import { event, newestProfile, profilesDir, spawnFleet, spawnNode, stop, type Child } from './lib/child.ts';
+import { event, newestProfile, profilesDir, spawnFleet, spawnNode, stop, tempDir, type Child } from './lib/child.ts';
 import { benchBroker, uniqueTopic } from './lib/kafka.ts';
 import { topSelfTime } from './lib/profile.ts';
 
@@ -23,7 +25,7 @@ interface Done {
 
 export const collectorBenchmark: Benchmark = {
   name: 'collector',
-  description: 'OTLP/HTTP protobuf → fleet collector → Kafka: spans/s per collector core, request latency',
+  description: 'OTLP/HTTP protobuf → fleet collector → Kafka (or --set mode=embedded: fleet start, durable queue): spans/s per collector core, request latency',
   async run(o) {
     const smoke = o.smoke;
     const repeats = o.repeats ?? (smoke ? 1 : 3);
@@ -36,22 +38,41 @@ export const collectorBenchmark: Benchmark = {
     /** kafkajs (the bus) or, as an experiment, @platformatic/kafka behind the same collector. */
     const client = o.set.client ?? 'kafkajs';
     const profile = o.set.profile === '1';
-    const broker = await benchBroker('collector', o.kafkaBrokers, o.log);
+    /**
+     * kafka: `fleet collector` → Kafka. embedded: `fleet start` (the collector
+     * publishing to its durable on-disk queue, consumers and chDB in the same
+     * process); `--set fleet=<path to another checkout's bin/fleet.js>` runs
+     * that build instead, for a side-by-side comparison.
+     */
+    const mode = o.set.mode ?? 'kafka';
+    if (mode !== 'kafka' && mode !== 'embedded') throw new Error(`collector bench: --set mode=${mode}: kafka or embedded`);
+    const broker = mode === 'kafka' ? await benchBroker('collector', o.kafkaBrokers, o.log) : undefined;
     let collector: Child | undefined;
     const runs: Record<string, number>[] = [];
     const details: Record<string, unknown> = {};
     let halfLoad: Record<string, number> = {};
     const profDir = profile ? profilesDir('collector') : undefined;
+    const dataDir = mode === 'embedded' ? tempDir('bench-collector-embedded') : undefined;
     try {
-      const topic = uniqueTopic('bench_collector');
-      const args = ['--kafka-brokers', broker.brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}_dlq`, '--topic-partitions', String(partitions), '--collector-port', '0', '--collector-host', '127.0.0.1'];
-      // another compression or client: the same construction as `fleet collector` (bench/procs/collector.ts) with that option
-      collector =
-        compression === 'gzip' && client === 'kafkajs'
-          ? spawnFleet(['collector', ...args], { ...(profDir && { cpuProfDir: profDir }) })
-          : spawnNode('bench/procs/collector.ts', [...args, '--compression', compression, '--client', client], { ...(profDir && { cpuProfDir: profDir }) });
-      const url = `${(await collector.waitFor(/collector: (http:\/\/\S+?\/v1\/traces)/))[1]}`;
-      o.log(`collector pid ${collector.proc.pid} on ${url}, topic ${topic} (${partitions} partitions), publisher ${client} compression ${compression}`);
+      let url: string;
+      if (broker) {
+        const topic = uniqueTopic('bench_collector');
+        const args = ['--kafka-brokers', broker.brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}_dlq`, '--topic-partitions', String(partitions), '--collector-port', '0', '--collector-host', '127.0.0.1'];
+        // another compression or client: the same construction as `fleet collector` (bench/procs/collector.ts) with that option
+        collector =
+          compression === 'gzip' && client === 'kafkajs'
+            ? spawnFleet(['collector', ...args], { ...(profDir && { cpuProfDir: profDir }) })
+            : spawnNode('bench/procs/collector.ts', [...args, '--compression', compression, '--client', client], { ...(profDir && { cpuProfDir: profDir }) });
+        url = `${(await collector.waitFor(/collector: (http:\/\/\S+?\/v1\/traces)/))[1]}`;
+        o.log(`collector pid ${collector.proc.pid} on ${url}, topic ${topic} (${partitions} partitions), publisher ${client} compression ${compression}`);
+      } else {
+        const args = ['start', '--data-dir', dataDir!.dir, '--collector-port', '0', '--collector-host', '127.0.0.1', '--query-port', '0'];
+        collector = o.set.fleet
+          ? spawnNode(path.relative(process.cwd(), path.resolve(o.set.fleet)), args, { ...(profDir && { cpuProfDir: profDir }) })
+          : spawnFleet(args, { ...(profDir && { cpuProfDir: profDir }) });
+        url = `${(await collector.waitFor(/OTLP\/HTTP (http:\/\/\S+?\/v1\/traces)/, 120_000))[1]}`;
+        o.log(`fleet start pid ${collector.proc.pid} (${o.set.fleet ?? 'bin/fleet.js'}) on ${url}, data in ${dataDir!.dir}`);
+      }
       for (let r = 0; r < repeats; r++) {
         const load = spawnNode('bench/procs/loadgen.ts', [JSON.stringify({ url, concurrency, durationS, warmupS, gzip, seed: 11 + r })]);
         const ready = await event<{ bodyBytes: number; tracesPerRequest: number; spansPerRequest: number }>(load, 'ready');
@@ -95,13 +116,16 @@ export const collectorBenchmark: Benchmark = {
       o.log(`half load: ${JSON.stringify(halfLoad)}`);
     } finally {
       await stop(collector);
-      await broker.close();
+      await broker?.close();
+      dataDir?.remove();
     }
     const file = profDir ? newestProfile(profDir) : undefined;
     if (file) details.profile = { file, ...topSelfTime(file) };
     const metrics = { ...summarizeRuns(runs), ...halfLoad };
     return {
-      config: { repeats, concurrency, warmupS, durationS, requestGzip: gzip, partitions, publisherCompression: compression, kafkaClient: client, broker: broker.owned ? 'scripts/kafka.sh (Kafka 4.4, single node, same machine)' : broker.brokers.join(',') },
+      config: broker
+        ? { mode, repeats, concurrency, warmupS, durationS, requestGzip: gzip, partitions, publisherCompression: compression, kafkaClient: client, broker: broker.owned ? 'scripts/kafka.sh (Kafka 4.4, single node, same machine)' : broker.brokers.join(',') }
+        : { mode, repeats, concurrency, warmupS, durationS, requestGzip: gzip, fleet: o.set.fleet ?? 'bin/fleet.js', queue: 'durable (fsync before 200) in this checkout; whatever the given build does otherwise' },
       metrics,
       units: {
         spansPerSecond: 'spans/s',

@@ -12,6 +12,7 @@ import { ConsumerPipeline } from '../consumers/pipeline.ts';
 import { startForwarder } from '../forward/start.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
+import { exitNow, startWatchdog } from '../embedded/shutdown.ts';
 import { ConfigError, envName, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
 import { configuredCatalog, configuredStore, log, pipelineSettings, prepareStore } from '../config/runtime.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
@@ -53,22 +54,26 @@ function requireKafka(c: Config, what: string): string[] {
  * at once). Exiting explicitly: once stop has written and committed
  * everything, a client library's leftover reconnect timers (kafkajs keeps
  * some after a broker outage) must not keep the process alive. With
- * `timeoutMs`, the process exits by then whatever stop is doing (fleet
- * start: what is not written yet is in its durable queue).
+ * `timeoutMs` (fleet start), the process ends by then whatever stop is
+ * doing, and a second signal ends it without exit handlers: what is not
+ * written yet is in its durable queue.
  */
-function untilSignal(stop: () => Promise<void>, timeoutMs?: number): Promise<never> {
+function untilSignal(stop: () => Promise<boolean | void>, timeoutMs?: number): Promise<never> {
   return new Promise((_resolve, reject) => {
     const onSignal = (signal: NodeJS.Signals) => {
       log(`${signal}: shutting down${timeoutMs === undefined ? '' : ` within ${timeoutMs / 1000} s`} (send again to exit at once)`);
-      process.once('SIGINT', () => process.exit(130));
-      process.once('SIGTERM', () => process.exit(143));
+      const again = (code: number, s: 'SIGINT' | 'SIGTERM') => () => (timeoutMs === undefined ? process.exit(code) : exitNow(s));
+      process.once('SIGINT', again(130, 'SIGINT'));
+      process.once('SIGTERM', again(143, 'SIGTERM'));
       if (timeoutMs !== undefined) {
         setTimeout(() => {
           log(`shutdown timeout (${timeoutMs / 1000} s) reached: exiting`);
-          process.exit(0);
-        }, timeoutMs).unref();
+          exitNow('SIGTERM');
+        }, Math.max(0, timeoutMs - 200)).unref();
+        // the timer above needs a free event loop; this one does not
+        startWatchdog(timeoutMs);
       }
-      stop().then(() => process.exit(0), reject);
+      stop().then((complete) => (complete === false ? exitNow('SIGTERM') : process.exit(0)), reject);
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -118,7 +123,7 @@ const program = new Command('fleet')
   .configureHelp({ showGlobalOptions: true });
 
 withSettings(
-  program.command('start').description('run everything in one process: OTLP receiver :4318, in-process queue, consumers, embedded chDB in ./data, query endpoint :8123'),
+  program.command('start').description('run everything in one process: OTLP receiver :4318, durable queue in ./data/queue, consumers, embedded chDB in ./data, query endpoint :8123'),
   [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort'), ...QUERY, 'queueMaxBytes', 'shutdownTimeout', 'alertRules', ...FORWARD],
 ).action(async (_o, cmd: Command) => {
   const c = config(cmd);
@@ -129,7 +134,9 @@ withSettings(
   const timeoutMs = Math.ceil(c.shutdownTimeout * 1000);
   await untilSignal(async () => {
     // a little before the hard exit, so the log says what was left
-    if (await running.close(Math.max(0, timeoutMs - 250))) log('stopped; everything accepted is written');
+    const complete = await running.close(Math.max(0, timeoutMs - 500));
+    if (complete) log('stopped; everything accepted is written');
+    return complete;
   }, timeoutMs);
 });
 

@@ -264,6 +264,7 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
 
   let stopping: Promise<void> | undefined;
   let closed = false;
+  /** Sets `closing` (new requests get 503) and waits for the requests in flight, up to shutdownTimeoutMs. */
   async function drainInflight(): Promise<void> {
     closing = true;
     server.closeIdleConnections();
@@ -287,8 +288,8 @@ export function createCollectorServer(deps: CollectorServerDeps): CollectorServe
     close: async () => {
       if (closed) return;
       closed = true;
-      await (stopping ??= drainInflight());
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      await (stopping ??= drainInflight());
       server.closeAllConnections();
       await stopped;
       await publisher.close();

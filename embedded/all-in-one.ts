@@ -47,7 +47,7 @@ export interface RunningAllInOne {
   close(timeoutMs?: number): Promise<boolean>;
 }
 
-/** Partitions of the in-process queue: the consumers decide them one batch at a time. */
+/** Partitions of the in-process queue: the consumers decide them one batch at a time (of at most 100 messages: short turns of the event loop keep a bounded shutdown bounded). */
 export const QUEUE_PARTITIONS = 4;
 
 /** Where the durable queue lives in the data directory. */
@@ -121,7 +121,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     stops.push({ what: 'the queue lock', stop: lockQueue(dir) });
     const maxBytes = config.queueMaxBytes ?? (await defaultQueueBytes(dir));
     const syncs = queueMetrics(registry);
-    const bus = await MemoryBus.open({ dir, topics: [config.topic], partitions: QUEUE_PARTITIONS, maxBytes, log: (m) => log(m), onSync: syncs.observe });
+    const bus = await MemoryBus.open({ dir, topics: [config.topic], partitions: QUEUE_PARTITIONS, maxBytes, maxBatchMessages: 100, log: (m) => log(m), onSync: syncs.observe });
     syncs.watch(bus);
     stops.push({ what: 'the durable queue', stop: () => bus.shutdown() });
     const backlog = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);
@@ -145,11 +145,13 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
       what: 'the consumers',
       stop: async () => {
         // The collector is closed by now: let the consumers take what it queued (two thirds of
-        // the time left), then decide, write and commit all they hold (the rest of it).
+        // the time left), then write and commit what they decided (the rest of it). Undecided
+        // traces are decided early only when the queue is drained: with a backlog left, the next
+        // start reads them whole again, and deciding thousands at once would hold the event loop.
         bus.close();
-        await within(bus.idle(), ((deadline - Date.now()) * 2) / 3);
+        const drained = await within(bus.idle(), ((deadline - Date.now()) * 2) / 3);
         const left = deadline - Date.now();
-        const stopping = pipeline.stop({ drain: true, ...(Number.isFinite(left) && { timeoutMs: Math.max(1, Math.floor(left)) }) });
+        const stopping = pipeline.stop({ drain: drained, ...(Number.isFinite(left) && { timeoutMs: Math.max(1, Math.floor(left)) }) });
         if (!(await within(stopping, left))) {
           outOfTime = true;
           const lag = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);
@@ -187,8 +189,10 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
       ...(config.collectorHost && { host: config.collectorHost }),
       ...(config.authTokens && { authTokens: config.authTokens }),
     });
-    stops.push({ what: 'the collector', stop: () => collector.close() });
-    // Never close the store under the collector: a bounded close stops accepting first.
+    // Stops accepting (503 + Retry-After) first and stops listening last: until the process
+    // ends, a client hears "retry later", never "connection refused".
+    stops.push({ what: 'the collector', stop: () => collector.stopAccepting() });
+    stops.unshift({ what: 'the collector', stop: () => collector.close() });
     const stopAccepting = () => collector.stopAccepting();
 
     if (alertRules) {

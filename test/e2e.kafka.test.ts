@@ -8,18 +8,23 @@
  * v_cost_per_pass, v_spec_outcomes and v_routing to equal the independent
  * computation exactly — with faults injected along the way, each shown to
  * have happened (from /metrics of collector and consumers, and from what
- * the topics hold), not merely attempted.
+ * the topics hold), not merely attempted. The durability scenarios (a 200
+ * only after acks=all; collector and consumer SIGKILLed under load; no
+ * commit before the rows are in ClickHouse) send with a client that re-sends
+ * exactly what was not acknowledged.
  */
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import kafkajs from 'kafkajs';
 import { KafkaPublisher } from '../bus/kafka.ts';
-import type { PlannedAttempt } from '../demo/plan.ts';
+import { prng, type PlannedAttempt } from '../demo/plan.ts';
 import { decodeTraceRequest, flattenSpans } from '../otlp/codec.ts';
 import { openStore, type Store } from '../storage/store.ts';
 import { metricValue } from './collector.fixtures.ts';
 import { expectedCostPerPass, expectedRouting, expectedSpecOutcomes, loadCards, plannedSpanIds } from './support/ground-truth.ts';
+import { AckingClient, requestsOf } from './support/acking-client.ts';
 import { fleetPlan } from './support/fleet-plan.ts';
 import { privateBroker, readTopicToEnd, topicOffsets, uniqueName, type TestBroker } from './support/kafka.ts';
 import { startFleet, startNode, type Child } from './support/processes.ts';
@@ -46,16 +51,16 @@ let collectorUrl: string;
 let reader: Store;
 
 /** Starts consumer `name` and resolves once it has joined the group. */
-async function consumer(name: string): Promise<Member> {
+async function consumer(name: string, o: { topic?: string; group?: string; clickhouseUrl?: string } = {}): Promise<Member> {
   const child = startFleet(
     [
       'consumer',
       '--kafka-brokers', broker.brokers.join(','),
-      '--topic', TOPIC,
-      '--dead-letter-topic', DLQ,
+      '--topic', o.topic ?? TOPIC,
+      '--dead-letter-topic', o.topic ? `${o.topic}-dlq` : DLQ,
       '--topic-partitions', '3',
-      '--group-id', GROUP,
-      '--clickhouse-url', queryUrl,
+      '--group-id', o.group ?? GROUP,
+      '--clickhouse-url', o.clickhouseUrl ?? queryUrl,
       '--clickhouse-user', 'perpass_writer',
       '--clickhouse-password', WRITE_TOKEN,
       '--metrics-port', '0',
@@ -327,6 +332,131 @@ describe('end to end through Kafka', () => {
     for (const m of dead) expect(m.headers?.['perpass-error']).toMatch(/invalid OTLP protobuf/);
   }, 300_000);
 });
+
+describe('end to end through Kafka: nothing acknowledged is lost', () => {
+  it('answers 200 only once Kafka acknowledged with acks=all: a topic needing 2 in-sync replicas (of 1) is refused with 503 until it needs 1', async () => {
+    const tenant = 'e2e-acks';
+    const topic = uniqueName('e2e-isr');
+    const admin = new kafkajs.Kafka({ brokers: broker.brokers, logLevel: kafkajs.logLevel.NOTHING }).admin();
+    await admin.connect();
+    const c = startFleet(['collector', '--kafka-brokers', broker.brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}-dlq`, '--topic-partitions', '1', '--collector-port', '0']);
+    try {
+      // acks=1 would be satisfied by the one replica; acks=all needs min.insync.replicas of them
+      await admin.createTopics({ waitForLeaders: true, topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'min.insync.replicas', value: '2' }] }] });
+      const url = (await c.waitFor(/collector: (http:\/\/\S+?\/v1\/traces)/))[1]!;
+      const [body] = requestsOf(fleetPlan(tenant, 1, 9).slice(0, 5), tenant);
+      const post = () => fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: body!, signal: AbortSignal.timeout(30_000) });
+      const refused = await post();
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+      await admin.alterConfigs({ validateOnly: false, resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'min.insync.replicas', value: '1' }] }] });
+      let ok = await post();
+      // the broker applies a config change within moments; the client retries as an exporter would
+      for (let i = 0; ok.status !== 200 && i < 20; i++) {
+        await sleep(500);
+        ok = await post();
+      }
+      expect(ok.status).toBe(200);
+      expect([...(await topicOffsets(broker.brokers, topic)).values()][0]!.end).toBeGreaterThan(0n);
+    } finally {
+      await c.kill();
+      await admin.disconnect();
+    }
+  }, 120_000);
+
+  it('the collector SIGKILLed three times under load, a consumer SIGKILLed while ClickHouse refuses its inserts: nothing committed before it is written, every acknowledged attempt exact', async () => {
+    const tenant = 'e2e-durable';
+    const topic = uniqueName('e2e-durable');
+    const group = uniqueName('e2e-durable');
+    const rand = prng(8);
+    const plan = fleetPlan(tenant, 20, 8);
+    const client = new AckingClient(requestsOf(plan, tenant), 2, 120);
+    const proxy = await pausableProxy(queryUrl);
+    let col: Child | undefined;
+    const startCollector = async () => {
+      col = startFleet(['collector', '--kafka-brokers', broker.brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}-dlq`, '--topic-partitions', '3', '--collector-port', '0']);
+      client.url = (await col.waitFor(/collector: (http:\/\/\S+?\/v1\/traces)/))[1]!;
+    };
+    const killCollector = async () => {
+      await sleep(500 + Math.floor(rand() * 1500));
+      client.url = undefined;
+      await col!.kill('SIGKILL');
+      await startCollector();
+    };
+    try {
+      await startCollector();
+      const d1 = await consumer('d1', { topic, group, clickhouseUrl: proxy.url });
+      await killCollector();
+      await until('d1 to write attempts', async () => (await scrape(d1.metricsUrl)).count('fleet_consumer_rows_written_total{table="attempts"}') > 0);
+
+      // ClickHouse refuses the consumer's inserts from now on: what it reads may not be committed
+      proxy.pause();
+      await sleep(2500); // commits of rows written before the pause land
+      const before = await committedOffsets(group, topic);
+      const read = messagesRead(await scrape(d1.metricsUrl));
+      await killCollector();
+      await until('d1 to read more while ClickHouse refuses', async () => messagesRead(await scrape(d1.metricsUrl)) > read + 10, 60_000);
+      await sleep(2500); // more than the commit interval
+      const dying = await scrape(d1.metricsUrl);
+      expect(dying.count('fleet_consumer_insert_errors_total')).toBeGreaterThan(0);
+      expect(await committedOffsets(group, topic)).toEqual(before);
+      expect(proxy.refused()).toBeGreaterThan(0);
+      await d1.child.kill('SIGKILL');
+      consumers.delete('d1');
+      proxy.resume();
+      await consumer('d1', { topic, group, clickhouseUrl: proxy.url });
+      await killCollector();
+      await client.done;
+      expect(client.acked.size).toBe(Math.ceil(plan.length / 5));
+      await assertViewsExact(tenant, plan);
+    } finally {
+      client.url = undefined;
+      await col?.kill();
+      proxy.server.close();
+    }
+  }, 300_000);
+});
+
+/** The group's committed offset per partition of `topic`. */
+async function committedOffsets(groupId: string, topic: string): Promise<Record<number, string>> {
+  const admin = new kafkajs.Kafka({ brokers: broker.brokers, logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return Object.fromEntries((t?.partitions ?? []).map((p) => [p.partition, p.offset]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** An HTTP proxy to `target` that, while paused, answers every request 503 (ClickHouse unavailable to whoever uses it). */
+async function pausableProxy(target: string): Promise<{ server: Server; url: string; pause(): void; resume(): void; refused(): number }> {
+  const to = new URL(target);
+  let paused = false;
+  let refused = 0;
+  const server = createServer((req, res) => {
+    if (paused) {
+      refused++;
+      req.resume();
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('refused by the test while paused');
+      return;
+    }
+    const up = request({ host: to.hostname, port: to.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', (err) => (res.headersSent ? res.destroy() : res.writeHead(502).end(String(err))));
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    server,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    pause: () => void (paused = true),
+    resume: () => void (paused = false),
+    refused: () => refused,
+  };
+}
 
 async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -57,22 +57,26 @@ function tableDirs(): string[] {
   return out.filter((d) => statSync(d).isDirectory());
 }
 
-function inInsert(tables: string[]): string | undefined {
+const tmpParts = (t: string): string[] => {
+  try {
+    return readdirSync(t).filter((n) => n.startsWith('tmp_insert_'));
+  } catch {
+    return [];
+  }
+};
+
+/** A part being written now: a tmp_insert_* directory that was not there when watching began (a killed process leaves its own behind). */
+function inInsert(tables: string[], before: Set<string>): string | undefined {
   for (const t of tables) {
-    let names: string[];
-    try {
-      names = readdirSync(t);
-    } catch {
-      continue;
-    }
-    const tmp = names.find((n) => n.startsWith('tmp_insert_'));
+    const tmp = tmpParts(t).find((n) => !before.has(path.join(t, n)));
     if (tmp) return path.join(t, tmp);
   }
   return undefined;
 }
 
 const tables = phase === 'insert' ? tableDirs() : [];
+const before = new Set(tables.flatMap((t) => tmpParts(t).map((n) => path.join(t, n))));
 let evidence: string | undefined;
-while (Date.now() < until && !evidence) evidence = phase === 'fsync' ? inFsync() : inInsert(tables);
+while (Date.now() < until && !evidence) evidence = phase === 'fsync' ? inFsync() : inInsert(tables, before);
 if (evidence) process.kill(pid, 'SIGKILL');
 process.stdout.write(`${JSON.stringify(evidence ? { landed: true, evidence } : { landed: false })}\n`);
