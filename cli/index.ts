@@ -11,6 +11,7 @@ import { KafkaPublisher, KafkaSubscriber, ensureTopics } from '../bus/kafka.ts';
 import { startCollector } from '../collector/index.ts';
 import { collectProcessMetrics } from '../collector/metrics.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
+import { startForwarder } from '../forward/start.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
 import { exitNow, startWatchdog } from '../embedded/shutdown.ts';
@@ -49,13 +50,19 @@ const COLLECTOR: SettingKey[] = [
 ];
 const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort', 'memoryBudgetBytes'];
 const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken', 'queryTokens', 'queryAllowedHosts'];
+const FORWARD: SettingKey[] = ['forwardOtlp', 'forwardHeader', 'forwardProtocol', 'forwardCompression', 'forwardQueueBytes', 'forwardTenants'];
 
 /** Adds `--flag <value>` for each setting, with its help and environment variable. */
 function withSettings(cmd: Command, keys: SettingKey[]): Command {
   cmd.option('--config <file>', 'settings file, JSON or YAML (env FLEET_CONFIG)');
   // A secret's file variant (--query-token-file, …) goes with it.
   const withFiles = keys.flatMap((k) => [k, ...Object.entries(FILE_SETTINGS).filter(([, of]) => of === k).map(([f]) => f as SettingKey)]);
-  for (const key of withFiles) cmd.addOption(new Option(`--${flagName(key)} <value>`, `${SETTINGS[key].help} (env ${envName(key)})`));
+  for (const key of withFiles) {
+    const option = new Option(`--${flagName(key)} <value>`, `${SETTINGS[key].help} (env ${envName(key)})`);
+    // a repeatable flag collects its values; the setting's schema reads the list
+    if ('repeatable' in SETTINGS[key]) option.argParser((v: string, previous: string[] | undefined) => [...(previous ?? []), v]);
+    cmd.addOption(option);
+  }
   return cmd;
 }
 
@@ -177,7 +184,7 @@ const program = new Command('fleet')
 
 withSettings(
   program.command('start').description('run everything in one process: OTLP receivers :4318 (HTTP) and :4317 (gRPC), durable queue in ./data/queue, consumers, embedded chDB in ./data, query endpoint :8123'),
-  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort' && k !== 'memoryBudgetBytes'), ...QUERY, 'queueBytes', 'queueMaxBytes', 'shutdownTimeout', 'alertRules'],
+  [...STORE, 'topic', ...COLLECTOR, ...CONSUMER.filter((k) => k !== 'groupId' && k !== 'metricsPort' && k !== 'memoryBudgetBytes'), ...QUERY, 'queueBytes', 'queueMaxBytes', 'shutdownTimeout', 'alertRules', ...FORWARD],
 )
   .option('--reprice-on-start', `${SETTINGS.repriceOnStart.help} (env ${envName('repriceOnStart')})`)
   .action(async (_o, cmd: Command) => {
@@ -219,7 +226,7 @@ withSettings(program.command('collector').description('run the OTLP/HTTP (:4318)
   await untilSignal(collector.close);
 });
 
-withSettings(program.command('consumer').description('run one consumer-group member: Kafka → attempts, llm_calls, spans in ClickHouse'), [...STORE, ...KAFKA, ...CONSUMER]).action(async (_o, cmd: Command) => {
+withSettings(program.command('consumer').description('run one consumer-group member: Kafka → attempts, llm_calls, spans in ClickHouse'), [...STORE, ...KAFKA, ...CONSUMER, ...FORWARD]).action(async (_o, cmd: Command) => {
   const c = config(cmd);
   const brokers = requireKafka(c, 'fleet consumer');
   await ensureTopics(brokers, [{ topic: c.topic, partitions: c.topicPartitions }, { topic: c.deadLetterTopic, partitions: 1 }]);
@@ -230,6 +237,7 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   const registry = new Registry();
   collectProcessMetrics(registry);
   const deadLetters = new KafkaPublisher({ brokers });
+  const forward = await startForwarder(c, registry, log);
   const pipeline = new ConsumerPipeline({
     topic: c.topic,
     store,
@@ -239,12 +247,14 @@ withSettings(program.command('consumer').description('run one consumer-group mem
     registry,
     log: (m) => log(`consumer: ${m}`),
     ...pipelineSettings(c),
+    ...(forward && { forward }),
   });
   await pipeline.start();
   const metrics = await serveMetrics(registry, c.metricsPort);
   log(`consumer: group ${c.groupId} on ${c.topic} → ${store.location}; metrics :${metrics.port}/metrics`);
   await untilSignal(async () => {
     await pipeline.stop();
+    await forward?.close();
     await deadLetters.close();
     await metrics.close();
     await store.close();

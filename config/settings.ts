@@ -34,6 +34,44 @@ const tokenMap = z.preprocess(
   z.record(z.string().min(1), z.string().min(1, 'each token needs a tenant: token=tenant')),
 );
 
+/** `k=v` pairs (a repeated flag, or comma-separated in the environment) or an object: HTTP headers. */
+const headerMap = z.preprocess(
+  (v) => {
+    const pairs = typeof v === 'string' ? v.split(',') : Array.isArray(v) ? v : undefined;
+    if (!pairs) return v;
+    return Object.fromEntries(
+      pairs
+        .map((p) => String(p).trim())
+        .filter(Boolean)
+        .map((pair) => {
+          const i = pair.indexOf('=');
+          return i < 1 ? [pair, undefined] : [pair.slice(0, i).trim(), pair.slice(i + 1).trim()];
+        }),
+    );
+  },
+  z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'header names are HTTP tokens (k=v)'), z.string({ error: 'must be name=value' })),
+);
+const otlpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+const forwardProtocol = z.enum(['http/protobuf', 'http/json']);
+const forwardCompression = z.enum(['gzip', 'none']);
+/** A tenant's own forward destinations (config file `forwardTenants`, or JSON in FLEET_FORWARD_TENANTS). */
+const forwardRoute = z.strictObject({
+  otlp: z.preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(otlpUrl).min(1, 'needs at least one URL')),
+  headers: headerMap.optional(),
+  protocol: forwardProtocol.optional(),
+  compression: forwardCompression.optional(),
+});
+const jsonText = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v, ctx) => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: `must be JSON: ${(err as Error).message}` });
+      return z.NEVER;
+    }
+  }, schema);
+
 export const SETTINGS = {
   dataDir: { schema: z.string().min(1).default('./data'), help: 'directory of the embedded chDB store' },
   database: { schema: identifier.default('fleet'), help: 'ClickHouse database of the perpass tables' },
@@ -96,6 +134,19 @@ export const SETTINGS = {
   shutdownTimeout: { schema: seconds.default(10), help: 'seconds fleet start takes at most to stop after SIGTERM/SIGINT (what is left stays in the durable queue for the next start)' },
   readerTenants: { schema: list.optional(), help: 'fleet migrate on a ClickHouse server: create the reader role and a row-policy role per tenant (perpass_tenant_<tenant>), comma-separated tenants' },
   alertRules: { schema: z.string().min(1).optional(), help: 'alert rules file (JSON or YAML) of fleet alerts; given to fleet start, it runs them in that process' },
+  forwardOtlp: {
+    schema: list.pipe(z.array(otlpUrl)).optional(),
+    repeatable: true,
+    help: 'OTLP/HTTP trace endpoint the kept traces are forwarded to (repeatable; env: comma-separated); a URL without a path gets /v1/traces',
+  },
+  forwardHeader: { schema: headerMap.optional(), repeatable: true, help: 'header of every forward request, name=value (repeatable; env: comma-separated), e.g. an API key' },
+  forwardProtocol: { schema: forwardProtocol.default('http/protobuf'), help: 'encoding of forwarded traces: http/protobuf or http/json' },
+  forwardCompression: { schema: forwardCompression.default('gzip'), help: 'compression of forward requests: gzip or none' },
+  forwardQueueBytes: { schema: int(1024).default(64 * 1024 * 1024), help: 'bound of each forward destination\'s queue (encoded bytes awaiting the backend); beyond it new kept traces are dropped and counted' },
+  forwardTenants: {
+    schema: jsonText(z.record(z.string().min(1), forwardRoute)).optional(),
+    help: 'per-tenant forward destinations: { tenant: { otlp: [url], headers: {…}, protocol, compression } } (config file, or JSON); a listed tenant goes there instead of --forward-otlp',
+  },
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -161,7 +212,7 @@ export function resolveConfig(flags: Partial<Record<SettingKey | 'config', unkno
     }
     const parsed = (setting.schema as z.ZodType).safeParse(raw);
     if (parsed.success) out[key] = parsed.data;
-    else problems.push(`${from} ${/Tokens?$|Password$/.test(key) ? '(value hidden)' : JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    else problems.push(`${from} ${/Tokens?$|Password$/.test(key) || key === 'forwardHeader' || key === 'forwardTenants' ? '(value hidden)' : JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }
   for (const [fileKey, key] of Object.entries(FILE_SETTINGS) as Array<[keyof typeof FILE_SETTINGS, SettingKey]>) {
     const file = out[fileKey] as string | undefined;

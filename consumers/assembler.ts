@@ -28,6 +28,7 @@ import { isAttemptSpan, parseAttemptAttributes, ContractError } from '../contrac
 import { ATTR } from '../contract/attributes.ts';
 import type { AttemptRow, Decision, LlmCallRow } from '../contract/rows.ts';
 import type { SpanRecord } from '../otlp/codec.ts';
+import type { KeptSpan, SpanSource } from '../forward/types.ts';
 import type { Catalog } from '../pricing/catalog.ts';
 import type { MessageRef } from './offsets.ts';
 import { describeMember, rollUp, tenantOf, type AttemptHeader, type Member } from './rollup.ts';
@@ -78,15 +79,18 @@ export interface Output {
   attempts: AttemptRow[];
   llmCalls: LlmCallRow[];
   spans: object[];
+  /** The kept spans as received, for the forwarder: only spans that came with their source (forwarding on). */
+  forward: KeptSpan[];
   refs: MessageRef[];
 }
 
-export const emptyOutput = (): Output => ({ attempts: [], llmCalls: [], spans: [], refs: [] });
+export const emptyOutput = (): Output => ({ attempts: [], llmCalls: [], spans: [], forward: [], refs: [] });
 
 interface Buffered {
   span: SpanRecord;
   ref: MessageRef;
   bytes: number;
+  source?: SpanSource | undefined;
 }
 
 interface PendingAttempt {
@@ -129,6 +133,12 @@ interface Orphans {
   settleAt: number;
 }
 
+/** A kept span: its row for `spans`, and the span as received for the forwarder when it came with it. */
+function keep(out: Output, b: Buffered, attemptId: string, sampling: { rate: number; reason: string }): void {
+  out.spans.push(spanRow(b.span, { attemptId, rate: sampling.rate, reason: sampling.reason }));
+  if (b.source) out.forward.push({ traceId: b.span.traceId, tenant: tenantOf(b.span), source: b.source, rate: sampling.rate, reason: sampling.reason });
+}
+
 const spanKey = (traceId: string, spanId: string) => `${traceId}/${spanId}`;
 const hasEnded = (s: SpanRecord) => s.endTimeUnixNano > 0n && s.endTimeUnixNano >= s.startTimeUnixNano;
 
@@ -166,8 +176,12 @@ export class Assembler {
     };
   }
 
-  /** Takes one span. Adds to `out` (and returns it) the rows that are ready at once (late spans, overflow decisions). */
-  add(span: SpanRecord, ref: MessageRef, bytes: number, out: Output = emptyOutput()): Output {
+  /**
+   * Takes one span. Adds to `out` (and returns it) the rows that are ready at
+   * once (late spans, overflow decisions). A span given with its `source`
+   * (its encoding as received) is handed to the forwarder too if kept.
+   */
+  add(span: SpanRecord, ref: MessageRef, bytes: number, out: Output = emptyOutput(), source?: SpanSource): Output {
     if (!/^[0-9a-f]{32}$/.test(span.traceId) || !/^[0-9a-f]{16}$/.test(span.spanId)) {
       this.options.observer?.droppedSpan?.(`span ${span.spanId || '(no id)'} "${span.name}" of trace ${span.traceId || '(no id)'}: trace id must be 16 bytes and span id 8 bytes`);
       out.refs.push(ref);
@@ -196,14 +210,14 @@ export class Assembler {
       if (!hasEnded(existing.span) && hasEnded(span)) {
         out.refs.push(existing.ref);
         this.unbuffer(trace, span.spanId);
-        this.buffer(trace, span, ref, bytes);
+        this.buffer(trace, span, ref, bytes, source);
         this.noteAttempt(trace, span);
       } else {
         out.refs.push(ref);
       }
       return out;
     }
-    this.buffer(trace, span, ref, bytes);
+    this.buffer(trace, span, ref, bytes, source);
     this.noteAttempt(trace, span);
     this.adoptLate(trace, span.spanId, out);
     this.enforceLimits(out);
@@ -270,8 +284,8 @@ export class Assembler {
     return t;
   }
 
-  private buffer(trace: TraceState, span: SpanRecord, ref: MessageRef, bytes: number): void {
-    trace.spans.set(span.spanId, { span, ref, bytes });
+  private buffer(trace: TraceState, span: SpanRecord, ref: MessageRef, bytes: number, source: SpanSource | undefined): void {
+    trace.spans.set(span.spanId, { span, ref, bytes, source });
     let siblings = trace.children.get(span.parentSpanId);
     if (!siblings) trace.children.set(span.parentSpanId, (siblings = new Set()));
     siblings.add(span.spanId);
@@ -343,7 +357,7 @@ export class Assembler {
       this.options.observer?.lateSpan?.();
       owner.members.set(b.span.spanId, describeMember(b.span, this.options.catalog));
       this.own(trace.traceId, b.span.spanId, owner);
-      if (owner.sampling.keep) out.spans.push(spanRow(b.span, { attemptId: owner.header.attemptId, rate: owner.sampling.rate, reason: owner.sampling.reason }));
+      if (owner.sampling.keep) keep(out, b, owner.header.attemptId, owner.sampling);
       owner.refs.push(b.ref);
     }
     // orphans below the spans that joined now belong to the attempt too
@@ -400,7 +414,7 @@ export class Assembler {
     out.attempts.push({ ...row, sampled: sampling.keep, sampling_rate: sampling.rate, decision });
     out.llmCalls.push(...callRows);
     if (sampling.keep) {
-      for (const b of memberSpans) out.spans.push(spanRow(b.span, { attemptId: pending.header.attemptId, rate: sampling.rate, reason: sampling.reason }));
+      for (const b of memberSpans) keep(out, b, pending.header.attemptId, sampling);
     }
     this.options.observer?.decided?.(decision, sampling);
     this.evictDecisions(out);
@@ -423,7 +437,7 @@ export class Assembler {
     for (const id of [...trace.spans.keys()]) {
       const b = this.unbuffer(trace, id)!;
       const invalid = trace.invalid.has(id);
-      out.spans.push(spanRow(b.span, { attemptId: '', rate: 1, reason: invalid ? 'invalid_attempt' : 'outside_attempt' }));
+      keep(out, b, '', { rate: 1, reason: invalid ? 'invalid_attempt' : 'outside_attempt' });
       if (!orphans.members.has(id)) this.orphanSpans++;
       orphans.members.set(id, describeMember(b.span, this.options.catalog));
       if (invalid) orphans.invalid.add(id);

@@ -9,6 +9,8 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 import { Registry } from 'prom-client';
 import type { PartitionBatch, Publisher, Subscriber, TopicPartition } from '../bus/types.ts';
 import { decodeTraceRequest, flattenSpans, OtlpDecodeError } from '../otlp/codec.ts';
+import { decodeFrames } from '../otlp/frames.ts';
+import type { KeptSpanSink, SpanSource } from '../forward/types.ts';
 import type { Catalog } from '../pricing/catalog.ts';
 import type { Store } from '../storage/store.ts';
 import { Assembler, DEFAULT_LIMITS, emptyOutput, type AssemblerLimits, type Output } from './assembler.ts';
@@ -41,6 +43,8 @@ export interface ConsumerPipelineOptions {
   registry?: Registry;
   log?: (message: string) => void;
   now?: () => number;
+  /** Where kept spans go as received, after the sampling decision (the forward stage); unset: nowhere. */
+  forward?: KeptSpanSink;
 }
 
 export interface StopOptions {
@@ -146,6 +150,29 @@ export class ConsumerPipeline {
 
   private emit(out: Output): void {
     this.writer.add(out);
+    if (out.forward.length) this.options.forward?.add(out.forward);
+  }
+
+  /**
+   * Each span of a message as received, in flattenSpans's order (both walk
+   * resource spans → scope spans → spans), for the forwarder; undefined when
+   * not forwarding.
+   */
+  private sources(m: { value: Uint8Array; topic: string; partition: number; offset: string }, spans: number): SpanSource[] | undefined {
+    if (!this.options.forward) return undefined;
+    const out: SpanSource[] = [];
+    let problem: string;
+    try {
+      for (const resourceSpans of decodeFrames(m.value).resourceSpans) {
+        for (const scopeSpans of resourceSpans.scopeSpans) for (const span of scopeSpans.spans) out.push({ span, resourceSpans, scopeSpans });
+      }
+      if (out.length === spans) return out;
+      problem = `${out.length} spans framed but ${spans} decoded`;
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+    this.log(`message ${m.topic}/${m.partition}/${m.offset}: ${problem}; its spans are stored but not forwarded`);
+    return undefined;
   }
 
   private async onBatch(batch: PartitionBatch): Promise<void> {
@@ -192,7 +219,8 @@ export class ConsumerPipeline {
       this.metrics.spans.inc(spans.length);
       this.offsets.received(ref, spans.length);
       const bytes = spans.length ? Math.ceil(m.value.byteLength / spans.length) : 0;
-      for (const span of spans) this.assembler.add(span, ref, bytes, ready);
+      const sources = this.sources(m, spans.length);
+      for (const [i, span] of spans.entries()) this.assembler.add(span, ref, bytes, ready, sources?.[i]);
       sinceTurn += spans.length + 1;
     }
     this.emit(ready);

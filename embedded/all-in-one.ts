@@ -26,6 +26,7 @@ import { queueMetrics } from '../bus/metrics.ts';
 import { QueueShares, startCollector, type RunningCollector } from '../collector/index.ts';
 import { collectProcessMetrics } from '../collector/metrics.ts';
 import { ConsumerPipeline } from '../consumers/pipeline.ts';
+import { startForwarder } from '../forward/start.ts';
 import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint.ts';
 import { deadLetterTable } from '../storage/dead-letters.ts';
 import type { Config } from '../config/settings.ts';
@@ -59,6 +60,9 @@ async function defaultQueueBytes(dir: string): Promise<number> {
   const s = await statfs(dir);
   return Math.max(64 * 1024 * 1024, Math.floor((s.bavail * s.bsize) / 2));
 }
+
+/** How long a stopping fleet start keeps sending kept traces to a forward backend (within its shutdown bound). */
+const FORWARD_DRAIN_MS = 10_000;
 
 /** Resolves true when `work` settles within `ms`, false otherwise (work keeps running). */
 async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
@@ -150,6 +154,9 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     );
     const backlog = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);
     log(`durable queue ${dir}: ${backlog} message(s) not yet in the store${backlog ? ' (replaying them now)' : ''}; bound ${maxDiskBytes} bytes on disk`);
+    // stopped before the queue and after the consumers (stops run in reverse), so it gets what their last decisions kept
+    const forward = await startForwarder(config, registry, log, path.join(config.dataDir, 'forward'));
+    if (forward) stops.push({ what: 'the forwarder', stop: () => forward.close(Math.min(FORWARD_DRAIN_MS, Math.max(0, deadline - Date.now()))) });
     const pipeline = new ConsumerPipeline({
       topic: config.topic,
       store,
@@ -159,6 +166,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
       registry,
       log: (m) => log(`consumer: ${m}`),
       ...pipelineSettings(config),
+      ...(forward && { forward }),
     });
     await pipeline.start();
     stops.push({

@@ -372,3 +372,29 @@ export function* flattenSpans(request: TraceRequest): Generator<SpanRecord> {
     }
   }
 }
+
+/** Base64 (protobufjs's JSON form of bytes) → lowercase hex. */
+const base64ToHex = (v: unknown): unknown => (typeof v === 'string' ? Buffer.from(v, 'base64').toString('hex') : v);
+
+/**
+ * An ExportTraceServiceRequest protobuf body → its OTLP/JSON encoding: proto3
+ * JSON with lowerCamelCase names, enums as integers, int64 as decimal
+ * strings, but trace and span ids in hex (OTLP's one departure from proto3
+ * JSON). Throws OtlpDecodeError for a body that does not decode.
+ */
+export function traceRequestToJson(body: Uint8Array): string {
+  const json = RequestType.toObject(decodeTraceRequest(body) as unknown as protobuf.Message, { longs: String, enums: Number, bytes: String, json: true }) as {
+    resourceSpans?: { scopeSpans?: { spans?: Record<string, unknown>[] }[] }[];
+  };
+  for (const rs of json.resourceSpans ?? []) {
+    for (const ss of rs.scopeSpans ?? []) {
+      for (const span of ss.spans ?? []) {
+        for (const f of ['traceId', 'spanId', 'parentSpanId']) if (f in span) span[f] = base64ToHex(span[f]);
+        for (const link of (span.links ?? []) as Record<string, unknown>[]) {
+          for (const f of ['traceId', 'spanId']) if (f in link) link[f] = base64ToHex(link[f]);
+        }
+      }
+    }
+  }
+  return JSON.stringify(json);
+}

@@ -51,7 +51,7 @@ function harness(overrides: Partial<AssemblerOptions> = {}) {
     ...overrides,
   });
   let offset = 0n;
-  const all: Output = { attempts: [], llmCalls: [], spans: [], refs: [] };
+  const all: Output = { attempts: [], llmCalls: [], spans: [], forward: [], refs: [] };
   const collect = (o: Output) => {
     all.attempts.push(...o.attempts);
     all.llmCalls.push(...o.llmCalls);

@@ -396,7 +396,7 @@ describe('docs/operations.md', () => {
 
   it('names only metrics the processes register', () => {
     const registered = new Set(
-      ['collector/metrics.ts', 'consumers/metrics.ts', 'alerting/metrics.ts', 'bus/metrics.ts'].flatMap((f) => [...read(f).matchAll(/'(fleet_[a-z_]+)'/g)].map((m) => m[1]!)),
+      ['collector/metrics.ts', 'consumers/metrics.ts', 'alerting/metrics.ts', 'bus/metrics.ts', 'forward/metrics.ts'].flatMap((f) => [...read(f).matchAll(/'(fleet_[a-z_]+)'/g)].map((m) => m[1]!)),
     );
     expect(registered.size).toBeGreaterThan(25);
     const named = [...doc.matchAll(/`(fleet_[a-z_]+)[`{*]/g)].map((m) => m[1]!);

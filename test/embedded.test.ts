@@ -21,6 +21,7 @@ import { encodeTraceRequest } from '../otlp/codec.ts';
 import { expectedCostPerPass, loadCards } from './support/ground-truth.ts';
 import { fleetPlan } from './support/fleet-plan.ts';
 import { attemptSpans, traceRequest } from './support/otlp-fleet.ts';
+import { freePort } from './support/ports.ts';
 import { startFleet, startNode, type Child } from './support/processes.ts';
 import { tempDir } from './support/store.ts';
 
@@ -200,15 +201,6 @@ describe('fleet start + fleet demo', () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const WRITE_TOKEN = 'embedded-write-token-0123456789';
-
-/** A port nothing listens on (taken, then released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const answersPing = (url: string) => fetch(`${url}/ping`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
 

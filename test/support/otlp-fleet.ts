@@ -5,7 +5,7 @@
  */
 import type { BusMessage } from '../../bus/types.ts';
 import { genAiUsageFromTokens } from '../../contract/tokens.ts';
-import type { PlannedAttempt } from '../../demo/plan.ts';
+import { planFleet, type PlannedAttempt } from '../../demo/plan.ts';
 import { encodeTraceRequest, type KeyValue, type OtlpSpan, type TraceRequest } from '../../otlp/codec.ts';
 
 const str = (key: string, v: string): KeyValue => ({ key, value: { stringValue: v } });
@@ -94,4 +94,25 @@ export function fleetMessages(attempts: PlannedAttempt[], rand: () => number, pa
     }
   }
   return messages.sort(() => rand() - 0.5);
+}
+
+/**
+ * Plans a fleet (`specsPerCell` specs per model × tier, spec ids starting
+ * with `prefix`) and posts each attempt as one OTLP/HTTP protobuf request to
+ * the collector at `endpoint`, as an agent's exporter would; returns the
+ * plan and each request's latency in ms. A request answered other than 200
+ * throws.
+ */
+export async function postFleet(endpoint: string, seed: number, prefix: string, specsPerCell = 3): Promise<{ plan: PlannedAttempt[]; latencies: number[]; attempts: number }> {
+  const plan = planFleet({ specsPerCell, seed, startNs: BigInt(Date.now()) * 1_000_000n, spacingMs: 1, specPrefix: prefix });
+  const latencies: number[] = [];
+  for (const a of plan) {
+    const body = encodeTraceRequest(traceRequest(attemptSpans(a), a.tenant));
+    const started = performance.now();
+    const res = await fetch(`${endpoint}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body });
+    await res.arrayBuffer();
+    latencies.push(performance.now() - started);
+    if (res.status !== 200) throw new Error(`POST ${endpoint}/v1/traces: HTTP ${res.status}`);
+  }
+  return { plan, latencies, attempts: plan.length };
 }
