@@ -170,8 +170,17 @@ function llmCalls(members: ReadonlyMap<string, Member>): { billed: PricedCall[];
 export type AttemptFigures = Omit<AttemptRow, 'sampled' | 'sampling_rate' | 'decision'>;
 
 /**
+ * Versions an assembly leaves room for above it: a roll-up of N members is
+ * version N × REPRICE_SLOTS, and a re-pricing (storage/reprice.ts) writes
+ * version + 1. So a re-priced row wins over the row it re-prices and over a
+ * redelivery of it, yet never over a more complete re-assembly of the
+ * attempt (N + 1 members), however many re-pricings came before it.
+ */
+export const REPRICE_SLOTS = 1 << 20;
+
+/**
  * The attempt's row and the rows of its LLM calls, all at one version (the
- * members counted): billed calls, and a tombstone for each wrapper, so a
+ * members counted, in REPRICE_SLOTS): billed calls, and a tombstone for each wrapper, so a
  * partial re-assembly that billed a wrapper (its inner call missing) loses
  * to the complete one in ClickHouse as the attempt row does.
  */
@@ -191,7 +200,7 @@ export function rollUp(header: AttemptHeader, members: ReadonlyMap<string, Membe
   const lastEnd = [...members.values()].reduce((max, m) => (m.call && m.call.endNs > max ? m.call.endNs : max), header.startNs);
   const endNs = ended ? header.endNs : lastEnd;
   const a = header.attrs;
-  const version = members.size;
+  const version = members.size * REPRICE_SLOTS;
   return {
     callRows: [...calls.map((c) => llmCallRow(header, c, version, 0)), ...wrappers.map((c) => llmCallRow(header, c, version, 1))],
     row: {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { AttrValue, SpanRecord } from '../otlp/codec.ts';
 import { buildCatalog } from '../pricing/catalog.ts';
 import { Assembler, DEFAULT_LIMITS, type AssemblerOptions, type Output } from '../consumers/assembler.ts';
+import { REPRICE_SLOTS } from '../consumers/rollup.ts';
 import { OffsetTracker } from '../consumers/offsets.ts';
 import { decideSampling, traceHashUnit } from '../consumers/sampling.ts';
 
@@ -103,7 +104,7 @@ describe('assembler', () => {
       sampled: true,
       sampling_rate: 1,
       decision: 'ended',
-      version: 3,
+      version: 3 * REPRICE_SLOTS,
     });
     expect(out.llmCalls.map((c) => [c.span_id, c.cost_usd, c.price_model])).toEqual([[S(2), '4.5', 'claude-sonnet-4-6']]);
     expect(out.spans).toHaveLength(3); // failures keep every span
@@ -122,17 +123,17 @@ describe('assembler', () => {
     const late = h.add(chat(3, 1, 1_000_000, 0));
     expect(h.events).toContain('late');
     expect(late.attempts).toHaveLength(1);
-    expect(late.attempts[0]).toMatchObject({ llm_calls: 2, input_tokens: 1_000_010, version: 3, decision: 'ended', sampled: true });
+    expect(late.attempts[0]).toMatchObject({ llm_calls: 2, input_tokens: 1_000_010, version: 3 * REPRICE_SLOTS, decision: 'ended', sampled: true });
     // every call again at the new version, so a changed wrapper status reaches ClickHouse too
     expect(late.llmCalls.map((c) => [c.span_id, c.version, c.is_deleted])).toEqual([
-      [S(2), 3, 0],
-      [S(3), 3, 0],
+      [S(2), 3 * REPRICE_SLOTS, 0],
+      [S(3), 3 * REPRICE_SLOTS, 0],
     ]);
     expect(late.spans).toHaveLength(1);
     // a late grandchild whose parent is late too arrives first, then its parent
     expect(h.add(tool(5, 4)).attempts).toEqual([]);
     const both = h.add(span(4, 1, {}));
-    expect(both.attempts[0]).toMatchObject({ tool_calls: 1, version: 5 });
+    expect(both.attempts[0]).toMatchObject({ tool_calls: 1, version: 5 * REPRICE_SLOTS });
   });
 
   it('ignores duplicate spans before and after the decision', () => {
@@ -202,8 +203,8 @@ describe('assembler', () => {
     expect(out.attempts[0]).toMatchObject({ llm_calls: 1, input_tokens: 1000 });
     // the wrapper gets a tombstone at the attempt's version: a partial re-read that bills it loses
     expect(out.llmCalls.map((c) => [c.span_id, c.version, c.is_deleted])).toEqual([
-      [S(3), 3, 0],
-      [S(2), 3, 1],
+      [S(3), 3 * REPRICE_SLOTS, 0],
+      [S(2), 3 * REPRICE_SLOTS, 1],
     ]);
   });
 
@@ -212,12 +213,12 @@ describe('assembler', () => {
     h.add(attempt(1, 'fail'));
     h.add(chat(2, 1, 1000, 100));
     const first = h.advance(500);
-    expect(first.llmCalls.map((c) => [c.span_id, c.version, c.is_deleted])).toEqual([[S(2), 2, 0]]);
+    expect(first.llmCalls.map((c) => [c.span_id, c.version, c.is_deleted])).toEqual([[S(2), 2 * REPRICE_SLOTS, 0]]);
     const late = h.add(chat(3, 2, 1000, 100));
-    expect(late.attempts[0]).toMatchObject({ llm_calls: 1, input_tokens: 1000, version: 3 });
+    expect(late.attempts[0]).toMatchObject({ llm_calls: 1, input_tokens: 1000, version: 3 * REPRICE_SLOTS });
     expect(late.llmCalls.map((c) => [c.span_id, c.version, c.is_deleted])).toEqual([
-      [S(3), 3, 0],
-      [S(2), 3, 1],
+      [S(3), 3 * REPRICE_SLOTS, 0],
+      [S(2), 3 * REPRICE_SLOTS, 1],
     ]);
   });
 
@@ -236,7 +237,7 @@ describe('assembler', () => {
     h.advance(500);
     const row = h.all.attempts.find((a) => a.trace_id === T)!;
     expect(decided.attempts).toHaveLength(1); // the other trace, evicted in turn
-    expect(row).toMatchObject({ llm_calls: 2, tool_calls: 1, input_tokens: 1_000_000, output_tokens: 100_000, cost_usd: '4.5', version: 5 });
+    expect(row).toMatchObject({ llm_calls: 2, tool_calls: 1, input_tokens: 1_000_000, output_tokens: 100_000, cost_usd: '4.5', version: 5 * REPRICE_SLOTS });
     expect(h.all.llmCalls.filter((c) => c.trace_id === T).map((c) => c.span_id).sort()).toEqual([S(2), S(5)]);
     expect(h.a.stats().orphanSpans).toBe(0);
     // the orphans' messages (offsets 0–3) are held until the attempt that adopted them settles

@@ -9,6 +9,7 @@ import { formatInstant } from '../contract/rows.ts';
 import { buildCatalog, loadDefaultCatalog, type CatalogJson } from '../pricing/index.ts';
 import { catalogFingerprint, loadedCatalog, loadPrices } from '../storage/prices.ts';
 import { reprice } from '../storage/reprice.ts';
+import { REPRICE_SLOTS } from '../consumers/rollup.ts';
 import type { Store } from '../storage/store.ts';
 import { freshStore } from './support/store.ts';
 
@@ -112,5 +113,41 @@ describe('re-pricing stored calls', () => {
     const resumed = await reprice(store, buildCatalog(AFTER));
     expect(resumed).toMatchObject({ calls: 6, repriced: 0, attempts: 1 });
     expect((await attempts()).find((a) => a.attempt_id === 'old')).toEqual({ attempt_id: 'old', cost_usd: '10', unpriced_calls: 0, version: 4 });
+  });
+});
+
+describe('re-pricing next to a late re-assembly', () => {
+  let store: Store;
+  afterAll(() => store?.close());
+
+  it('never lets a re-priced partial attempt outrank its more complete re-assembly, however often it was re-priced', async () => {
+    store = await freshStore('reprice_late');
+    const db = store.database;
+    // a partial assembly: the attempt span and one of its two calls (2 members), priced with the wrong card
+    const partial = 2 * REPRICE_SLOTS;
+    await store.insert('llm_calls', [call('p1', 'd1', 'kimi-k2.6', '3', { provider: 'moonshot', provider_source: 'inferred', version: partial })]);
+    await store.insert('attempts', [{ ...attempt('p1', '3', 0), llm_calls: 1, version: partial }]);
+    // two catalog fixes, each re-pricing the partial rows (version + 1 each time)
+    const fixes: CatalogJson[] = [{ cards: [card('moonshot', 'kimi-k2.6', 0.95, 4)] }, { cards: [card('moonshot', 'kimi-k2.6', 0.6, 2.5)] }];
+    for (const fix of fixes) {
+      await loadPrices(store, buildCatalog(fix));
+      await reprice(store, buildCatalog(fix));
+    }
+    const repriced = await store.query<{ version: number; cost_usd: string }>(`SELECT version, cost_usd FROM ${db}.attempts FINAL WHERE attempt_id = 'p1'`);
+    expect(repriced).toEqual([{ version: partial + 2, cost_usd: '3.1' }]);
+    // the late second call arrives: the consumer rolls the attempt up again from 3 members, priced with the catalog in force
+    const complete = 3 * REPRICE_SLOTS;
+    await store.insert('llm_calls', [
+      call('p1', 'd1', 'kimi-k2.6', '3.1', { provider: 'moonshot', provider_source: 'inferred', version: complete }),
+      call('p1', 'd2', 'kimi-k2.6', '3.1', { provider: 'moonshot', provider_source: 'inferred', version: complete }),
+    ]);
+    await store.insert('attempts', [{ ...attempt('p1', '6.2', 0), llm_calls: 2, version: complete }]);
+    expect(await store.query(`SELECT version, cost_usd, llm_calls FROM ${db}.attempts FINAL WHERE attempt_id = 'p1'`)).toEqual([{ version: complete, cost_usd: '6.2', llm_calls: 2 }]);
+    expect(await store.query(`SELECT span_id, version, cost_usd FROM ${db}.llm_calls FINAL WHERE attempt_id = 'p1' ORDER BY span_id`)).toEqual([
+      { span_id: 'd1', version: complete, cost_usd: '3.1' },
+      { span_id: 'd2', version: complete, cost_usd: '3.1' },
+    ]);
+    // and a third re-pricing with the same catalog writes nothing over it
+    expect((await reprice(store, buildCatalog(fixes[1]))).repriced).toBe(0);
   });
 });
