@@ -94,12 +94,12 @@ describe('docker-compose.yml', () => {
     const published = Object.entries(services).flatMap(([name, s]) => (s.ports ?? []).map((p) => ({ name, host: p.split(':').slice(0, -1).join(':'), container: portNumber(p) })));
     const hostPorts = published.map((p) => Number(p.host.split(':').at(-1)));
     expect(new Set(hostPorts).size).toBe(hostPorts.length);
-    expect(published.map((p) => `${p.name}:${p.container}`).sort()).toEqual(['clickhouse:8123', 'grafana:3000', 'otlp-gateway:4318', 'prometheus:9090'].sort());
+    expect(published.map((p) => `${p.name}:${p.container}`).sort()).toEqual(['clickhouse:8123', 'grafana:3000', 'otlp-gateway:4317', 'otlp-gateway:4318', 'prometheus:9090'].sort());
     // admin interfaces stay on the host's loopback
     for (const p of published.filter((x) => x.name === 'clickhouse' || x.name === 'prometheus')) expect(p.host.startsWith('127.0.0.1:'), p.name).toBe(true);
     // replicas cannot share a host port: collectors are reached through the gateway
     expect(services.collector!.ports).toBeUndefined();
-    expect(services.collector!.expose).toEqual([setting('FLEET_COLLECTOR_PORT')]);
+    expect(services.collector!.expose).toEqual([setting('FLEET_COLLECTOR_PORT'), setting('FLEET_GRPC_PORT')]);
     for (const name of ['consumer-1', 'consumer-2', 'alerts']) expect(services[name]!.expose, name).toEqual([setting('FLEET_METRICS_PORT')]);
     expect(services.kafka!.expose).toContain(setting('FLEET_KAFKA_BROKERS').split(':')[1]);
     expect(services.clickhouse!.expose).toContain(new URL(setting('FLEET_CLICKHOUSE_URL')).port);
@@ -107,6 +107,8 @@ describe('docker-compose.yml', () => {
     const nginx = read('deploy/nginx/otlp-gateway.conf');
     expect(nginx).toMatch(new RegExp(`listen ${portNumber(services['otlp-gateway']!.ports![0]!)};`));
     expect(nginx).toMatch(new RegExp(`server collector:${setting('FLEET_COLLECTOR_PORT')} resolve;`));
+    expect(nginx).toMatch(new RegExp(`listen ${portNumber(services['otlp-gateway']!.ports![1]!)};\\s+http2 on;`));
+    expect(nginx).toMatch(new RegExp(`server collector:${setting('FLEET_GRPC_PORT')} resolve;`));
     expect(nginx).toContain('resolver 127.0.0.11');
     expect(services['otlp-gateway']!.image).toMatch(/^nginx:1\.(2[89]|[3-9]\d)/); // `resolve` in upstream needs nginx >= 1.27.3
   });
