@@ -46,7 +46,7 @@ export interface RunningFleet {
 export async function startAgentFleet(args: string[], env: NodeJS.ProcessEnv = {}): Promise<RunningFleet> {
   const child = startFleet(['start', '--collector-port', '0', '--query-port', '0', ...args], env);
   const m = await child.waitFor(/OTLP\/HTTP (http:\/\/\S+?)\/v1\/traces · query (http:\/\/[\d.]+:\d+)/, 120_000);
-  const client = createClient({ url: m[2]!, clickhouse_settings: { output_format_json_quote_decimals: 1 } });
+  const client = createClient({ url: m[2]!, clickhouse_settings: { output_format_json_quote_decimals: 1, output_format_json_quote_64bit_integers: 0 } });
   const rows = async <T>(sql: string, params?: Record<string, unknown>) =>
     (await client.query({ query: sql, format: 'JSONEachRow', ...(params && { query_params: params }) })).json<T>();
   return {
