@@ -56,7 +56,8 @@ async function boot(dataDir: string, extra: string[] = []): Promise<Running> {
 }
 
 async function storeClient(query: string): Promise<ClickHouseClient> {
-  return createClient({ url: query, log: { level: ClickHouseLogLevel.OFF } });
+  // counts as JSON numbers (the endpoint quotes 64-bit integers by default, as a server does)
+  return createClient({ url: query, log: { level: ClickHouseLogLevel.OFF }, clickhouse_settings: { output_format_json_quote_64bit_integers: 0 } });
 }
 
 /** Waits until the tenant's attempts are all in v_cost_per_pass, then returns its rows. */
