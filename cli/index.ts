@@ -204,6 +204,7 @@ withSettings(
   const running = await starting;
   const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
   log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'} · OTLP/gRPC port ${running.collector.grpcPort}`);
+  if (running.query) log(`console: ${running.query.url}/console (same tokens as the query endpoint)`);
   log('try: fleet demo   then: fleet report cost-per-pass');
   await stopped;
 });
