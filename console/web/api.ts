@@ -34,7 +34,8 @@ export async function query<T extends Row = Row>(sql: string, params: Record<str
   const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=UTF-8' };
   const t = token.get();
   if (t) headers['X-ClickHouse-Key'] = t;
-  const res = await fetch(`/?${url}`, { method: 'POST', body: sql, headers });
+  // credentials 'omit': a 401 (which carries WWW-Authenticate) then reaches the page instead of opening the browser's login prompt.
+  const res = await fetch(`/?${url}`, { method: 'POST', body: sql, headers, credentials: 'omit' });
   const text = await res.text();
   if (!res.ok) throw new QueryError(res.status, res.headers.get('X-ClickHouse-Exception-Code') ?? '', text.trim());
   return (JSON.parse(text) as { data: T[] }).data;
