@@ -36,11 +36,11 @@ async function read<T>(sql: string, token = ALL): Promise<T[]> {
   return (JSON.parse(text) as { data: T[] }).data;
 }
 
-async function openConsole(token: string, hash = '#/board'): Promise<Page> {
+async function openConsole(token: string, hash = '#/board', at = `${base}/console`): Promise<Page> {
   const page = await context!.newPage();
   await page.setViewportSize({ width: 1400, height: 900 });
   page.on('request', (r) => requests.push(r.url()));
-  await page.goto(`${base}/console${hash}`);
+  await page.goto(`${at}${hash}`);
   await page.locator('#token').fill(token);
   await page.locator('#token').press('Enter');
   await page.locator('#tenants').waitFor();
@@ -131,7 +131,7 @@ describe('the web console in headless Chromium', () => {
     const page = await openConsole(ALL, '#/failing');
     const link = page.locator('#failing a[data-attempt]').first();
     await link.waitFor({ timeout: 15_000 });
-    await page.screenshot({ path: path.join(SHOTS, 'failing.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOTS, 'failing.png') });
     const id = (await link.getAttribute('data-attempt'))!;
     await link.focus();
     await page.keyboard.press('Enter');
@@ -167,6 +167,21 @@ describe('the web console in headless Chromium', () => {
     await page.close();
   });
 
+  it('fleet console --clickhouse-url serves the same page with the caller\'s credentials passed on', async () => {
+    // The embedded query endpoint speaks ClickHouse's HTTP interface, so it stands in for the server here.
+    const proxy = startFleet(['console', '--clickhouse-url', base, '--console-port', '0']);
+    try {
+      const at = (await proxy.waitFor(/console: (http:\/\/127\.0\.0\.1:\d+\/console) →/))[1]!;
+      const expected = await read<CostRow>('SELECT tenant, spec_tier, model, canary, variant, cost_per_pass, attempts FROM fleet.v_cost_per_pass', ACME);
+      const page = await openConsole(ACME, '#/board', at);
+      expect(await page.locator('#tenants').textContent()).toBe('tenants: acme');
+      await expect.poll(async () => (await boardRows(page)).map((r) => r.key).sort(), { timeout: 15_000 }).toEqual(expected.map(key).sort());
+      await page.close();
+    } finally {
+      await proxy.kill();
+    }
+  });
+
   it('a wrong token is refused and asked again', async () => {
     const page = await context!.newPage();
     page.on('request', (r) => requests.push(r.url()));
@@ -180,10 +195,10 @@ describe('the web console in headless Chromium', () => {
   it('specs and prices pages render; no request of any page left 127.0.0.1', async () => {
     const page = await openConsole(ALL, '#/specs');
     await page.locator('#specs tbody tr').first().waitFor({ timeout: 15_000 });
-    await page.screenshot({ path: path.join(SHOTS, 'specs.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOTS, 'specs.png') });
     await page.goto(`${base}/console#/prices`);
     await page.locator('#prices tbody tr').first().waitFor({ timeout: 15_000 });
-    await page.screenshot({ path: path.join(SHOTS, 'prices.png'), fullPage: true });
+    await page.screenshot({ path: path.join(SHOTS, 'prices.png') });
     await page.close();
     expect(requests.length).toBeGreaterThan(10);
     expect(requests.filter((u) => new URL(u).hostname !== '127.0.0.1')).toEqual([]);

@@ -7,10 +7,15 @@
 export type Row = Record<string, unknown>;
 
 const TOKEN_KEY = 'perpass.console.token';
+const USER_KEY = 'perpass.console.user';
 
+/** The caller's credentials, for this tab only (sessionStorage): a user name (optional; ClickHouse users with `fleet console`) and the token. */
 export const token = {
   get: (): string => sessionStorage.getItem(TOKEN_KEY) ?? '',
-  set: (t: string): void => (t ? sessionStorage.setItem(TOKEN_KEY, t) : sessionStorage.removeItem(TOKEN_KEY)),
+  user: (): string => sessionStorage.getItem(USER_KEY) ?? '',
+  set: (t: string, user = ''): void => {
+    for (const [k, v] of [[TOKEN_KEY, t], [USER_KEY, user]] as const) v ? sessionStorage.setItem(k, v) : sessionStorage.removeItem(k);
+  },
 };
 
 /** An answer the endpoint refused: its ClickHouse error code and text. */
@@ -27,13 +32,14 @@ export class QueryError extends Error {
   }
 }
 
-/** Runs one SELECT with query parameters (`{name:Type}`), JSON rows back. */
+/** Runs one SELECT (64-bit integers come back as JSON strings: read them with Number or num) with query parameters (`{name:Type}`), JSON rows back. */
 export async function query<T extends Row = Row>(sql: string, params: Record<string, string | number> = {}): Promise<T[]> {
-  const url = new URLSearchParams({ default_format: 'JSON', output_format_json_quote_64bit_integers: '0' });
+  const url = new URLSearchParams({ default_format: 'JSON' });
   for (const [k, v] of Object.entries(params)) url.set(`param_${k}`, String(v));
   const headers: Record<string, string> = { 'Content-Type': 'text/plain; charset=UTF-8' };
   const t = token.get();
   if (t) headers['X-ClickHouse-Key'] = t;
+  if (token.user()) headers['X-ClickHouse-User'] = token.user();
   // credentials 'omit': a 401 (which carries WWW-Authenticate) then reaches the page instead of opening the browser's login prompt.
   const res = await fetch(`/?${url}`, { method: 'POST', body: sql, headers, credentials: 'omit' });
   const text = await res.text();

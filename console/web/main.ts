@@ -22,12 +22,15 @@ function useHash(): string {
 
 function TokenForm({ onDone, problem }: { onDone: () => void; problem: string }) {
   const [value, setValue] = useState('');
+  const [user, setUser] = useState('');
   return html`<form id="token-form" class="token" onSubmit=${(e: Event) => {
     e.preventDefault();
-    token.set(value);
+    token.set(value, user.trim());
     onDone();
   }}>
     <p role="alert">${problem}</p>
+    <label>User (optional: a ClickHouse user, with fleet console)
+      <input id="user" autocomplete="username" value=${user} onInput=${(e: Event) => setUser((e.target as HTMLInputElement).value)} /></label>
     <label>Read token (the query endpoint's --query-token or a --query-tokens entry)
       <input id="token" type="password" autocomplete="off" value=${value} onInput=${(e: Event) => setValue((e.target as HTMLInputElement).value)} /></label>
     <button type="submit">Open</button>

@@ -60,7 +60,9 @@ export function sorted<T extends Record<string, unknown>>(rows: T[], s: Sort): T
     if (x === y) return 0;
     if (x === null || x === undefined) return 1;
     if (y === null || y === undefined) return -1;
-    const c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y), undefined, { numeric: true });
+    // 64-bit integers arrive as strings: numbers are compared as numbers whatever their JSON type.
+    const [nx, ny] = [Number(x), Number(y)];
+    const c = x !== '' && y !== '' && Number.isFinite(nx) && Number.isFinite(ny) ? nx - ny : String(x).localeCompare(String(y));
     return s.dir === 'asc' ? c : -c;
   });
 }
