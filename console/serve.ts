@@ -15,7 +15,7 @@ export const CONSOLE_PATH = '/console';
 const FILES: Record<string, { file: string; type: string }> = {
   '/console': { file: './web/index.html', type: 'text/html; charset=utf-8' },
   '/console/': { file: './web/index.html', type: 'text/html; charset=utf-8' },
-  '/console/app.css': { file: './web/app.css', type: 'text/css; charset=utf-8' },
+  '/console/app.css': { file: './assets/app.css', type: 'text/css; charset=utf-8' },
   '/console/app.js': { file: './assets/app.js', type: 'text/javascript; charset=utf-8' },
 };
 

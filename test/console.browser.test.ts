@@ -192,13 +192,22 @@ describe('the web console in headless Chromium', () => {
     await page.close();
   });
 
-  it('specs and prices pages render; no request of any page left 127.0.0.1', async () => {
+  it('specs, prices, trends and alerts pages render; no request of any page left 127.0.0.1', async () => {
     const page = await openConsole(ALL, '#/specs');
     await page.locator('#specs tbody tr').first().waitFor({ timeout: 15_000 });
     await page.screenshot({ path: path.join(SHOTS, 'specs.png') });
     await page.goto(`${base}/console#/prices`);
     await page.locator('#prices tbody tr').first().waitFor({ timeout: 15_000 });
     await page.screenshot({ path: path.join(SHOTS, 'prices.png') });
+    // Trends: the demo's attempts, in 1-minute buckets of the last hour; one chart per question.
+    await page.goto(`${base}/console#/trends`);
+    await page.locator('#t-window').selectOption('1');
+    await expect.poll(() => page.locator('figure.chart canvas').count(), { timeout: 15_000 }).toBe(4);
+    expect(await page.locator('#chart-pass').getAttribute('aria-label')).toBe('Pass rate (Wilson 95% band)');
+    await page.screenshot({ path: path.join(SHOTS, 'trends.png'), fullPage: true });
+    await page.goto(`${base}/console#/alerts`);
+    await page.locator('#alerts').waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: path.join(SHOTS, 'alerts.png') });
     await page.close();
     expect(requests.length).toBeGreaterThan(10);
     expect(requests.filter((u) => new URL(u).hostname !== '127.0.0.1')).toEqual([]);

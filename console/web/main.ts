@@ -3,12 +3,17 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { query, QueryError, token } from './api.ts';
 import { Board } from './board.ts';
-import { Prices, Specs } from './tables.ts';
+import { Alerts, Prices, Specs } from './tables.ts';
+import { Trends } from './trends.ts';
+import 'uplot/dist/uPlot.min.css';
+import './app.css';
 import { Attempt, Failing } from './trace.ts';
 import { html } from './ui.ts';
 
 const REFRESH_MS = 5000;
-const PAGES: Array<[string, string]> = [['#/board', '$/pass board'], ['#/failing', 'Failing attempts'], ['#/specs', 'Specs'], ['#/prices', 'Prices']];
+const PAGES: Array<[string, string]> = [
+  ['#/board', '$/pass board'], ['#/trends', 'Trends'], ['#/failing', 'Failing attempts'], ['#/specs', 'Specs'], ['#/alerts', 'Alerts'], ['#/prices', 'Prices'],
+];
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash || '#/board');
@@ -62,6 +67,8 @@ function App() {
   const attempt = /^#\/attempt\/(.+)$/.exec(hash);
   const page = attempt ? html`<${Attempt} id=${decodeURIComponent(attempt[1]!)} live=${live} />`
     : hash === '#/failing' ? html`<${Failing} live=${live} />`
+    : hash === '#/trends' ? html`<${Trends} live=${live} />`
+    : hash === '#/alerts' ? html`<${Alerts} live=${live} />`
     : hash === '#/specs' ? html`<${Specs} live=${live} />`
     : hash === '#/prices' ? html`<${Prices} live=${live} />`
     : html`<${Board} live=${live} />`;
