@@ -124,6 +124,13 @@ describe('the web console in headless Chromium', () => {
     await page.keyboard.press('Enter');
     const values = (await boardRows(page)).map((r) => (r.value === '' ? Infinity : Number(r.value)));
     expect(values.filter(Number.isFinite)).toEqual([...values.filter(Number.isFinite)].sort((a, b) => b - a));
+    // The routing pass-rate bar is editable: at 0 every (tenant, tier, model) of the window qualifies.
+    await page.locator('#f-model').selectOption('');
+    const [{ cells }] = (await read<{ cells: number }>('SELECT count() AS cells FROM (SELECT DISTINCT tenant, spec_tier, model FROM fleet.v_cost_per_pass)')) as [{ cells: number }];
+    await page.locator('#routing-bar').fill('0');
+    await expect.poll(() => page.locator('#routing tbody tr').count(), { timeout: 15_000 }).toBe(cells);
+    await page.locator('#routing-bar').fill('1');
+    await expect.poll(() => page.locator('#routing tbody tr').count(), { timeout: 15_000 }).toBe(0);
     await page.close();
   });
 
