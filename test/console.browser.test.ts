@@ -75,7 +75,14 @@ beforeAll(async () => {
   expect(await demo.exited).toBe(0);
   await until('the acme attempts', async () => (await read<{ n: number }>("SELECT count() AS n FROM fleet.attempts FINAL WHERE tenant = 'acme'"))[0]!.n === acme.length, 60_000, 250);
   mkdirSync(SHOTS, { recursive: true });
-  context = await chromium.launchPersistentContext(tempDir('chromium-profile'), { executablePath: '/usr/bin/chromium', headless: true, args: CHROMIUM_FLAGS });
+  context = await chromium.launchPersistentContext(tempDir('chromium-profile'), {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_FLAGS,
+    // A zone away from UTC, so local times and their UTC titles differ.
+    timezoneId: 'Asia/Kolkata',
+    locale: 'en-US',
+  });
 }, 900_000);
 
 afterAll(async () => {
@@ -139,6 +146,12 @@ describe('the web console in headless Chromium', () => {
     const link = page.locator('#failing a[data-attempt]').first();
     await link.waitFor({ timeout: 15_000 });
     await page.screenshot({ path: path.join(SHOTS, 'failing.png') });
+    // Dates in the user's zone, UTC on hover.
+    const time = page.locator('#failing time').first();
+    const utc = (await time.getAttribute('title'))!;
+    expect(utc).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC$/);
+    const instant = new Date(`${utc.slice(0, 23).replace(' ', 'T')}Z`);
+    expect(await time.textContent()).toBe(instant.toLocaleString('en-US', { timeZone: 'Asia/Kolkata' }));
     const id = (await link.getAttribute('data-attempt'))!;
     await link.focus();
     await page.keyboard.press('Enter');
