@@ -142,7 +142,15 @@ describe('the web console in headless Chromium', () => {
   });
 
   it('a failing attempt opens its waterfall with the right spans and cost', async () => {
-    const page = await openConsole(ALL, '#/failing');
+    // From the board: a row's failures open the failing attempts of that row's series.
+    const page = await openConsole(ALL, '#/board');
+    const row = page.locator('#board tbody tr', { has: page.locator('a.failures') }).first();
+    await row.waitFor({ timeout: 15_000 });
+    const [model, tier, tenant] = [await row.getAttribute('data-model'), await row.getAttribute('data-tier'), await row.getAttribute('data-tenant')];
+    await row.locator('a.failures').click();
+    await page.locator('#failing tbody tr').first().waitFor({ timeout: 15_000 });
+    const cells = (n: number) => page.locator(`#failing tbody tr td:nth-child(${n})`).allTextContents();
+    await expect.poll(async () => [...new Set([...(await cells(2)), ...(await cells(4)), ...(await cells(5))])].sort(), { timeout: 15_000 }).toEqual([model, tenant, tier].sort());
     const link = page.locator('#failing a[data-attempt]').first();
     await link.waitFor({ timeout: 15_000 });
     await page.screenshot({ path: path.join(SHOTS, 'failing.png') });

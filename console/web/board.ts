@@ -1,6 +1,7 @@
 /** The $/pass board: v_cost_per_pass over a window, filtered, sortable, with per-token prices beside it, and routing per tier. */
 import { useState } from 'preact/hooks';
 import { FAR_FUTURE, money, num, pct, query, since, type Row } from './api.ts';
+import { failingLink } from './trace.ts';
 import { html, Problem, Section, SortHeader, sorted, useData, type Live, type Sort } from './ui.ts';
 
 /** Below this many attempts a pass rate is too uncertain to rank on (cli/report.ts LOW_N). */
@@ -90,7 +91,7 @@ export function Board({ live }: { live: Live }) {
       <thead><tr>
         ${head('tenant', 'tenant', false)}${head('spec_tier', 'tier', false)}${head('model', 'model', false)}${head('canary', 'canary', false)}${head('variant', 'variant', false)}
         ${head('input_price', 'in $/M')}${head('output_price', 'out $/M')}${head('cost_per_call', '$/call')}${head('attempts', 'N')}
-        ${head('pass_rate', 'pass rate')}<th scope="col">Wilson 95%</th>${head('cost_per_pass', '$/pass')}
+        ${head('pass_rate', 'pass rate')}<th scope="col">Wilson 95%</th>${head('cost_per_pass', '$/pass')}<th scope="col">failures</th>
       </tr></thead>
       <tbody>${rows.map((r) => {
         const n = Number(r.attempts);
@@ -101,6 +102,7 @@ export function Board({ live }: { live: Live }) {
           <td class="num">${n}${n < LOW_N ? html` <abbr class="lown" title=${`fewer than ${LOW_N} attempts: the pass rate is uncertain`}>low N</abbr>` : ''}</td>
           <td class="num">${pct(r.pass_rate)}</td><td><${WilsonBar} r=${r} /></td>
           <td class="num cpp" data-value=${r.cost_per_pass ?? ''}>${r.cost_per_pass === null ? '∞' : money(r.cost_per_pass)}${Number(r.unpriced_attempts) > 0 ? html` <abbr title=${`${r.unpriced_attempts} unpriced attempts`}>*</abbr>` : ''}</td>
+          <td>${Number(r.passes) < n ? html`<a class="failures" href=${failingLink(r)}>${n - Number(r.passes)} failed</a>` : '—'}</td>
         </tr>`;
       })}</tbody>
     </table>

@@ -66,7 +66,7 @@ function App() {
   const live = { tick };
   const attempt = /^#\/attempt\/(.+)$/.exec(hash);
   const page = attempt ? html`<${Attempt} id=${decodeURIComponent(attempt[1]!)} live=${live} />`
-    : hash === '#/failing' ? html`<${Failing} live=${live} />`
+    : hash === '#/failing' || hash.startsWith('#/failing?') ? html`<${Failing} live=${live} filters=${new URLSearchParams(hash.slice('#/failing'.length + 1))} />`
     : hash === '#/trends' ? html`<${Trends} live=${live} />`
     : hash === '#/alerts' ? html`<${Alerts} live=${live} />`
     : hash === '#/specs' ? html`<${Specs} live=${live} />`
@@ -74,7 +74,7 @@ function App() {
     : html`<${Board} live=${live} />`;
   return html`<header>
       <h1>perpass</h1>
-      <nav aria-label="pages"><ul>${PAGES.map(([h, l]) => html`<li><a href=${h} aria-current=${hash === h ? 'page' : undefined}>${l}</a></li>`)}</ul></nav>
+      <nav aria-label="pages"><ul>${PAGES.map(([h, l]) => html`<li><a href=${h} aria-current=${hash.split('?')[0] === h ? 'page' : undefined}>${l}</a></li>`)}</ul></nav>
       <span class="who" id="tenants">tenants: ${auth.tenant || '—'}</span>
       <button type="button" id="pause" aria-pressed=${paused} onClick=${() => setPaused(!paused)}>${paused ? 'Resume live' : 'Pause live'}</button>
       ${token.get() ? html`<button type="button" onClick=${() => { token.set(''); setTries((n) => n + 1); }}>Forget token</button>` : ''}

@@ -1,5 +1,6 @@
 /** Specs, alerts and prices: bounded reads of their views, as tables. */
 import { money, query, since } from './api.ts';
+import { failingLink } from './trace.ts';
 import { html, Problem, Section, Time, useData, type Live } from './ui.ts';
 
 const SPECS_SQL = `
@@ -44,7 +45,7 @@ export function Prices({ live }: { live: Live }) {
 }
 
 const ALERTS_SQL = `
-SELECT rule, kind, severity, state, started_at, ended_at, value, summary
+SELECT rule, kind, severity, labels, state, started_at, ended_at, value, summary
 FROM fleet.v_alerts WHERE updated_at >= {since:DateTime64(9)}
 ORDER BY state = 'firing' DESC, started_at DESC LIMIT 200`;
 
@@ -53,9 +54,10 @@ export function Alerts({ live }: { live: Live }) {
   return html`<${Section} title="Alerts (30 days)"><${Problem} error=${r.error} />
     ${r.data?.length === 0 ? html`<p>No alert fired in the window (rules run with fleet start --alert-rules or fleet alerts).</p>` : ''}
     <table id="alerts"><thead><tr><th scope="col">state</th><th scope="col">rule</th><th scope="col">kind</th><th scope="col">severity</th>
-      <th scope="col">started</th><th scope="col">resolved</th><th scope="col" class="num">value</th><th scope="col">summary</th></tr></thead>
+      <th scope="col">started</th><th scope="col">resolved</th><th scope="col" class="num">value</th><th scope="col">summary</th><th scope="col">attempts</th></tr></thead>
     <tbody>${(r.data ?? []).map((a) => html`<tr class=${a.state === 'firing' ? 'bad' : ''}><td>${a.state}</td><td>${a.rule}</td><td>${a.kind}</td><td>${a.severity}</td>
       <td><${Time} v=${a.started_at} /></td><td>${a.ended_at ? html`<${Time} v=${a.ended_at} />` : '—'}</td>
-      <td class="num">${Math.abs(Number(a.value)) >= 1.7e308 ? (Number(a.value) > 0 ? '∞' : '−∞') : Number(a.value).toPrecision(3)}</td><td>${a.summary}</td></tr>`)}</tbody></table>
+      <td class="num">${Math.abs(Number(a.value)) >= 1.7e308 ? (Number(a.value) > 0 ? '∞' : '−∞') : Number(a.value).toPrecision(3)}</td><td>${a.summary}</td>
+      <td>${(a.labels as Record<string, string>).model !== undefined ? html`<a href=${failingLink(a.labels as Record<string, string>)}>failing attempts</a>` : ''}</td></tr>`)}</tbody></table>
   </${Section}>`;
 }

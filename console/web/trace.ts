@@ -2,15 +2,29 @@
 import { money, query, since, type Row } from './api.ts';
 import { html, Problem, Section, Time, useData, type Live } from './ui.ts';
 
+/** Columns a link (a board row, an alert's labels) may narrow the failing attempts by. */
+export const FAILING_FILTERS = ['tenant', 'spec_tier', 'model', 'canary', 'variant'] as const;
+
 const FAILING_SQL = `
 SELECT attempt_id, tenant, spec_id, spec_tier, model, attempt_number, outcome, reason, started_at, cost_usd, decision
 FROM fleet.attempts FINAL
 WHERE started_at >= {since:DateTime64(9)} AND outcome != 'pass'
+  ${FAILING_FILTERS.map((c) => `AND ({${c}:String} = '' OR ${c} = {${c}:String})`).join(' ')}
 ORDER BY started_at DESC LIMIT 200`;
 
-export function Failing({ live }: { live: Live }) {
-  const r = useData(() => query(FAILING_SQL, { since: since(720) }), [live.tick]);
-  return html`<${Section} title="Failing attempts (30 days, newest 200)">
+/** `#/failing?model=…&spec_tier=…`: the failing attempts of one series. */
+export function failingLink(labels: Record<string, unknown>): string {
+  const q = new URLSearchParams();
+  for (const c of FAILING_FILTERS) if (typeof labels[c] === 'string' && labels[c] !== '') q.set(c, labels[c] as string);
+  return `#/failing${q.size ? `?${q}` : ''}`;
+}
+
+export function Failing({ live, filters }: { live: Live; filters: URLSearchParams }) {
+  const params = Object.fromEntries(FAILING_FILTERS.map((c) => [c, filters.get(c) ?? '']));
+  const narrowed = FAILING_FILTERS.filter((c) => params[c]).map((c) => `${c} ${params[c]}`).join(', ');
+  const r = useData(() => query(FAILING_SQL, { since: since(720), ...params }), [live.tick, filters.toString()]);
+  return html`<${Section} title=${`Failing attempts${narrowed ? ` of ${narrowed}` : ''} (30 days, newest 200)`}>
+    ${narrowed ? html`<p><a href="#/failing">all failing attempts</a></p>` : ''}
     <${Problem} error=${r.error} />
     <table id="failing"><thead><tr><th scope="col">started</th><th scope="col">tenant</th><th scope="col">spec</th><th scope="col">tier</th>
       <th scope="col">model</th><th scope="col">#</th><th scope="col">outcome</th><th scope="col" class="num">cost</th><th scope="col">kept</th></tr></thead>
