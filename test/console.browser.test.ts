@@ -231,6 +231,7 @@ describe('the web console in headless Chromium', () => {
     await page.goto(`${base}/console#/trends`);
     await page.locator('#t-window').selectOption('1');
     await expect.poll(() => page.locator('figure.chart canvas').count(), { timeout: 15_000 }).toBe(4);
+    expect(await page.locator('figure.chart').evaluateAll((f) => f.map((e) => e.id))).toEqual(['chart-pass', 'chart-cpp', 'chart-kinds', 'chart-cache']);
     expect(await page.locator('#chart-pass').getAttribute('aria-label')).toBe('Pass rate (Wilson 95% band)');
     await page.screenshot({ path: path.join(SHOTS, 'trends.png'), fullPage: true });
     await page.goto(`${base}/console#/alerts`);

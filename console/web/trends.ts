@@ -1,6 +1,6 @@
 /**
  * Trends over a window, in time buckets: pass rate with its Wilson 95 %
- * band, $/pass, tokens by kind (stacked) with the cache hit rate, and alert
+ * band, $/pass, cost per token kind (stacked), the cache hit rate, and alert
  * firings/resolutions marked on the time axis. Charts: uPlot (small, fast,
  * canvas; no dependencies).
  */
@@ -25,6 +25,27 @@ SELECT toUnixTimestamp(toStartOfInterval(started_at, toIntervalSecond({b:UInt32}
        sum(output_tokens) AS output, sum(reasoning_tokens) AS reasoning
 FROM fleet.llm_calls FINAL
 WHERE started_at >= {since:DateTime64(9)} AND (model = {model:String} OR {model:String} = '')
+GROUP BY t ORDER BY t LIMIT 1000`;
+
+/**
+ * Cost per token kind: each call's tokens of a kind at its card's price for
+ * that kind, scaled by the call's actual cost over its list-price total (so
+ * a service-tier multiplier is kept and the kinds add up to the exact cost).
+ */
+const KIND_COST_SQL = `
+SELECT t, sum(i * r) AS input, sum(cr * r) AS cache_read, sum(cw * r) AS cache_write, sum(o * r) AS output, sum(rs * r) AS reasoning, sum(cost) AS cost
+FROM (
+  SELECT toUnixTimestamp(toStartOfInterval(c.started_at, toIntervalSecond({b:UInt32}))) AS t,
+         c.input_tokens * toFloat64(p.input) / 1e6 AS i, c.cache_read_tokens * toFloat64(p.cache_read) / 1e6 AS cr,
+         ((c.cache_write_tokens - c.cache_write_1h_tokens) * toFloat64(p.cache_write) + c.cache_write_1h_tokens * toFloat64(p.cache_write_1h)) / 1e6 AS cw,
+         c.output_tokens * toFloat64(p.output) / 1e6 AS o, c.reasoning_tokens * toFloat64(p.reasoning) / 1e6 AS rs,
+         toFloat64(c.cost_usd) AS cost, if(i + cr + cw + o + rs > 0, cost / (i + cr + cw + o + rs), 0) AS r
+  FROM (SELECT started_at, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, cost_usd,
+               price_provider, price_model, toDateTime64(assumeNotNull(price_from), 3, 'UTC') AS card_from
+        FROM fleet.llm_calls FINAL
+        WHERE started_at >= {since:DateTime64(9)} AND price_model != '' AND (model = {model:String} OR {model:String} = '') LIMIT 100000) AS c
+  INNER JOIN (SELECT provider, model, valid_from, input, cache_read, cache_write, cache_write_1h, output, reasoning FROM fleet.prices) AS p
+    ON p.provider = c.price_provider AND p.model = c.price_model AND p.valid_from = c.card_from)
 GROUP BY t ORDER BY t LIMIT 1000`;
 
 const ALERTS_SQL = `
@@ -99,6 +120,7 @@ export function Trends({ live }: { live: Live }) {
   const params = { since: since(windowH), b: Math.max(60, Math.round((windowH * 3600) / BUCKETS)), model, tier };
   const a = useData(() => query(ATTEMPTS_SQL, params), [live.tick, windowH, model, tier]);
   const t = useData(() => query(TOKENS_SQL, params), [live.tick, windowH, model]);
+  const kc = useData(() => query(KIND_COST_SQL, params), [live.tick, windowH, model]);
   // A tenant-scoped reader cannot read alerts (no tenant column): the charts then go without marks.
   const al = useData(() => query<{ t: string; event: string; rule: string }>(ALERTS_SQL, params).catch(() => []), [live.tick, windowH]);
   const models = useData(() => query<{ models: string[] }>(MODELS_SQL, params), [live.tick, windowH]);
@@ -111,8 +133,9 @@ export function Trends({ live }: { live: Live }) {
   const w = rows.map((_, i) => wilson(p[i]!, n[i]!));
   const tok = t.data ?? [];
   const kinds = ['input', 'cache_read', 'cache_write', 'output', 'reasoning'] as const;
+  const costs = kc.data ?? [];
   // Stacked: each series is the running sum of the kinds up to it; bands fill between neighbours.
-  const stacked = kinds.map((_, k) => tok.map((r) => kinds.slice(0, k + 1).reduce((s, kk) => s + Number(r[kk]), 0)));
+  const stacked = kinds.map((_, k) => costs.map((r) => kinds.slice(0, k + 1).reduce((s, kk) => s + Number(r[kk]), 0)));
   const colors = ['#4a7ab8', '#7fb069', '#e0a458', '#c1666b', '#6c4f8a'];
   return html`<${Section} title="Trends">
     <form class="filters" aria-label="filters" onSubmit=${(e: Event) => e.preventDefault()}>
@@ -123,7 +146,7 @@ export function Trends({ live }: { live: Live }) {
       <label>tier <input id="t-tier" value=${tier} placeholder="all" onChange=${(e: Event) => setTier((e.target as HTMLInputElement).value)} /></label>
     </form>
     <p>Buckets of ${Math.round(params.b / 60)} min. Dashed lines: alert fired (red) / resolved (green).</p>
-    <${Problem} error=${a.error ?? t.error} />
+    <${Problem} error=${a.error ?? t.error ?? kc.error} />
     ${rows.length === 0 ? html`<p>No attempts in this window.</p>` : html`
     <${Chart} x=${x} id="chart-pass" title="Pass rate (Wilson 95% band)" marks=${marks} y=${(v: number) => `${Math.round(v * 100)}%`}
       data=${[ts, p.map((x, i) => x / n[i]!), w.map((x) => x[0]), w.map((x) => x[1])]}
@@ -132,8 +155,8 @@ export function Trends({ live }: { live: Live }) {
     <${Chart} x=${x} id="chart-cpp" title="$/pass (cost ÷ passes per bucket)" marks=${marks} y=${(v: number) => `$${v.toPrecision(2)}`}
       data=${[ts, rows.map((r, i) => (p[i] ? (num(r.cost) ?? 0) / p[i]! : null))]} series=${[{ label: '$/pass', stroke: '#c1666b', width: 2 }]} />`}
     ${tok.length ? html`
-    <${Chart} x=${x} id="chart-tokens" title="Tokens by kind (stacked)" marks=${marks} y=${(v: number) => (v >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : `${Math.round(v / 1e3)}k`)}
-      data=${[tok.map((r) => Number(r.t)), ...stacked]}
+    <${Chart} x=${x} id="chart-kinds" title="Cost per token kind (stacked)" marks=${marks} y=${(v: number) => `$${v.toPrecision(2)}`}
+      data=${[costs.map((r) => Number(r.t)), ...stacked]}
       series=${kinds.map((k, i) => ({ label: k.replace('_', ' '), stroke: colors[i], fill: i === 0 ? colors[i] : undefined }))}
       bands=${kinds.slice(1).map((_, i) => ({ series: [i + 2, i + 1], fill: colors[i + 1] }))} />
     <${Chart} x=${x} id="chart-cache" title="Cache hit rate (cache read ÷ all input)" marks=${marks} y=${(v: number) => `${Math.round(v * 100)}%`}
