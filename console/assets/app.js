@@ -48,7 +48,7 @@ ORDER BY start_ns, span_id`;function tc(e){let t=new Set(e.map(r=>r.span_id)),l=
       <th scope="row" style=${`padding-left:${.5+g*1.1}em`}>${d.name}<br /><small>${d.kind}${d.status!=="UNSET"?` \xB7 ${d.status}`:""}${d.status_message?`: ${d.status_message}`:""}</small></th>
       <td class="bar-cell"><span class=${`bar ${d.is_llm?"llm":"other"}`} title=${Tr(Number(d.duration_ns))}
         style=${`left:${(Number(d.start_ns)-u)/m*100}%;width:${Math.max(.3,Number(d.duration_ns)/m*100)}%`}></span></td>
-      <td>${Tr(Number(d.duration_ns))}${d.is_llm?H` · <b>${d.model}</b> · in ${d.input_tokens} · cache r ${d.cache_read_tokens} / w ${d.cache_write_tokens} · out ${d.output_tokens} · reasoning ${d.reasoning_tokens}
+      <td>${Tr(Number(d.duration_ns))}${d.is_llm?H` · <b>${d.model}</b> · in ${d.input_tokens} · cache r ${d.cache_read_tokens} / w ${d.cache_write_tokens} · out ${d.output_tokens} · reasoning ${d.reasoning_tokens}${" "}
            · card ${d.price_provider?`${d.price_provider}/${d.price_model}`:`unpriced: ${d.unpriced_reason}`} · <span class="cost">${ze(d.cost_usd)}</span>`:Object.entries(d.tool_attrs??{}).map(([$,M])=>H` · ${$}=${M}`)}
         ${d.events.length?H`<br /><small>events: ${d.events.map(([$,M])=>H`<span title=${`${$} UTC`}>${M} </span>`)}</small>`:""}</td>
     </tr>`)}</tbody></table>

@@ -115,7 +115,7 @@ export function Attempt({ id, live }: { id: string; live: Live }) {
       <td class="bar-cell"><span class=${`bar ${x.is_llm ? 'llm' : 'other'}`} title=${ms(Number(x.duration_ns))}
         style=${`left:${((Number(x.start_ns) - t0) / span) * 100}%;width:${Math.max(0.3, (Number(x.duration_ns) / span) * 100)}%`}></span></td>
       <td>${ms(Number(x.duration_ns))}${x.is_llm
-        ? html` · <b>${x.model}</b> · in ${x.input_tokens} · cache r ${x.cache_read_tokens} / w ${x.cache_write_tokens} · out ${x.output_tokens} · reasoning ${x.reasoning_tokens}
+        ? html` · <b>${x.model}</b> · in ${x.input_tokens} · cache r ${x.cache_read_tokens} / w ${x.cache_write_tokens} · out ${x.output_tokens} · reasoning ${x.reasoning_tokens}${' '}
            · card ${x.price_provider ? `${x.price_provider}/${x.price_model}` : `unpriced: ${x.unpriced_reason}`} · <span class="cost">${money(x.cost_usd)}</span>`
         : Object.entries((x.tool_attrs ?? {}) as Record<string, string>).map(([k, v]) => html` · ${k}=${v}`)}
         ${(x.events as Array<[string, string]>).length ? html`<br /><small>events: ${(x.events as Array<[string, string]>).map(([t, n]) => html`<span title=${`${t} UTC`}>${n} </span>`)}</small>` : ''}</td>
