@@ -23,6 +23,7 @@ import { WRITER_USER } from '../query/endpoint.ts';
 import { loadedCatalog } from '../storage/prices.ts';
 import { openStore, type Store } from '../storage/store.ts';
 import { migrate } from '../sql/migrate.ts';
+import { startConsoleServer } from '../console/server.ts';
 import { DEMO_DEFAULTS, runDemo } from './demo.ts';
 import { serveMetrics } from './metrics-server.ts';
 import { formatInferred, formatUnpriced, unpricedCalls } from './prices-check.ts';
@@ -204,6 +205,7 @@ withSettings(
   const running = await starting;
   const query = running.query ? `${running.query.url} (read-only${running.query.writeMode ? ', write mode on' : ''})` : 'on the ClickHouse server';
   log(`perpass running: OTLP/HTTP ${running.collector.tracesUrl} · query ${query} · metrics ${running.collector.url}/metrics · store ${running.query ? c.dataDir : 'ClickHouse server'} · OTLP/gRPC port ${running.collector.grpcPort}`);
+  if (running.query) log(`console: ${running.query.url}/console (same tokens as the query endpoint)`);
   log('try: fleet demo   then: fleet report cost-per-pass');
   await stopped;
 });
@@ -458,6 +460,27 @@ withSettings(
     await store.close();
   });
 });
+
+withSettings(
+  program
+    .command('console')
+    .description("serve the web console against a ClickHouse server (fleet start serves it at its query endpoint's /console)")
+    .option('--console-host <host>', 'interface the console listens on', '127.0.0.1')
+    .option('--console-port <port>', 'port of the console (0: any free port)', (v) => port(v), 8124),
+  ['clickhouseUrl'],
+).action(async (o: { consoleHost: string; consolePort: number }, cmd: Command) => {
+  const c = config(cmd);
+  if (!c.clickhouseUrl) throw new ConfigError('fleet console: give --clickhouse-url (FLEET_CLICKHOUSE_URL): the ClickHouse server whose perpass database the console reads');
+  const running = await startConsoleServer({ clickhouseUrl: c.clickhouseUrl, host: o.consoleHost, port: o.consolePort });
+  log(`console: ${running.url} → ${new URL(c.clickhouseUrl).origin} (sign in as a ClickHouse user with the perpass_reader or a perpass_tenant_* role)`);
+  await untilSignal(running.close);
+});
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port, 0-65535');
+  return n;
+}
 
 function positiveInt(v: string): number {
   const n = Number(v);

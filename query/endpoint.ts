@@ -153,6 +153,7 @@ import { checkStatement, valuesWithSemicolon, type Role, type Verdict } from './
 import { ALL_FIXED, cappedUrlSetting, SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
 import { namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
 import { optionsSchema, type QueryEndpointOptions } from './options.ts';
+import { serveConsole } from '../console/serve.ts';
 
 export { memoryLimit, WRITER_USER, type QueryEndpointOptions } from './options.ts';
 
@@ -294,6 +295,8 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       res.writeHead(200, { 'Content-Type': 'text/html; charset=UTF-8' }).end('Ok.\n');
       return;
     }
+    // The web console's static files; its data comes back through `/` like any reader's (console/serve.ts).
+    if (serveConsole(url.pathname, method, res)) return;
     if (url.pathname !== '/') {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=UTF-8' });
       res.end(`There is no handle ${url.pathname}\n\nUse / or /ping for health checks.\nOr /replicas_status for more sophisticated health checks.\n\nSend queries from your program with POST method or GET /?query=...\n`);
