@@ -29,18 +29,10 @@ const NAME_START = /[a-zA-Z_:]/;
 const NAME_CHAR = /[a-zA-Z0-9_:]/;
 
 function parseValue(text: string): number {
-  switch (text) {
-    case 'NaN':
-      return NaN;
-    case '+Inf':
-    case 'Inf':
-    case '+inf':
-    case 'inf':
-      return Infinity;
-    case '-Inf':
-    case '-inf':
-      return -Infinity;
-  }
+  // As Prometheus reads a value (Go's strconv.ParseFloat): NaN, Inf and Infinity in any case, a sign only
+  // on the infinities (prom-client writes NaN as "Nan").
+  const special = /^(?:([+-]?)(?:inf|infinity)|nan)$/i.exec(text);
+  if (special) return special[1] === undefined ? NaN : special[1] === '-' ? -Infinity : Infinity;
   if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text) && !/^[+-]?0x[0-9a-fA-F]+$/.test(text)) throw new PromParseError(`not a number: ${JSON.stringify(text)}`);
   return Number(text);
 }

@@ -49,6 +49,8 @@ describe('Prometheus text parser', () => {
       'fleet_consumer_lag_messages{topic="otlp_spans",partition="1",} 3.5e2 1716200000000',
       'weird{path="C:\\\\dir\\"x\\"\\nnext",empty=""} -Inf',
       'nan_metric NaN',
+      'prom_client_nan Nan',
+      'spelled_out -Infinity',
       'up 1',
       '# a comment line',
       '',
@@ -60,6 +62,8 @@ describe('Prometheus text parser', () => {
       { name: 'fleet_consumer_lag_messages', labels: { topic: 'otlp_spans', partition: '1' }, value: 350, timestampMs: 1716200000000 },
       { name: 'weird', labels: { path: 'C:\\dir"x"\nnext', empty: '' }, value: -Infinity },
       { name: 'nan_metric', labels: {}, value: NaN },
+      { name: 'prom_client_nan', labels: {}, value: NaN },
+      { name: 'spelled_out', labels: {}, value: -Infinity },
       { name: 'up', labels: {}, value: 1 },
       { name: 'spaced_out', labels: { a: '1', b: '2' }, value: Infinity },
     ]);
@@ -87,6 +91,7 @@ describe('Prometheus text parser', () => {
       ['x{a=1} 2', /line 1: expected "\\"" at column 5/],
       ['x{a="1"}', /line 1: sample x has no value/],
       ['x abc', /line 1: not a number: "abc"/],
+      ['x -nan', /line 1: not a number: "-nan"/],
       ['x{a="unterminated} 1', /line 1: unterminated quoted string/],
       ['x 1 2 3', /line 1: unexpected "3" after the value/],
     ] as const) {
