@@ -21,7 +21,7 @@ import { encodeTraceRequest } from '../otlp/codec.ts';
 import { expectedCostPerPass, loadCards } from './support/ground-truth.ts';
 import { fleetPlan } from './support/fleet-plan.ts';
 import { attemptSpans, traceRequest } from './support/otlp-fleet.ts';
-import { freePort } from './support/ports.ts';
+import { freePort } from './support/polling.ts';
 import { startFleet, startNode, type Child } from './support/processes.ts';
 import { tempDir } from './support/store.ts';
 

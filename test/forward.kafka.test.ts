@@ -14,6 +14,7 @@ import { createTopic, kafkaBrokers, uniqueName } from './support/kafka.ts';
 import { Backend } from './support/otlp-backend.ts';
 import { fleetMessages } from './support/otlp-fleet.ts';
 import { startFleet, type Child } from './support/processes.ts';
+import { endpointRows } from './support/readings.ts';
 import { tempDir } from './support/store.ts';
 
 const WRITE_TOKEN = 'forward-write-token-0123456789';
@@ -22,14 +23,7 @@ let consumer: Child;
 let queryUrl: string;
 const backend = new Backend();
 
-async function sql<T>(statement: string): Promise<T[]> {
-  const res = await fetch(`${queryUrl}/?query=${encodeURIComponent(`${statement} FORMAT JSONEachRow`)}`);
-  if (!res.ok) throw new Error(`query failed: ${await res.text()}`);
-  return (await res.text())
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as T);
-}
+const sql = <T>(statement: string) => endpointRows<T>(queryUrl, statement);
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

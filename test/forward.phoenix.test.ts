@@ -14,8 +14,9 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postFleet } from './support/otlp-fleet.ts';
-import { freePort } from './support/ports.ts';
+import { freePort } from './support/polling.ts';
 import { startFleet, type Child } from './support/processes.ts';
+import { endpointRows, scrapedSum } from './support/readings.ts';
 import { tempDir } from './support/store.ts';
 import { pythonVenv } from './support/toolchains.ts';
 
@@ -107,27 +108,9 @@ let query: string;
 let otlp: string;
 let metricsUrl: string;
 
-async function sql<T>(statement: string): Promise<T[]> {
-  const res = await fetch(`${query}/?query=${encodeURIComponent(`${statement} FORMAT JSONEachRow`)}`);
-  if (!res.ok) throw new Error(`query failed: ${await res.text()}`);
-  const text = await res.text();
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as T);
-}
-
+const sql = <T>(statement: string) => endpointRows<T>(query, statement);
 /** A Prometheus sample of the running fleet start, summed over label sets containing `labels`. */
-async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(metricsUrl)).text();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    const m = line.match(/^([a-z_]+)(\{[^}]*\})? (\S+)$/);
-    if (!m || m[1] !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
-}
+const metric = (name: string, labels: Record<string, string> = {}) => scrapedSum(metricsUrl, name, labels);
 
 async function until<T>(what: string, read: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -10,6 +10,7 @@ import { plannedSpanIds } from './support/ground-truth.ts';
 import { Backend } from './support/otlp-backend.ts';
 import { postFleet } from './support/otlp-fleet.ts';
 import { startFleet, type Child } from './support/processes.ts';
+import { endpointRows, scrapedSum } from './support/readings.ts';
 import { tempDir } from './support/store.ts';
 
 const backend = new Backend();
@@ -34,13 +35,7 @@ async function start(dataDir: string, backendUrl: string): Promise<{ otlp: strin
   return { otlp: m[1]!, query: m[2]!, metrics: m[3]! };
 }
 
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(url)).text();
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
-    .reduce((n, l) => n + Number(l.split(' ').at(-1)), 0);
-}
+const metric = (url: string, name: string) => scrapedSum(url, name);
 
 describe('fleet start --forward-otlp across a restart', () => {
   it('sends after the restart every trace it kept while the backend refused, each span once', async () => {
@@ -49,11 +44,7 @@ describe('fleet start --forward-otlp across a restart', () => {
     const dataDir = tempDir('forward-restart');
     const first = await start(dataDir, backendUrl);
     const { plan } = await postFleet(first.otlp, 303, 'restart');
-    const sql = async <T>(statement: string): Promise<T[]> =>
-      (await (await fetch(`${first.query}/?query=${encodeURIComponent(`${statement} FORMAT JSONEachRow`)}`)).text())
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l) as T);
+    const sql = <T>(statement: string) => endpointRows<T>(first.query, statement);
     const attempts = () => sql<{ trace_id: string; sampled: boolean }>(`SELECT trace_id, sampled FROM fleet.attempts FINAL WHERE startsWith(spec_id, 'restart')`);
     await until('every attempt stored', async () => (await attempts()).length === plan.length);
     const kept = new Set((await attempts()).filter((a) => a.sampled).map((a) => a.trace_id));
