@@ -78,6 +78,12 @@ async function costPerPass(ch: ClickHouseClient, tenant: string, attempts: numbe
   return rows;
 }
 
+/** Waits for `plan`'s attempts in v_cost_per_pass, then checks every row against the hand computation. */
+async function expectExact(ch: ClickHouseClient, tenant: string, plan: PlannedAttempt[]): Promise<void> {
+  const got = (await costPerPass(ch, tenant, plan.length)) as { model: string; spec_tier: string }[];
+  expect(got.sort(byCell)).toEqual(expectedCostPerPass(cards, plan).sort(byCell));
+}
+
 /** Writes `plan` into the durable queue of `dataDir` as a fleet start would have acknowledged it (each attempt in two messages, shuffled). */
 async function queueBacklog(dataDir: string, plan: PlannedAttempt[], seed: number): Promise<BusMessage[]> {
   const bus = await MemoryBus.open({ dir: queueDir(dataDir), topics: ['otlp_spans'], partitions: QUEUE_PARTITIONS });
@@ -136,8 +142,7 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
 
     const ch = await storeClient(last.query);
     try {
-      const got = await costPerPass(ch, tenant, plan.length);
-      expect((got as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, plan).sort(byCell));
+      await expectExact(ch, tenant, plan);
       const [dup] = await (await ch.query({ query: 'SELECT count() AS rows, uniqExact(attempt_id) AS ids FROM fleet.attempts FINAL WHERE tenant = {t:String}', query_params: { t: tenant }, format: 'JSONEachRow' })).json<{ rows: string; ids: string }>();
       expect(Number(dup!.rows)).toBe(plan.length);
       expect(Number(dup!.ids)).toBe(plan.length);
@@ -194,8 +199,8 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     await client.done;
     const ch = await storeClient(second.query);
     try {
-      expect(((await costPerPass(ch, tenant, backlog.length)) as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, backlog).sort(byCell));
-      expect(((await costPerPass(ch, `${tenant}-live`, live.length)) as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, live).sort(byCell));
+      await expectExact(ch, tenant, backlog);
+      await expectExact(ch, `${tenant}-live`, live);
     } finally {
       await ch.close();
     }
@@ -218,7 +223,7 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     const second = await boot(dataDir);
     const ch = await storeClient(second.query);
     try {
-      expect(((await costPerPass(ch, tenant, plan.length)) as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, plan).sort(byCell));
+      await expectExact(ch, tenant, plan);
     } finally {
       await ch.close();
     }
@@ -246,8 +251,8 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     expect(client.statuses.get('503')).toBeGreaterThanOrEqual(1);
     const ch = await storeClient(running.query);
     try {
-      expect(((await costPerPass(ch, tenant, backlog.length)) as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, backlog).sort(byCell));
-      expect(((await costPerPass(ch, `${tenant}-late`, late.length)) as { model: string; spec_tier: string }[]).sort(byCell)).toEqual(expectedCostPerPass(cards, late).sort(byCell));
+      await expectExact(ch, tenant, backlog);
+      await expectExact(ch, `${tenant}-late`, late);
     } finally {
       await ch.close();
     }
@@ -297,8 +302,7 @@ describe('fleet start: nothing acknowledged is ever lost', () => {
     expect(kept.length).toBe(plan.length - 2);
     const ch = await storeClient(running.query);
     try {
-      const got = (await costPerPass(ch, tenant, kept.length)) as { model: string; spec_tier: string }[];
-      expect(got.sort(byCell)).toEqual(expectedCostPerPass(cards, kept).sort(byCell));
+      await expectExact(ch, tenant, kept);
     } finally {
       await ch.close();
     }
