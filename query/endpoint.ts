@@ -104,8 +104,9 @@
  * for the id — each request is analysed, checked and run like one without
  * it, on a pooled session; a writer's is refused);
  * `Content-Encoding: gzip|deflate|br|zstd` request bodies;
- * `enable_http_compression=1` + `Accept-Encoding` (gzip, deflate, br, zstd, lz4)
- * responses with `http_zlib_compression_level`. Never CORS:
+ * responses in an `Accept-Encoding` the client offers (gzip, deflate, br,
+ * zstd, lz4) with `http_zlib_compression_level`: `enable_http_compression`
+ * is on in every session's profile, and `=0` turns it off. Never CORS:
  * `add_http_cors_header` is refused; a `Host` header that is not a name of
  * the bound address is refused (DNS rebinding);
  * response headers `X-ClickHouse-Query-Id`, `-Format`, `-Timezone`,
@@ -150,7 +151,7 @@ import { nativeForRevision } from './native.ts';
 import { checkSession } from './session.ts';
 import { SessionPool } from './sessions.ts';
 import { checkStatement, valuesWithSemicolon, type Role, type Verdict } from './policy.ts';
-import { ALL_FIXED, cappedUrlSetting, SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
+import { ALL_FIXED, cappedUrlSetting, HTTP_COMPRESSION_DEFAULT, SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
 import { namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
 import { optionsSchema, type QueryEndpointOptions } from './options.ts';
 import { serveConsole } from '../console/serve.ts';
@@ -545,7 +546,7 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
     let body: Uint8Array = out.format !== undefined && /^Native$/i.test(out.format) ? nativeForRevision(out.body, r.revision) : out.body;
     const blocks = compressedResponses.get(res);
     if (blocks) body = compressBlocks(body, blocks);
-    const encoded = await httpCompressed(req, params, body);
+    const encoded = await httpCompressed(req, params, body, HTTP_COMPRESSION_DEFAULT);
     body = encoded.body;
     if (encoded.encoding) headers['Content-Encoding'] = encoded.encoding;
     headers['Content-Length'] = String(body.byteLength);

@@ -177,11 +177,12 @@ export async function mergeMultipart(raw: Buffer, contentType: string, params: U
 }
 
 /**
- * `body` in the HTTP compression the client asked for (`enable_http_compression=1`
- * and an `Accept-Encoding` it offers, at `http_zlib_compression_level`), else as it is.
+ * `body` in an HTTP compression the client offers (`Accept-Encoding`, at
+ * `http_zlib_compression_level`) unless `enable_http_compression` is off for
+ * the request (`fallback`: the endpoint's default), else as it is.
  */
-export async function httpCompressed(req: IncomingMessage, params: URLSearchParams, body: Uint8Array): Promise<{ body: Uint8Array; encoding?: string }> {
-  if (!truthy(params.get('enable_http_compression'))) return { body };
+export async function httpCompressed(req: IncomingMessage, params: URLSearchParams, body: Uint8Array, fallback: string): Promise<{ body: Uint8Array; encoding?: string }> {
+  if (!truthy(params.get('enable_http_compression') ?? fallback)) return { body };
   const codec = chooseCodec(header(req, 'accept-encoding') ?? '');
   if (!codec) return { body };
   const level = Number(params.get('http_zlib_compression_level') ?? 3);

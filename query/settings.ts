@@ -96,8 +96,24 @@ export const WRITER_FIXED: ReadonlyArray<[string, string]> = [
   ['input_format_values_deduce_templates_of_expressions', '0'],
 ];
 
-/** Settings every session carries, reader or writer: chDB turns introspection on; the policy refuses those functions too. */
-export const ALL_FIXED: ReadonlyArray<[string, string]> = [['allow_introspection_functions', '0']];
+/**
+ * The endpoint answers in an HTTP compression the client offers
+ * (`Accept-Encoding`) unless the request sets `enable_http_compression=0`,
+ * as a server whose settings profile turns it on. A reader's `readonly=1`
+ * shows every setting as unchangeable in system.settings, and
+ * clickhouse-connect asks for compression only when the setting is on or
+ * changeable there: on, it does.
+ */
+export const HTTP_COMPRESSION_DEFAULT = '1';
+
+/**
+ * Settings every session carries, reader or writer: chDB turns introspection
+ * on (the policy refuses those functions too); HTTP compression as above.
+ */
+export const ALL_FIXED: ReadonlyArray<[string, string]> = [
+  ['allow_introspection_functions', '0'],
+  ['enable_http_compression', HTTP_COMPRESSION_DEFAULT],
+];
 
 /**
  * Settings every tenant-scoped reader session carries: answers that could

@@ -124,10 +124,13 @@ describe('real ClickHouse clients against fleet start', () => {
     const plan = { costSql: COST_SQL, spanSql: SPAN_SQL, badSql: BAD_SQL };
     const out = (await probe(tools.python, ['test/fixtures/clickhouse-connect/probe.py', JSON.stringify(plan), hostPort])) as {
       session_id: string;
+      compression: string | null;
       badCode: number;
       query_arrow: { types: string[] };
     } & Record<'query' | 'query_df' | 'query_arrow', { cost: Cost[]; span: Span }>;
     expect(out.session_id).toMatch(/^[0-9a-f-]{36}$/); // the default it sends with every query
+    // It saw enable_http_compression on in system.settings, so every query above offered its codecs.
+    expect(out.compression?.split(',')).toEqual(expect.arrayContaining(['lz4', 'zstd', 'gzip']));
     for (const api of ['query', 'query_df', 'query_arrow'] as const) {
       expect(exactCost(out[api].cost), api).toEqual(exactCost(expected.cost));
       expect(out[api].span[0], api).toBe(expected.span[0]);

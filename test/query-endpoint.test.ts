@@ -575,7 +575,7 @@ describe('limits and robustness', () => {
     }
   });
 
-  it('compresses a response only when asked, with the codec offered', async () => {
+  it('compresses a response in the codec offered, as its profile says, unless the request turns it off', async () => {
     const res = await fetch(`${open.url}/?${new URLSearchParams({ query: 'SELECT 1 FORMAT TSV', enable_http_compression: '1' })}`, {
       headers: { 'Accept-Encoding': 'gzip' },
     });
@@ -587,8 +587,15 @@ describe('limits and robustness', () => {
       }).on('error', reject);
     });
     expect(gunzipSync(raw).toString()).toBe('99\n');
-    const plain = await get(open.url, { query: 'SELECT 1 FORMAT TSV' }, { headers: { 'Accept-Encoding': 'gzip' } });
-    expect(plain.headers.get('content-encoding')).toBeNull();
+    const byProfile = await get(open.url, { query: 'SELECT 1 FORMAT TSV' }, { headers: { 'Accept-Encoding': 'zstd' } });
+    expect(byProfile.headers.get('content-encoding')).toBe('zstd');
+    expect(await byProfile.text()).toBe('1\n');
+    const off = await get(open.url, { query: 'SELECT 1 FORMAT TSV', enable_http_compression: '0' }, { headers: { 'Accept-Encoding': 'gzip' } });
+    expect(off.headers.get('content-encoding')).toBeNull();
+    expect(await off.text()).toBe('1\n');
+    // What clickhouse-connect reads to decide whether to ask for compression: on, in a readonly session.
+    const shown = await get(open.url, { query: "SELECT value, changed, readonly FROM system.settings WHERE name = 'enable_http_compression' FORMAT TSV" });
+    expect(await shown.text()).toBe('1\t1\t1\n');
   });
 });
 
