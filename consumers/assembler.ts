@@ -144,6 +144,10 @@ const hasEnded = (s: SpanRecord) => s.endTimeUnixNano > 0n && s.endTimeUnixNano 
 
 export class Assembler {
   private readonly traces = new Map<string, TraceState>();
+  /** The same traces, least recently seen first (tick stops at the first one not idle). */
+  private readonly idle = new Map<string, TraceState>();
+  /** Ended attempt spans waiting for late children, in arrival order (tick stops at the first one not due). */
+  private readonly ended = new Map<string, { trace: TraceState; spanId: string; arrival: number }>();
   /** Decided attempts, least recently touched first. */
   private readonly decided = new Map<string, DecidedAttempt>();
   /** Those still holding their messages, least recently touched first (so tick stops at the first unsettled). */
@@ -194,6 +198,8 @@ export class Assembler {
     }
     const trace = this.trace(span.traceId, ref.partition);
     trace.lastSeen = this.now();
+    this.idle.delete(trace.traceId);
+    this.idle.set(trace.traceId, trace);
     const existing = trace.spans.get(span.spanId);
     if (existing) {
       // Another span under a taken id (not a redelivery of the same one): said, not dropped silently. The collector
@@ -224,8 +230,12 @@ export class Assembler {
     return out;
   }
 
-  /** Decides what is due: attempts past their wait, traces idle past the timeout. */
-  /** Decides what is due, at most `maxDecisions` attempts (the rest on the next call). */
+  /**
+   * Decides what is due — attempts past their wait, traces idle past the
+   * timeout — at most `maxDecisions` attempts (the rest on the next call).
+   * Its cost is that of the decisions: both queues are in due order, so it
+   * never walks the traces still waiting.
+   */
   tick(maxDecisions = Infinity): Output {
     const out = emptyOutput();
     const now = this.now();
@@ -241,15 +251,19 @@ export class Assembler {
       out.refs.push(...o.refs.splice(0));
       this.unsettledOrphans.delete(o.traceId);
     }
-    for (const trace of [...this.traces.values()]) {
-      const idle = now - trace.lastSeen >= this.options.traceTimeoutMs;
+    // deleting the entry being visited is safe in a Map iteration (decide removes it)
+    for (const e of this.ended.values()) {
+      if (now - e.arrival < this.options.decisionWaitMs) break;
+      if (decisions++ >= maxDecisions) return out;
+      this.decide(e.trace, e.spanId, 'ended', out);
+    }
+    for (const trace of this.idle.values()) {
+      if (now - trace.lastSeen < this.options.traceTimeoutMs) break;
       for (const [spanId, a] of [...trace.attempts]) {
-        const due = idle || (a.endedArrival !== undefined && now - a.endedArrival >= this.options.decisionWaitMs);
-        if (!due) continue;
         if (decisions++ >= maxDecisions) return out;
-        this.decide(trace, spanId, idle && a.endedArrival === undefined ? 'timeout' : 'ended', out);
+        this.decide(trace, spanId, a.endedArrival === undefined ? 'timeout' : 'ended', out);
       }
-      if (idle) this.releaseOutside(trace, out);
+      this.releaseOutside(trace, out);
     }
     return out;
   }
@@ -271,7 +285,9 @@ export class Assembler {
       if (keep.has(trace.partition)) continue;
       this.bufferedSpans -= trace.spans.size;
       this.bufferedBytes -= trace.bytes;
+      for (const spanId of trace.attempts.keys()) this.ended.delete(spanKey(trace.traceId, spanId));
       this.traces.delete(trace.traceId);
+      this.idle.delete(trace.traceId);
     }
   }
 
@@ -327,7 +343,16 @@ export class Assembler {
       startNs: span.startTimeUnixNano,
       endNs: hasEnded(span) ? span.endTimeUnixNano : 0n,
     };
-    trace.attempts.set(span.spanId, { header, ...(hasEnded(span) && { endedArrival: this.now() }) });
+    const key = spanKey(span.traceId, span.spanId);
+    // re-queued at its (new) arrival: a re-sent attempt span waits its own decision wait
+    this.ended.delete(key);
+    if (!hasEnded(span)) {
+      trace.attempts.set(span.spanId, { header });
+      return;
+    }
+    const arrival = this.now();
+    trace.attempts.set(span.spanId, { header, endedArrival: arrival });
+    this.ended.set(key, { trace, spanId: span.spanId, arrival });
   }
 
   /** The decided attempt a buffered span belongs to through its ancestors, if any. */
@@ -392,12 +417,13 @@ export class Assembler {
     const pending = trace.attempts.get(attemptSpanId);
     if (!pending) return;
     trace.attempts.delete(attemptSpanId);
+    const key = spanKey(trace.traceId, attemptSpanId);
+    this.ended.delete(key);
     const memberSpans = this.subtree(trace, attemptSpanId);
     const members = new Map<string, Member>(memberSpans.map((b) => [b.span.spanId, describeMember(b.span, this.options.catalog)]));
     const orphans = this.adoptOrphans(trace.traceId, attemptSpanId, members);
     const { row, callRows } = rollUp(pending.header, members);
     const sampling = decideSampling(row, this.options.sampling);
-    const key = spanKey(trace.traceId, attemptSpanId);
     const entry: DecidedAttempt = {
       key,
       header: pending.header,
@@ -492,7 +518,9 @@ export class Assembler {
   }
 
   private dropIfEmpty(trace: TraceState): void {
-    if (trace.spans.size === 0 && trace.attempts.size === 0) this.traces.delete(trace.traceId);
+    if (trace.spans.size > 0 || trace.attempts.size > 0) return;
+    this.traces.delete(trace.traceId);
+    this.idle.delete(trace.traceId);
   }
 
   private ownerOf(traceId: string, spanId: string): DecidedAttempt | undefined {

@@ -5,7 +5,7 @@
  * were decided and written; everything written is idempotent, so whatever a
  * crash or rebalance makes the bus deliver again changes no number.
  */
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import type { PartitionBatch, Publisher, Subscriber, TopicPartition } from '../bus/types.ts';
 import { decodeTraceRequest, flattenSpans, OtlpDecodeError } from '../otlp/codec.ts';
@@ -17,6 +17,7 @@ import { Assembler, DEFAULT_LIMITS, emptyOutput, type AssemblerLimits, type Outp
 import { createConsumerMetrics, type ConsumerMetrics } from './metrics.ts';
 import { DEFAULT_SETTLE_MS, OffsetTracker } from './offsets.ts';
 import { DEFAULT_SAMPLING, type SamplingPolicy } from './sampling.ts';
+import { Turns } from './turns.ts';
 import { BatchWriter, DEFAULT_WRITER, type WriterOptions } from './writer.ts';
 
 /** How often a member blocked on ClickHouse heartbeats (kafkajs's default heartbeat interval). */
@@ -58,10 +59,8 @@ export interface StopOptions {
   timeoutMs?: number;
 }
 
-/** Spans a batch is decoded and assembled in before other work gets a turn of the event loop (a few ms). */
-const SPANS_PER_TURN = 250;
-/** Attempts decided (rows encoded) before other work gets a turn. */
-const DECISIONS_PER_TURN = 50;
+/** Attempts decided (rows encoded) at a time, between checks of the slice's time. */
+const DECISIONS_PER_STEP = 10;
 
 export class ConsumerPipeline {
   readonly registry: Registry;
@@ -75,6 +74,8 @@ export class ConsumerPipeline {
   private committing: Promise<void> = Promise.resolve();
   private readonly maxPendingRows: number;
   private ticking = false;
+  /** Slices of decoding and deciding, one per turn of the event loop. */
+  private readonly turns = new Turns();
   /** Batches being decoded and assembled now (in slices). */
   private readonly taking = new Set<Promise<void>>();
   private readonly options: ConsumerPipelineOptions;
@@ -187,7 +188,7 @@ export class ConsumerPipeline {
     if (this.writer.pendingRows >= this.maxPendingRows) await this.heartbeating(this.flush(), batch);
     // Batches fetched ahead arrive as a chain of resolved promises: let timers
     // (decisions, commits) and I/O (/metrics) run between two of them.
-    await nextTurn();
+    await this.turns.next();
   }
 
   /**
@@ -198,13 +199,9 @@ export class ConsumerPipeline {
   private async take(batch: PartitionBatch): Promise<void> {
     // what spans of this batch make ready at once (late spans, overflow decisions), written together
     const ready = emptyOutput();
-    let sinceTurn = 0;
     for (const m of batch.messages) {
       // In bounded slices: in the embedded mode the collector's /healthz and clients share this event loop.
-      if (sinceTurn >= SPANS_PER_TURN) {
-        sinceTurn = 0;
-        await nextTurn();
-      }
+      if (this.turns.due) await this.turns.next();
       const ref = this.offsets.ref(m.partition, BigInt(m.offset));
       let spans;
       try {
@@ -221,7 +218,6 @@ export class ConsumerPipeline {
       const bytes = spans.length ? Math.ceil(m.value.byteLength / spans.length) : 0;
       const sources = this.sources(m, spans.length);
       for (const [i, span] of spans.entries()) this.assembler.add(span, ref, bytes, ready, sources?.[i]);
-      sinceTurn += spans.length + 1;
     }
     this.emit(ready);
   }
@@ -265,10 +261,10 @@ export class ConsumerPipeline {
     this.ticking = true;
     try {
       for (;;) {
-        const out = this.assembler.tick(DECISIONS_PER_TURN);
+        const out = this.assembler.tick(DECISIONS_PER_STEP);
         this.emit(out);
-        if (out.attempts.length < DECISIONS_PER_TURN || this.timers.length === 0) break;
-        await nextTurn();
+        if (out.attempts.length < DECISIONS_PER_STEP || this.timers.length === 0) break;
+        if (this.turns.due) await this.turns.next();
       }
     } finally {
       this.ticking = false;

@@ -1,8 +1,10 @@
 /**
- * Batched, retried inserts. Rows are encoded as JSONEachRow lines as they
- * come (a waiting batch is flat strings, not object trees the garbage
- * collector would trace again and again) and accumulate until `maxRows` or
- * `maxDelayMs`;
+ * Batched, retried inserts. Rows are encoded as JSONEachRow as they come,
+ * into buffers of at most CHUNK_ROWS lines (a waiting batch is bytes outside
+ * the JavaScript heap, which the garbage collector never traces, and a flush
+ * hands them to the store as they are: no body built in one synchronous go,
+ * which held the event loop tens of milliseconds per insert), and accumulate
+ * until `maxRows` or `maxDelayMs`;
  * a flush writes llm_calls and spans before attempts, so a reader never sees
  * an attempt whose calls are not there yet. A backlog (rows piled up while
  * ClickHouse was away) goes out in inserts of at most `maxRows` rows, so
@@ -26,19 +28,25 @@ export interface WriterOptions {
 
 export const DEFAULT_WRITER: WriterOptions = { maxRows: 20_000, maxDelayMs: 200, retryDelayMs: 250 };
 
+/** Encoded JSONEachRow lines (each ending in a newline) and how many. */
+interface Chunk {
+  bytes: Buffer;
+  rows: number;
+}
+/** Rows per encoded chunk: small enough that encoding one is a short piece of work. */
+const CHUNK_ROWS = 500;
+
 /** A batch of encoded rows, per table, in the order the tables are written. */
 interface Batch {
-  llm_calls: string[];
-  spans: string[];
-  attempts: string[];
+  llm_calls: Chunk[];
+  spans: Chunk[];
+  attempts: Chunk[];
   refs: MessageRef[];
 }
 const TABLES = ['llm_calls', 'spans', 'attempts'] as const;
 const emptyBatch = (): Batch => ({ llm_calls: [], spans: [], attempts: [], refs: [] });
-const rowCount = (b: Batch) => b.llm_calls.length + b.spans.length + b.attempts.length;
-const encode = (into: string[], rows: readonly object[]) => {
-  for (const r of rows) into.push(JSON.stringify(r));
-};
+const rows = (chunks: readonly Chunk[]) => chunks.reduce((n, c) => n + c.rows, 0);
+const rowCount = (b: Batch) => rows(b.llm_calls) + rows(b.spans) + rows(b.attempts);
 
 export class BatchWriter {
   private batch: Batch = emptyBatch();
@@ -48,31 +56,44 @@ export class BatchWriter {
   private readonly store: Store;
   private readonly options: WriterOptions;
   private readonly release: (refs: MessageRef[]) => void;
+  private readonly chunkRows: number;
+  private pending = 0;
 
   constructor(store: Store, options: WriterOptions, release: (refs: MessageRef[]) => void) {
     this.store = store;
     this.options = options;
     this.release = release;
     this.now = options.now ?? Date.now;
+    this.chunkRows = Math.min(CHUNK_ROWS, options.maxRows);
   }
 
   /** Rows waiting to be written. */
   get pendingRows(): number {
-    return rowCount(this.batch);
+    return this.pending;
   }
 
   add(o: Output): void {
     if (o.attempts.length + o.llmCalls.length + o.spans.length === 0 && o.refs.length === 0) return;
-    encode(this.batch.llm_calls, o.llmCalls);
-    encode(this.batch.spans, o.spans);
-    encode(this.batch.attempts, o.attempts);
+    this.encode(this.batch.llm_calls, o.llmCalls);
+    this.encode(this.batch.spans, o.spans);
+    this.encode(this.batch.attempts, o.attempts);
     for (const r of o.refs) this.batch.refs.push(r);
     this.since ??= this.now();
   }
 
+  private encode(into: Chunk[], rows: readonly object[]): void {
+    for (let i = 0; i < rows.length; i += this.chunkRows) {
+      let text = '';
+      const end = Math.min(rows.length, i + this.chunkRows);
+      for (let j = i; j < end; j++) text += `${JSON.stringify(rows[j])}\n`;
+      into.push({ bytes: Buffer.from(text), rows: end - i });
+    }
+    this.pending += rows.length;
+  }
+
   /** True when the batch is full or old enough to be written. */
   due(): boolean {
-    return this.since !== undefined && (rowCount(this.batch) >= this.options.maxRows || this.now() - this.since >= this.options.maxDelayMs);
+    return this.since !== undefined && (this.pending >= this.options.maxRows || this.now() - this.since >= this.options.maxDelayMs);
   }
 
   /** Writes what is batched (after any flush already running). Retries until it succeeds or `signal` aborts. */
@@ -84,8 +105,9 @@ export class BatchWriter {
 
   private async writeBatch(signal?: AbortSignal): Promise<void> {
     const b = this.batch;
-    if (rowCount(b) === 0 && b.refs.length === 0) return;
+    if (this.pending === 0 && b.refs.length === 0) return;
     this.batch = emptyBatch();
+    this.pending = 0;
     this.since = undefined;
     try {
       for (const table of TABLES) await this.insert(table, b[table], signal);
@@ -93,22 +115,35 @@ export class BatchWriter {
       // put the batch back in front of anything added meanwhile; rows are idempotent, so rewriting a part is harmless
       const later = this.batch;
       this.batch = b;
-      for (const table of TABLES) for (const line of later[table]) b[table].push(line);
+      for (const table of TABLES) for (const chunk of later[table]) b[table].push(chunk);
       for (const r of later.refs) b.refs.push(r);
+      this.pending = rowCount(b);
       throw err;
     }
     this.release(b.refs);
   }
 
-  private async insert(table: string, lines: readonly string[], signal?: AbortSignal): Promise<void> {
-    for (let i = 0; i < lines.length; i += this.options.maxRows) await this.insertChunk(table, lines.slice(i, i + this.options.maxRows), signal);
+  /** Inserts of at most maxRows rows each (a chunk holds at most maxRows). */
+  private async insert(table: string, chunks: readonly Chunk[], signal?: AbortSignal): Promise<void> {
+    let group: Buffer[] = [];
+    let groupRows = 0;
+    for (const chunk of chunks) {
+      if (groupRows + chunk.rows > this.options.maxRows) {
+        await this.insertGroup(table, group, groupRows, signal);
+        group = [];
+        groupRows = 0;
+      }
+      group.push(chunk.bytes);
+      groupRows += chunk.rows;
+    }
+    if (groupRows > 0) await this.insertGroup(table, group, groupRows, signal);
   }
 
-  private async insertChunk(table: string, lines: readonly string[], signal?: AbortSignal): Promise<void> {
+  private async insertGroup(table: string, chunks: readonly Buffer[], rows: number, signal?: AbortSignal): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.store.insertJsonLines(table, lines);
-        this.options.onWritten?.(table, lines.length);
+        await this.store.insertEncoded(table, chunks);
+        this.options.onWritten?.(table, rows);
         return;
       } catch (err) {
         this.options.onError?.(err as Error, attempt);

@@ -24,8 +24,8 @@ export interface Store {
   readonly dataDir?: string;
   /** Inserts rows (JSONEachRow) into `<database>.<table>`. */
   insert(table: string, rows: readonly object[]): Promise<void>;
-  /** Inserts rows already encoded as JSONEachRow lines (one JSON object each, no newline). */
-  insertJsonLines(table: string, lines: readonly string[]): Promise<void>;
+  /** Inserts rows already encoded as JSONEachRow: chunks of whole lines, each line ending in a newline. */
+  insertEncoded(table: string, chunks: readonly Uint8Array[]): Promise<void>;
   /** Runs a SELECT and returns its rows. */
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>;
   /** Runs a statement that returns no rows (DDL, INSERT … SELECT). */
@@ -107,25 +107,25 @@ export function openStore(options: StoreOptions = {}): Store {
   const qualified = (table: string) => `${database}.${assertIdentifier(table, 'table')}`;
   let closed = false;
   const dataDir = local?.dir;
-  const insertJsonLines = async (table: string, lines: readonly string[]): Promise<void> => {
-    if (lines.length === 0) return;
-    const body = `${lines.join('\n')}\n`;
-    // In process, hand chDB the text as it is: the client's insert path
-    // would copy the body into a SQL string and have the parser read it back.
+  const insertEncoded = async (table: string, chunks: readonly Uint8Array[]): Promise<void> => {
+    if (chunks.every((c) => c.byteLength === 0)) return;
+    // In process, hand chDB the bytes as they are (one buffer: a single insert, parsed on chDB's
+    // thread): the client's insert path would copy them into a SQL string for the parser to read back.
     if (local) {
-      await local.connection.chdb.rawInsert({ table: qualified(table), values: body, format: 'JSONEachRow' });
+      const values = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      await local.connection.chdb.rawInsert({ table: qualified(table), values, format: 'JSONEachRow' });
       return;
     }
     // insert() would encode row objects itself; these are encoded already.
-    const result = await client.exec({ query: `INSERT INTO ${qualified(table)} FORMAT JSONEachRow`, values: Readable.from([body]) });
+    const result = await client.exec({ query: `INSERT INTO ${qualified(table)} FORMAT JSONEachRow`, values: Readable.from(chunks) });
     result.stream.destroy();
   };
   return {
     database,
     location: url ?? `chdb:${dataDir}`,
     ...(dataDir !== undefined && { dataDir }),
-    insert: (table, rows) => insertJsonLines(table, rows.map((r) => JSON.stringify(r))),
-    insertJsonLines,
+    insert: (table, rows) => insertEncoded(table, [Buffer.from(rows.map((r) => `${JSON.stringify(r)}\n`).join(''))]),
+    insertEncoded,
     async query<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
       const rs = await client.query({ query: sql, format: 'JSONEachRow', ...(params && { query_params: params }), ...(settings && { clickhouse_settings: settings }) });
       return rs.json<T>();

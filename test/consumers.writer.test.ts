@@ -46,9 +46,10 @@ describe('batch writer', () => {
   it('writes a backlog in inserts of at most maxRows, calls before attempts, and releases references after the last', async () => {
     const inserts: { table: string; rows: number; released: number }[] = [];
     let released: MessageRef[] = [];
-    const recording: Store = { ...store, insertJsonLines: async (table, lines) => {
-      inserts.push({ table, rows: lines.length, released: released.length });
-      await store.insertJsonLines(table, lines);
+    const recording: Store = { ...store, insertEncoded: async (table, chunks) => {
+      const rows = chunks.reduce((n, c) => n + Buffer.from(c).toString().split('\n').length - 1, 0);
+      inserts.push({ table, rows, released: released.length });
+      await store.insertEncoded(table, chunks);
     } };
     const writer = new BatchWriter(recording, { maxRows: 100, maxDelayMs: 0, retryDelayMs: 10 }, (refs) => (released = refs));
     const out = emptyOutput();
