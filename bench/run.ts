@@ -35,6 +35,7 @@ const MODULES: Record<string, () => Promise<Benchmark>> = {
   sdk: async () => (await import('./sdk.ts')).sdkBenchmark,
   memory: async () => (await import('./memory.ts')).memoryBenchmark,
   'kafka-client': async () => (await import('./kafka-client.ts')).kafkaClientBenchmark,
+  embedded: async () => (await import('./embedded.ts')).embeddedBenchmark,
 };
 
 export const BENCHMARKS = Object.keys(MODULES);

@@ -99,6 +99,17 @@ describe('benchmark suite (smoke)', () => {
     expect(r.targets.find((t) => t.metric === 'abusePeakMiB')).toMatchObject({ target: 1280, met: true });
   }, 240_000);
 
+  it('embedded: fleet start at 80 % of its max sustained rate, event-loop delay and probe latencies', async () => {
+    const r = await smoke('embedded', false);
+    expectShape(r, 'embedded');
+    positive(r, 'maxSustainedSpansPerSecond', 'offeredSpansPerSecond', 'acceptedSpansPerSecond', 'writtenSpansPerSecond', 'eventLoopDelayP99Ms', 'eventLoopDelayMaxMs', 'healthzP50Ms', 'healthzP99Ms', 'otlpP50Ms', 'otlpP99Ms', 'metricsScrapeMaxMs', 'cpuCoresUsed');
+    expect(r.metrics.healthzFailures).toBe(0);
+    expect(r.metrics.failedRequests).toBe(0);
+    expect(r.metrics.lostSpans).toBe(0);
+    expect(r.details.steady_run1).toMatchObject({ takenTotalSpans: expect.any(Number), healthzProbes: expect.any(Number) });
+    expect((r.details.steady_run1 as { takenTotalSpans: number }).takenTotalSpans).toBeGreaterThan(0);
+  }, 240_000);
+
   it('kafka-client: kafkajs and @platformatic/kafka on the same messages', async () => {
     const r = await smoke('kafka-client', true);
     expectShape(r, 'kafka-client');

@@ -9,7 +9,9 @@
  * throughput, or open loop (`rate` requests/s whatever the answers, up to
  * `maxInflight`) for sustained load and backpressure. Writes JSON lines:
  * ready, measuring (start of the measured window), window-end, tick (open
- * loop, every second), done.
+ * loop, every second), done. The open loop's done also has `window`: the
+ * requests sent after the warm-up, their answers and latencies by status
+ * (so backpressure answers do not hide in the 200s' percentiles).
  */
 import http from 'node:http';
 import zlib from 'node:zlib';
@@ -35,9 +37,11 @@ interface Options {
    * the load generator ~5 ms of CPU per request.
    */
   unique: boolean;
+  /** Open loop: after the last request, wait up to this long for the answers still in flight (0: do not wait). */
+  settleS: number;
 }
 
-const o: Options = { bodies: 24, spansPerRequest: 512, concurrency: 8, warmupS: 3, durationS: 10, rate: 0, maxInflight: 256, gzip: false, seed: 11, unique: false, ...JSON.parse(process.argv[2] ?? '{}') };
+const o: Options = { bodies: 24, spansPerRequest: 512, concurrency: 8, warmupS: 3, durationS: 10, rate: 0, maxInflight: 256, gzip: false, seed: 11, unique: false, settleS: 0, ...JSON.parse(process.argv[2] ?? '{}') };
 const emit = (event: string, data: Record<string, unknown> = {}) => process.stdout.write(`${JSON.stringify({ event, ...data })}\n`);
 
 const plan = planAttempts({ attempts: Math.ceil((o.bodies * o.spansPerRequest) / 11) + 50, seed: o.seed, tenant: 'bench-load' });
@@ -145,32 +149,45 @@ if (o.rate === 0) {
   const allLat: number[] = [];
   const totals: Record<string, number> = {};
   const t0 = performance.now();
-  const end = t0 + (o.warmupS + o.durationS) * 1000;
+  const windowStart = t0 + o.warmupS * 1000;
+  const end = windowStart + o.durationS * 1000;
   const interval = 1000 / o.rate;
   let sent = 0;
+  // the measured window: requests sent after the warm-up, latencies by answer status
+  const win = { sent: 0, skipped: 0, latencies: {} as Record<string, number[]> };
+  let measuring = false;
   await new Promise<void>((resolve) => {
     const pump = setInterval(() => {
       const now = performance.now();
       if (now >= end) {
         clearInterval(pump);
         clearInterval(reporter);
+        emit('window-end');
         resolve();
         return;
+      }
+      if (!measuring && now >= windowStart) {
+        measuring = true;
+        emit('measuring');
       }
       const due = Math.floor((now - t0) / interval);
       while (sent < due) {
         sent++;
+        if (measuring) win.sent++;
         if (inflight >= o.maxInflight) {
           tick.skipped = (tick.skipped ?? 0) + 1;
+          if (measuring) win.skipped++;
           continue;
         }
         inflight++;
+        const inWindow = measuring;
         void post(body()).then((r) => {
           inflight--;
           tick[r.status] = (tick[r.status] ?? 0) + 1;
           totals[r.status] = (totals[r.status] ?? 0) + 1;
           tickLat.push(r.ms);
           allLat.push(r.ms);
+          if (inWindow) (win.latencies[r.status] ??= []).push(r.ms);
         });
       }
     }, 2);
@@ -180,7 +197,18 @@ if (o.rate === 0) {
       tickLat = [];
     }, 1000);
   });
-  emit('done', { sent, statuses: totals, latencyMs: { p50: percentile(allLat, 50), p90: percentile(allLat, 90), p99: percentile(allLat, 99), max: Math.max(...allLat) } });
+  const settleUntil = performance.now() + o.settleS * 1000;
+  while (inflight > 0 && performance.now() < settleUntil) await new Promise((r) => setTimeout(r, 10));
+  const byStatus = Object.fromEntries(
+    Object.entries(win.latencies).map(([status, l]) => [status, { count: l.length, p50: percentile(l, 50), p90: percentile(l, 90), p99: percentile(l, 99), max: Math.max(...l) }]),
+  );
+  emit('done', {
+    sent,
+    statuses: totals,
+    latencyMs: { p50: percentile(allLat, 50), p90: percentile(allLat, 90), p99: percentile(allLat, 99), max: Math.max(...allLat) },
+    unanswered: inflight,
+    window: { seconds: o.durationS, sent: win.sent, skipped: win.skipped, latencyMs: byStatus },
+  });
 }
 agent.destroy();
 process.exit(0);
