@@ -11,8 +11,18 @@ export interface ConsumerStateSource {
   lag(): Promise<PartitionLag[]>;
 }
 
+/**
+ * How long a scrape waits for the bus to tell the lag (a Kafka admin round
+ * trip, slow while the broker is busy): past it the scrape answers with the
+ * previous reading and the request finishes for the next one, so /metrics
+ * stays fast whatever the broker does.
+ */
+const LAG_WAIT_MS = 250;
+
 export function createConsumerMetrics(registry: Registry<RegistryContentType>, source: ConsumerStateSource) {
   const registers = [registry];
+  let lag: PartitionLag[] = [];
+  let reading: Promise<void> | undefined;
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({
       name,
@@ -34,12 +44,19 @@ export function createConsumerMetrics(registry: Registry<RegistryContentType>, s
     labelNames: ['topic', 'partition'] as const,
     registers,
     async collect() {
+      reading ??= source
+        .lag()
+        .then(
+          (l) => void (lag = l),
+          // lag is unknown while the bus is down; the gauge stays empty rather than stale
+          () => void (lag = []),
+        )
+        .finally(() => (reading = undefined));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([reading, new Promise((resolve) => (timer = setTimeout(resolve, LAG_WAIT_MS)))]);
+      clearTimeout(timer);
       this.reset();
-      try {
-        for (const l of await source.lag()) this.set({ topic: l.topic, partition: String(l.partition) }, l.lag);
-      } catch {
-        // lag is unknown while the bus is down; the gauge stays empty rather than stale
-      }
+      for (const l of lag) this.set({ topic: l.topic, partition: String(l.partition) }, l.lag);
     },
   });
   return {
