@@ -25,13 +25,11 @@ import { heldBytes, MemoryBus } from '../bus/memory.ts';
 import { queueMetrics } from '../bus/metrics.ts';
 import { QueueShares, startCollector, type RunningCollector } from '../collector/index.ts';
 import { collectProcessMetrics } from '../collector/metrics.ts';
-import { ConsumerPipeline } from '../consumers/pipeline.ts';
-import { startForwarder } from '../forward/start.ts';
 import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint.ts';
-import { deadLetterTable } from '../storage/dead-letters.ts';
 import type { Config } from '../config/settings.ts';
-import { collectorSettings, configuredCatalog, configuredStore, memoryPlan, pipelineSettings, prepareStore } from '../config/runtime.ts';
+import { collectorSettings, configuredCatalog, configuredStore, memoryPlan, prepareStore } from '../config/runtime.ts';
 import { offerReprice } from '../storage/reprice.ts';
+import { startConsumerThread } from './consumer-thread.ts';
 import { announceOwner, lockQueue } from './owner.ts';
 
 export interface RunningAllInOne {
@@ -154,21 +152,8 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     );
     const backlog = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);
     log(`durable queue ${dir}: ${backlog} message(s) not yet in the store${backlog ? ' (replaying them now)' : ''}; bound ${maxDiskBytes} bytes on disk`);
-    // stopped before the queue and after the consumers (stops run in reverse), so it gets what their last decisions kept
-    const forward = await startForwarder(config, registry, log, path.join(config.dataDir, 'forward'));
-    if (forward) stops.push({ what: 'the forwarder', stop: () => forward.close(Math.min(FORWARD_DRAIN_MS, Math.max(0, deadline - Date.now()))) });
-    const pipeline = new ConsumerPipeline({
-      topic: config.topic,
-      store,
-      subscriber: bus.subscriber(config.topic),
-      catalog,
-      deadLetter: { publisher: deadLetterTable(store), topic: 'dead_letters' },
-      registry,
-      log: (m) => log(`consumer: ${m}`),
-      ...pipelineSettings(config),
-      ...(forward && { forward }),
-    });
-    await pipeline.start();
+    // The consumers (and the forwarder, which sends what they keep) run on a thread of their own.
+    const consumers = await startConsumerThread({ config, store, subscriber: bus.subscriber(config.topic), registry, log });
     stops.push({
       what: 'the consumers',
       stop: async () => {
@@ -179,7 +164,11 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
         bus.close();
         const drained = await within(bus.idle(), ((deadline - Date.now()) * 2) / 3);
         const left = deadline - Date.now();
-        const stopping = pipeline.stop({ drain: drained, ...(Number.isFinite(left) && { timeoutMs: Math.max(1, Math.floor(left)) }) });
+        const stopping = consumers.stop({
+          drain: drained,
+          ...(Number.isFinite(left) && { timeoutMs: Math.max(1, Math.floor(left)) }),
+          forwardDrainMs: Math.min(FORWARD_DRAIN_MS, Math.max(0, left)),
+        });
         if (!(await within(stopping, left))) {
           outOfTime = true;
           const lag = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);
