@@ -154,6 +154,8 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     log(`durable queue ${dir}: ${backlog} message(s) not yet in the store${backlog ? ' (replaying them now)' : ''}; bound ${maxDiskBytes} bytes on disk`);
     // The consumers (and the forwarder, which sends what they keep) run on a thread of their own.
     const consumers = await startConsumerThread({ config, store, subscriber: bus.subscriber(config.topic), registry, log });
+    // stopped before the queue and after the consumers (stops run in reverse), so it gets what their last decisions kept
+    stops.push({ what: 'the forwarder and the consumer thread', stop: () => consumers.close(Math.min(FORWARD_DRAIN_MS, Math.max(0, deadline - Date.now()))) });
     stops.push({
       what: 'the consumers',
       stop: async () => {
@@ -164,11 +166,7 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
         bus.close();
         const drained = await within(bus.idle(), ((deadline - Date.now()) * 2) / 3);
         const left = deadline - Date.now();
-        const stopping = consumers.stop({
-          drain: drained,
-          ...(Number.isFinite(left) && { timeoutMs: Math.max(1, Math.floor(left)) }),
-          forwardDrainMs: Math.min(FORWARD_DRAIN_MS, Math.max(0, left)),
-        });
+        const stopping = consumers.stop({ drain: drained, ...(Number.isFinite(left) && { timeoutMs: Math.max(1, Math.floor(left)) }) });
         if (!(await within(stopping, left))) {
           outOfTime = true;
           const lag = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);

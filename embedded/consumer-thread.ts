@@ -32,14 +32,11 @@ export interface BatchMessage {
   lengths: number[];
 }
 
-export interface StopRequest extends StopOptions {
-  /** How long the forwarder may still send kept traces. */
-  forwardDrainMs: number;
-}
-
 export interface ConsumerThread {
-  /** Stops the pipeline (as ConsumerPipeline.stop), then the forwarder, then the thread. */
-  stop(options: StopRequest): Promise<void>;
+  /** Stops the pipeline (ConsumerPipeline.stop). */
+  stop(options: StopOptions): Promise<void>;
+  /** Closes the forwarder, letting it send what it kept for up to `forwardDrainMs`, then ends the thread. */
+  close(forwardDrainMs: number): Promise<void>;
 }
 
 type Snapshot = MetricObjectWithValues<MetricValue<string>>[];
@@ -133,8 +130,12 @@ export async function startConsumerThread(o: { config: Config; store: Store; sub
   return {
     async stop(options) {
       stopping = true;
+      mirror.update(await Promise.race([rpc.call<Snapshot>('stop', options), failed]));
+    },
+    async close(forwardDrainMs) {
+      stopping = true;
       try {
-        mirror.update(await Promise.race([rpc.call<Snapshot>('stop', options), failed]));
+        mirror.update(await Promise.race([rpc.call<Snapshot>('close', forwardDrainMs), failed]));
       } finally {
         await worker.terminate();
       }

@@ -13,12 +13,12 @@ import { Registry } from 'prom-client';
 import type { PartitionLag, Subscriber, SubscriberHandlers, TopicPartition, TopicPartitionOffset } from '../bus/types.ts';
 import type { Config } from '../config/settings.ts';
 import { configuredCatalog, pipelineSettings } from '../config/runtime.ts';
-import { ConsumerPipeline } from '../consumers/pipeline.ts';
+import { ConsumerPipeline, type StopOptions } from '../consumers/pipeline.ts';
 import { startForwarder } from '../forward/start.ts';
 import { deadLetterTable } from '../storage/dead-letters.ts';
 import type { Store } from '../storage/store.ts';
 import { pack, Rpc, unpack } from './rpc.ts';
-import type { BatchMessage, StopRequest, WorkerData } from './consumer-thread.ts';
+import type { BatchMessage, WorkerData } from './consumer-thread.ts';
 
 const { config, database } = workerData as WorkerData & { config: Config };
 const port = parentPort!;
@@ -54,9 +54,12 @@ const rpc = new Rpc(port, {
   },
   assign: (assigned: TopicPartition[]) => handlers!.onAssign(assigned),
   metrics: () => registry.getMetricsAsJSON(),
-  stop: async (o: StopRequest) => {
+  stop: async (o: StopOptions) => {
     await pipeline?.stop(o);
-    await forward?.close(o.forwardDrainMs);
+    return registry.getMetricsAsJSON();
+  },
+  close: async (forwardDrainMs: number) => {
+    await forward?.close(forwardDrainMs);
     return registry.getMetricsAsJSON();
   },
 });
