@@ -10,13 +10,12 @@ import { z } from 'zod';
 import { KafkaPublisher, KafkaSubscriber, ensureTopics } from '../bus/kafka.ts';
 import { startCollector } from '../collector/index.ts';
 import { collectProcessMetrics } from '../collector/metrics.ts';
-import { ConsumerPipeline } from '../consumers/pipeline.ts';
-import { startForwarder } from '../forward/start.ts';
 import { startAllInOne } from '../embedded/all-in-one.ts';
 import { findOwner } from '../embedded/owner.ts';
 import { exitNow, startWatchdog } from '../embedded/shutdown.ts';
 import { ConfigError, envName, FILE_SETTINGS, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
-import { collectorSettings, configuredCatalog, configuredStore, hasStore, log, memoryPlan, pipelineSettings, prepareStore } from '../config/runtime.ts';
+import { collectorSettings, configuredCatalog, configuredStore, hasStore, log, memoryPlan, prepareStore } from '../config/runtime.ts';
+import { FORWARD_DRAIN_MS, startConsumerThread } from '../threads/consumer-thread.ts';
 import { applyAccess } from '../sql/access.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
 import { WRITER_USER } from '../query/endpoint.ts';
@@ -239,24 +238,20 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   const registry = new Registry();
   collectProcessMetrics(registry);
   const deadLetters = new KafkaPublisher({ brokers });
-  const forward = await startForwarder(c, registry, log);
-  const pipeline = new ConsumerPipeline({
-    topic: c.topic,
+  // the pipeline and the forwarder on a thread of their own: this one keeps answering /metrics and heartbeating the group
+  const consumers = await startConsumerThread({
+    config: c,
     store,
     subscriber: new KafkaSubscriber({ brokers, groupId: c.groupId, topic: c.topic, onCrash: (e) => log(`kafka consumer restarted after: ${e.message}`) }),
-    catalog,
     deadLetter: { publisher: deadLetters, topic: c.deadLetterTopic },
     registry,
-    log: (m) => log(`consumer: ${m}`),
-    ...pipelineSettings(c),
-    ...(forward && { forward }),
+    log,
   });
-  await pipeline.start();
   const metrics = await serveMetrics(registry, c.metricsPort);
   log(`consumer: group ${c.groupId} on ${c.topic} → ${store.location}; metrics :${metrics.port}/metrics`);
   await untilSignal(async () => {
-    await pipeline.stop();
-    await forward?.close();
+    await consumers.stop({});
+    await consumers.close(FORWARD_DRAIN_MS);
     await deadLetters.close();
     await metrics.close();
     await store.close();

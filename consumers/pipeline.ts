@@ -23,6 +23,23 @@ import { BatchWriter, DEFAULT_WRITER, type WriterOptions } from './writer.ts';
 /** How often a member blocked on ClickHouse heartbeats (kafkajs's default heartbeat interval). */
 const HEARTBEAT_MS = 3000;
 
+/** Waits for `work`, heartbeating the group meanwhile: a member waiting on ClickHouse (or on its consumer thread) is alive, not dead. */
+export async function heartbeating(work: Promise<void>, batch: PartitionBatch, log: (message: string) => void): Promise<void> {
+  if (!batch.heartbeat) return work;
+  let done = false;
+  const finished = work.finally(() => (done = true));
+  const timers = new AbortController();
+  try {
+    while (!done) {
+      await Promise.race([finished, sleep(HEARTBEAT_MS, undefined, { signal: timers.signal }).catch(() => {})]);
+      if (!done) await batch.heartbeat().catch((err: unknown) => log(`heartbeat failed: ${(err as Error).message}`));
+    }
+  } finally {
+    timers.abort();
+  }
+  return finished;
+}
+
 export interface ConsumerPipelineOptions {
   topic: string;
   store: Store;
@@ -151,6 +168,7 @@ export class ConsumerPipeline {
 
   private emit(out: Output): void {
     this.writer.add(out);
+    this.flushIfDue();
     if (out.forward.length) this.options.forward?.add(out.forward);
   }
 
@@ -185,7 +203,7 @@ export class ConsumerPipeline {
       this.taking.delete(taking);
     }
     // backpressure: while ClickHouse cannot keep up, stop taking more from the bus
-    if (this.writer.pendingRows >= this.maxPendingRows) await this.heartbeating(this.flush(), batch);
+    if (this.writer.pendingRows >= this.maxPendingRows) await heartbeating(this.flush(), batch, this.log);
     // Batches fetched ahead arrive as a chain of resolved promises: let timers
     // (decisions, commits) and I/O (/metrics) run between two of them.
     await this.turns.next();
@@ -222,23 +240,6 @@ export class ConsumerPipeline {
     this.emit(ready);
   }
 
-  /** Waits for `work`, heartbeating the group meanwhile: a member waiting on ClickHouse is alive, not dead. */
-  private async heartbeating(work: Promise<void>, batch: PartitionBatch): Promise<void> {
-    if (!batch.heartbeat) return work;
-    let done = false;
-    const finished = work.finally(() => (done = true));
-    const timers = new AbortController();
-    try {
-      while (!done) {
-        await Promise.race([finished, sleep(HEARTBEAT_MS, undefined, { signal: timers.signal }).catch(() => {})]);
-        if (!done) await batch.heartbeat().catch((err: unknown) => this.log(`heartbeat failed: ${(err as Error).message}`));
-      }
-    } finally {
-      timers.abort();
-    }
-    return finished;
-  }
-
   private async deadLetter(topic: string, partition: number, offset: string, key: string, value: Uint8Array, reason: string): Promise<void> {
     const { publisher, topic: dlq } = this.options.deadLetter;
     await publisher.publish(dlq, [
@@ -269,7 +270,18 @@ export class ConsumerPipeline {
     } finally {
       this.ticking = false;
     }
-    if (this.writer.due() && !this.flushing) void this.flush();
+    this.flushIfDue();
+  }
+
+  /**
+   * Starts writing once the batch is full or old enough, and again as soon as
+   * a write ends if it is due by then: inserts follow the rows, not the
+   * decision timer, so the writer's backlog never grows into backpressure
+   * while ClickHouse keeps up.
+   */
+  private flushIfDue(): void {
+    if (this.flushing || this.timers.length === 0 || !this.writer.due()) return;
+    void this.flush().then(() => this.flushIfDue());
   }
 
   private flush(signal?: AbortSignal): Promise<void> {

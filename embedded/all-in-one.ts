@@ -29,7 +29,8 @@ import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint
 import type { Config } from '../config/settings.ts';
 import { collectorSettings, configuredCatalog, configuredStore, memoryPlan, prepareStore } from '../config/runtime.ts';
 import { offerReprice } from '../storage/reprice.ts';
-import { startConsumerThread } from './consumer-thread.ts';
+import { FORWARD_DRAIN_MS, startConsumerThread } from '../threads/consumer-thread.ts';
+import { deadLetterTable } from '../storage/dead-letters.ts';
 import { announceOwner, lockQueue } from './owner.ts';
 
 export interface RunningAllInOne {
@@ -58,9 +59,6 @@ async function defaultQueueBytes(dir: string): Promise<number> {
   const s = await statfs(dir);
   return Math.max(64 * 1024 * 1024, Math.floor((s.bavail * s.bsize) / 2));
 }
-
-/** How long a stopping fleet start keeps sending kept traces to a forward backend (within its shutdown bound). */
-const FORWARD_DRAIN_MS = 10_000;
 
 /** Resolves true when `work` settles within `ms`, false otherwise (work keeps running). */
 async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
@@ -153,7 +151,15 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     const backlog = (await bus.subscriber(config.topic).lag()).reduce((n, p) => n + p.lag, 0);
     log(`durable queue ${dir}: ${backlog} message(s) not yet in the store${backlog ? ' (replaying them now)' : ''}; bound ${maxDiskBytes} bytes on disk`);
     // The consumers (and the forwarder, which sends what they keep) run on a thread of their own.
-    const consumers = await startConsumerThread({ config, store, subscriber: bus.subscriber(config.topic), registry, log });
+    const consumers = await startConsumerThread({
+      config,
+      store,
+      subscriber: bus.subscriber(config.topic),
+      deadLetter: { publisher: deadLetterTable(store), topic: 'dead_letters' },
+      forwardQueueDir: path.join(config.dataDir, 'forward'),
+      registry,
+      log,
+    });
     // stopped before the queue and after the consumers (stops run in reverse), so it gets what their last decisions kept
     stops.push({ what: 'the forwarder and the consumer thread', stop: () => consumers.close(Math.min(FORWARD_DRAIN_MS, Math.max(0, deadline - Date.now()))) });
     stops.push({

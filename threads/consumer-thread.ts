@@ -1,20 +1,22 @@
 /**
- * Runs `fleet start`'s consumers in a worker thread (embedded/consumer-worker.ts)
- * and serves it from the main thread: batches of the in-process queue go to
- * it (values packed into one transferred buffer), its rows come back as
- * encoded bytes for the store, its commits and lag reads go to the queue,
- * and its metrics appear in the main registry (read from it at each scrape)
- * so /metrics, the alerts' health checks and every metric name stay as they
- * were. Measured (docs/performance.md, `npm run bench -- embedded`): with the
- * consumers on the main thread, their work and their garbage collection
- * held the event loop, so OTLP answers and /healthz, for hundreds of ms.
+ * Runs the consumers (`fleet start`'s and `fleet consumer`'s) in a worker
+ * thread (threads/consumer-worker.ts) and serves it from the main thread:
+ * batches of the bus go to it (values packed into one transferred buffer;
+ * the group is heartbeaten while it works on one), its rows come back as
+ * encoded bytes for the store, its commits, lag reads and dead letters go to
+ * the bus, and its metrics appear in the main registry (read from it at each
+ * scrape) so /metrics, the alerts' health checks and every metric name stay
+ * as they were. Measured (docs/performance.md, `npm run bench -- embedded`):
+ * with the consumers on the main thread, their work and their garbage
+ * collection held the event loop — OTLP answers, /healthz, /metrics — for
+ * hundreds of milliseconds.
  */
 import { Worker } from 'node:worker_threads';
 import type { ClickHouseSettings } from '@clickhouse/client';
 import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
-import type { ConsumedMessage, Subscriber, TopicPartition, TopicPartitionOffset } from '../bus/types.ts';
+import type { BusMessage, ConsumedMessage, Publisher, Subscriber, TopicPartitionOffset } from '../bus/types.ts';
 import type { Config } from '../config/settings.ts';
-import type { StopOptions } from '../consumers/pipeline.ts';
+import { heartbeating, type StopOptions } from '../consumers/pipeline.ts';
 import type { Store } from '../storage/store.ts';
 import { pack, Rpc } from './rpc.ts';
 
@@ -22,6 +24,20 @@ export interface WorkerData {
   config: Config;
   /** The store's database (validated on the main thread). */
   database: string;
+  deadLetterTopic: string;
+  /** Where the forwarder queues kept spans on disk; unset: in memory. */
+  forwardQueueDir?: string;
+}
+
+export interface ConsumerThreadOptions {
+  config: Config;
+  store: Store;
+  subscriber: Subscriber;
+  /** Where undecodable messages go (ConsumerPipelineOptions.deadLetter). */
+  deadLetter: { publisher: Publisher; topic: string };
+  forwardQueueDir?: string;
+  registry: Registry;
+  log: (m: string) => void;
 }
 
 export interface BatchMessage {
@@ -40,6 +56,9 @@ export interface ConsumerThread {
 }
 
 type Snapshot = MetricObjectWithValues<MetricValue<string>>[];
+
+/** How long a stopping consumer keeps sending kept traces to a forward backend (within fleet start's shutdown bound). */
+export const FORWARD_DRAIN_MS = 10_000;
 
 /** How long a scrape waits for the consumer thread's metrics before serving the previous reading. */
 const METRICS_WAIT_MS = 250;
@@ -79,8 +98,9 @@ class Mirror {
   }
 }
 
-export async function startConsumerThread(o: { config: Config; store: Store; subscriber: Subscriber; registry: Registry; log: (m: string) => void }): Promise<ConsumerThread> {
-  const worker = new Worker(new URL('./consumer-worker.ts', import.meta.url), { workerData: { config: o.config, database: o.store.database } satisfies WorkerData });
+export async function startConsumerThread(o: ConsumerThreadOptions): Promise<ConsumerThread> {
+  const data: WorkerData = { config: o.config, database: o.store.database, deadLetterTopic: o.deadLetter.topic, ...(o.forwardQueueDir && { forwardQueueDir: o.forwardQueueDir }) };
+  const worker = new Worker(new URL('./consumer-worker.ts', import.meta.url), { workerData: data });
   let stopping = false;
   const rpc: Rpc = new Rpc(worker, {
     log: (m: string) => o.log(m),
@@ -89,13 +109,15 @@ export async function startConsumerThread(o: { config: Config; store: Store; sub
         onBatch: async (batch) => {
           const { body, lengths } = pack(batch.messages.map((m) => m.value));
           const messages = batch.messages.map(({ key, offset, headers }) => ({ key, offset, ...(headers && { headers }) }));
-          await rpc.call('batch', { topic: batch.topic, partition: batch.partition, messages, body, lengths } satisfies BatchMessage, [body.buffer]);
+          const taking = rpc.call<void>('batch', { topic: batch.topic, partition: batch.partition, messages, body, lengths } satisfies BatchMessage, [body.buffer]);
+          await heartbeating(taking, batch, o.log);
         },
         onAssign: (assigned) => rpc.call('assign', assigned),
       }),
     commit: (offsets: TopicPartitionOffset[]) => o.subscriber.commit(offsets),
     lag: () => o.subscriber.lag(),
     unsubscribe: () => o.subscriber.stop(),
+    deadLetter: ({ topic, messages }: { topic: string; messages: BusMessage[] }) => o.deadLetter.publisher.publish(topic, messages),
     insert: ({ table, rows }: { table: string; rows: object[] }) => o.store.insert(table, rows),
     insertEncoded: ({ table, body }: { table: string; body: Uint8Array }) => o.store.insertEncoded(table, [body]),
     query: ({ sql, params, settings }: { sql: string; params?: Record<string, unknown>; settings?: ClickHouseSettings }) => o.store.query(sql, params, settings),

@@ -1,26 +1,27 @@
 /**
- * The consumer thread of `fleet start` (embedded/consumer-thread.ts starts
- * it): the ConsumerPipeline — decode, assemble, price, sample, encode rows —
- * and the forwarder, with their own heap, so neither their work nor their
- * garbage collection holds the main thread's event loop (the collector,
- * /healthz, the query endpoint). The store and the queue stay on the main
- * thread (chDB binds one data directory per process; the durable queue is
- * the collector's): this thread reaches them through the calls below.
+ * The consumer thread (threads/consumer-thread.ts starts it): the
+ * ConsumerPipeline — decode, assemble, price, sample, encode rows — and the
+ * forwarder, with their own heap, so neither their work nor their garbage
+ * collection holds the main thread's event loop (the collector, /healthz,
+ * /metrics, the query endpoint). The store and the bus stay on the main
+ * thread (chDB binds one data directory per process; the embedded queue is
+ * the collector's; one Kafka client per process): this thread reaches them
+ * through the calls below.
  */
-import path from 'node:path';
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Registry } from 'prom-client';
-import type { PartitionLag, Subscriber, SubscriberHandlers, TopicPartition, TopicPartitionOffset } from '../bus/types.ts';
+import type { PartitionLag, Publisher, Subscriber, SubscriberHandlers, TopicPartition, TopicPartitionOffset } from '../bus/types.ts';
 import type { Config } from '../config/settings.ts';
 import { configuredCatalog, pipelineSettings } from '../config/runtime.ts';
 import { ConsumerPipeline, type StopOptions } from '../consumers/pipeline.ts';
 import { startForwarder } from '../forward/start.ts';
-import { deadLetterTable } from '../storage/dead-letters.ts';
 import type { Store } from '../storage/store.ts';
 import { pack, Rpc, unpack } from './rpc.ts';
 import type { BatchMessage, WorkerData } from './consumer-thread.ts';
 
-const { config, database } = workerData as WorkerData & { config: Config };
+const { config, database, deadLetterTopic, forwardQueueDir } = workerData as WorkerData & { config: Config };
+if (process.env.XNICE) os.setPriority(Number(process.env.XNICE));
 const port = parentPort!;
 let handlers: SubscriberHandlers | undefined;
 let pipeline: ConsumerPipeline | undefined;
@@ -29,13 +30,13 @@ const registry = new Registry();
 
 const rpc = new Rpc(port, {
   start: async () => {
-    forward = await startForwarder(config, registry, log, path.join(config.dataDir, 'forward'));
+    forward = await startForwarder(config, registry, log, forwardQueueDir);
     pipeline = new ConsumerPipeline({
       topic: config.topic,
       store,
       subscriber,
       catalog: configuredCatalog(config),
-      deadLetter: { publisher: deadLetterTable(store), topic: 'dead_letters' },
+      deadLetter: { publisher: deadLetters, topic: deadLetterTopic },
       registry,
       log: (m) => log(`consumer: ${m}`),
       ...pipelineSettings(config),
@@ -76,6 +77,13 @@ const subscriber: Subscriber = {
   commit: (offsets: TopicPartitionOffset[]) => rpc.call('commit', offsets),
   lag: () => rpc.call<PartitionLag[]>('lag'),
   stop: () => rpc.call('unsubscribe'),
+};
+
+const deadLetters: Publisher = {
+  // each value copied out of the batch's buffer: a view would clone the whole buffer
+  publish: (topic, messages) => rpc.call('deadLetter', { topic, messages: messages.map((m) => ({ ...m, value: m.value.slice() })) }),
+  isReady: async () => true,
+  close: async () => {},
 };
 
 const store: Store = {
