@@ -8,7 +8,6 @@
  * the collector's; one Kafka client per process): this thread reaches them
  * through the calls below.
  */
-import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Registry } from 'prom-client';
 import type { PartitionLag, Publisher, Subscriber, SubscriberHandlers, TopicPartition, TopicPartitionOffset } from '../bus/types.ts';
@@ -21,7 +20,6 @@ import { pack, Rpc, unpack } from './rpc.ts';
 import type { BatchMessage, WorkerData } from './consumer-thread.ts';
 
 const { config, database, deadLetterTopic, forwardQueueDir } = workerData as WorkerData & { config: Config };
-if (process.env.XNICE) os.setPriority(Number(process.env.XNICE));
 const port = parentPort!;
 let handlers: SubscriberHandlers | undefined;
 let pipeline: ConsumerPipeline | undefined;
