@@ -168,7 +168,7 @@ export class ConsumerPipeline {
 
   private emit(out: Output): void {
     this.writer.add(out);
-    this.flushIfDue();
+    this.flushIfFull();
     if (out.forward.length) this.options.forward?.add(out.forward);
   }
 
@@ -270,18 +270,19 @@ export class ConsumerPipeline {
     } finally {
       this.ticking = false;
     }
-    this.flushIfDue();
+    if (this.writer.due() && !this.flushing) void this.flush().then(() => this.flushIfFull());
   }
 
   /**
-   * Starts writing once the batch is full or old enough, and again as soon as
-   * a write ends if it is due by then: inserts follow the rows, not the
-   * decision timer, so the writer's backlog never grows into backpressure
-   * while ClickHouse keeps up.
+   * Starts writing as soon as the batch is full (and again when a write ends
+   * with a full one waiting), not only at the next decision tick, which may
+   * wait its turns behind the batches being taken: the writer's backlog then
+   * never grows into backpressure while ClickHouse keeps up. Batches that are
+   * only old enough wait for the tick: fewer, larger inserts cost chDB less.
    */
-  private flushIfDue(): void {
-    if (this.flushing || this.timers.length === 0 || !this.writer.due()) return;
-    void this.flush().then(() => this.flushIfDue());
+  private flushIfFull(): void {
+    if (this.flushing || this.timers.length === 0 || !this.writer.full()) return;
+    void this.flush().then(() => this.flushIfFull());
   }
 
   private flush(signal?: AbortSignal): Promise<void> {

@@ -91,9 +91,14 @@ export class BatchWriter {
     this.pending += rows.length;
   }
 
+  /** True when the batch holds maxRows. */
+  full(): boolean {
+    return this.pending >= this.options.maxRows;
+  }
+
   /** True when the batch is full or old enough to be written. */
   due(): boolean {
-    return this.since !== undefined && (this.pending >= this.options.maxRows || this.now() - this.since >= this.options.maxDelayMs);
+    return this.since !== undefined && (this.full() || this.now() - this.since >= this.options.maxDelayMs);
   }
 
   /** Writes what is batched (after any flush already running). Retries until it succeeds or `signal` aborts. */
