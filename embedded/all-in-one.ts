@@ -60,8 +60,10 @@ async function defaultQueueBytes(dir: string): Promise<number> {
   return Math.max(64 * 1024 * 1024, Math.floor((s.bavail * s.bsize) / 2));
 }
 
-/** Resolves true when `work` settles within `ms`, false otherwise (work keeps running). */
+/** Resolves true when `work` settles within `ms` (unbounded when not finite), false otherwise (work keeps running). */
 async function within(work: Promise<unknown>, ms: number): Promise<boolean> {
+  // setTimeout(Infinity) would fire after 1 ms: an unbounded stop (a failed start) would be cut short
+  if (!Number.isFinite(ms)) return work.then(() => true);
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
   try {
