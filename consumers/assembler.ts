@@ -95,8 +95,6 @@ interface Buffered {
 
 interface PendingAttempt {
   header: AttemptHeader;
-  /** Wall-clock ms when the ended attempt span arrived; undefined while it has not ended. */
-  endedArrival?: number;
 }
 
 interface TraceState {
@@ -259,9 +257,9 @@ export class Assembler {
     }
     for (const trace of this.idle.values()) {
       if (now - trace.lastSeen < this.options.traceTimeoutMs) break;
-      for (const [spanId, a] of [...trace.attempts]) {
+      for (const spanId of [...trace.attempts.keys()]) {
         if (decisions++ >= maxDecisions) return out;
-        this.decide(trace, spanId, a.endedArrival === undefined ? 'timeout' : 'ended', out);
+        this.decide(trace, spanId, this.ended.has(spanKey(trace.traceId, spanId)) ? 'ended' : 'timeout', out);
       }
       this.releaseOutside(trace, out);
     }
@@ -343,16 +341,11 @@ export class Assembler {
       startNs: span.startTimeUnixNano,
       endNs: hasEnded(span) ? span.endTimeUnixNano : 0n,
     };
+    trace.attempts.set(span.spanId, { header });
     const key = spanKey(span.traceId, span.spanId);
-    // re-queued at its (new) arrival: a re-sent attempt span waits its own decision wait
+    // an attempt is ended exactly when it is queued here, re-queued at its (new) arrival: a re-sent attempt span waits its own decision wait
     this.ended.delete(key);
-    if (!hasEnded(span)) {
-      trace.attempts.set(span.spanId, { header });
-      return;
-    }
-    const arrival = this.now();
-    trace.attempts.set(span.spanId, { header, endedArrival: arrival });
-    this.ended.set(key, { trace, spanId: span.spanId, arrival });
+    if (hasEnded(span)) this.ended.set(key, { trace, spanId: span.spanId, arrival: this.now() });
   }
 
   /** The decided attempt a buffered span belongs to through its ancestors, if any. */

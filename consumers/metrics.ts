@@ -19,10 +19,33 @@ export interface ConsumerStateSource {
  */
 const LAG_WAIT_MS = 250;
 
+/**
+ * A reading refreshed on demand, one refresh at a time: a caller waits at
+ * most `waitMs` for it and then gets the last one (the refresh goes on for
+ * the next caller), so a scrape never waits longer on a slow source. A failed
+ * refresh makes the reading `onError(last)`.
+ */
+export function boundedReading<T>(read: () => Promise<T>, waitMs: number, initial: T, onError: (last: T) => T): () => Promise<T> {
+  let last = initial;
+  let reading: Promise<void> | undefined;
+  return async () => {
+    reading ??= read()
+      .then(
+        (v) => void (last = v),
+        () => void (last = onError(last)),
+      )
+      .finally(() => (reading = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([reading, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+    return last;
+  };
+}
+
 export function createConsumerMetrics(registry: Registry<RegistryContentType>, source: ConsumerStateSource) {
   const registers = [registry];
-  let lag: PartitionLag[] = [];
-  let reading: Promise<void> | undefined;
+  // lag is unknown while the bus is down; the gauge stays empty rather than stale
+  const lag = boundedReading(() => source.lag(), LAG_WAIT_MS, [] as PartitionLag[], () => []);
   const gauge = (name: string, help: string, read: () => number) =>
     new Gauge({
       name,
@@ -44,19 +67,9 @@ export function createConsumerMetrics(registry: Registry<RegistryContentType>, s
     labelNames: ['topic', 'partition'] as const,
     registers,
     async collect() {
-      reading ??= source
-        .lag()
-        .then(
-          (l) => void (lag = l),
-          // lag is unknown while the bus is down; the gauge stays empty rather than stale
-          () => void (lag = []),
-        )
-        .finally(() => (reading = undefined));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([reading, new Promise((resolve) => (timer = setTimeout(resolve, LAG_WAIT_MS)))]);
-      clearTimeout(timer);
+      const partitions = await lag();
       this.reset();
-      for (const l of lag) this.set({ topic: l.topic, partition: String(l.partition) }, l.lag);
+      for (const l of partitions) this.set({ topic: l.topic, partition: String(l.partition) }, l.lag);
     },
   });
   return {

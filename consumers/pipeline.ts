@@ -168,7 +168,7 @@ export class ConsumerPipeline {
 
   private emit(out: Output): void {
     this.writer.add(out);
-    this.flushIfFull();
+    this.flushIf(this.writer.full());
     if (out.forward.length) this.options.forward?.add(out.forward);
   }
 
@@ -270,19 +270,20 @@ export class ConsumerPipeline {
     } finally {
       this.ticking = false;
     }
-    if (this.writer.due() && !this.flushing) void this.flush().then(() => this.flushIfFull());
+    this.flushIf(this.writer.due());
   }
 
   /**
-   * Starts writing as soon as the batch is full (and again when a write ends
-   * with a full one waiting), not only at the next decision tick, which may
-   * wait its turns behind the batches being taken: the writer's backlog then
-   * never grows into backpressure while ClickHouse keeps up. Batches that are
-   * only old enough wait for the tick: fewer, larger inserts cost chDB less.
+   * Starts writing when `ready` and no write runs: a full batch as soon as
+   * it is full (and again when a write ends with a full one waiting), not
+   * only at the next decision tick, which may wait its turns behind the
+   * batches being taken, so the writer's backlog never grows into
+   * backpressure while ClickHouse keeps up; a batch that is only old enough
+   * at the tick (fewer, larger inserts cost chDB less).
    */
-  private flushIfFull(): void {
-    if (this.flushing || this.timers.length === 0 || !this.writer.full()) return;
-    void this.flush().then(() => this.flushIfFull());
+  private flushIf(ready: boolean): void {
+    if (!ready || this.flushing || this.timers.length === 0) return;
+    void this.flush().then(() => this.flushIf(this.writer.full()));
   }
 
   private flush(signal?: AbortSignal): Promise<void> {

@@ -42,11 +42,11 @@ interface Batch {
   spans: Chunk[];
   attempts: Chunk[];
   refs: MessageRef[];
+  /** Rows in the three tables' chunks. */
+  rows: number;
 }
 const TABLES = ['llm_calls', 'spans', 'attempts'] as const;
-const emptyBatch = (): Batch => ({ llm_calls: [], spans: [], attempts: [], refs: [] });
-const rows = (chunks: readonly Chunk[]) => chunks.reduce((n, c) => n + c.rows, 0);
-const rowCount = (b: Batch) => rows(b.llm_calls) + rows(b.spans) + rows(b.attempts);
+const emptyBatch = (): Batch => ({ llm_calls: [], spans: [], attempts: [], refs: [], rows: 0 });
 
 export class BatchWriter {
   private batch: Batch = emptyBatch();
@@ -57,7 +57,6 @@ export class BatchWriter {
   private readonly options: WriterOptions;
   private readonly release: (refs: MessageRef[]) => void;
   private readonly chunkRows: number;
-  private pending = 0;
 
   constructor(store: Store, options: WriterOptions, release: (refs: MessageRef[]) => void) {
     this.store = store;
@@ -69,7 +68,7 @@ export class BatchWriter {
 
   /** Rows waiting to be written. */
   get pendingRows(): number {
-    return this.pending;
+    return this.batch.rows;
   }
 
   add(o: Output): void {
@@ -88,12 +87,12 @@ export class BatchWriter {
       for (let j = i; j < end; j++) text += `${JSON.stringify(rows[j])}\n`;
       into.push({ bytes: Buffer.from(text), rows: end - i });
     }
-    this.pending += rows.length;
+    this.batch.rows += rows.length;
   }
 
   /** True when the batch holds maxRows. */
   full(): boolean {
-    return this.pending >= this.options.maxRows;
+    return this.batch.rows >= this.options.maxRows;
   }
 
   /** True when the batch is full or old enough to be written. */
@@ -110,9 +109,8 @@ export class BatchWriter {
 
   private async writeBatch(signal?: AbortSignal): Promise<void> {
     const b = this.batch;
-    if (this.pending === 0 && b.refs.length === 0) return;
+    if (b.rows === 0 && b.refs.length === 0) return;
     this.batch = emptyBatch();
-    this.pending = 0;
     this.since = undefined;
     try {
       for (const table of TABLES) await this.insert(table, b[table], signal);
@@ -122,7 +120,7 @@ export class BatchWriter {
       this.batch = b;
       for (const table of TABLES) for (const chunk of later[table]) b[table].push(chunk);
       for (const r of later.refs) b.refs.push(r);
-      this.pending = rowCount(b);
+      b.rows += later.rows;
       throw err;
     }
     this.release(b.refs);

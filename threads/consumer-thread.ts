@@ -16,6 +16,7 @@ import type { ClickHouseSettings } from '@clickhouse/client';
 import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import type { BusMessage, ConsumedMessage, Publisher, Subscriber, TopicPartitionOffset } from '../bus/types.ts';
 import type { Config } from '../config/settings.ts';
+import { boundedReading } from '../consumers/metrics.ts';
 import { heartbeating, type StopOptions } from '../consumers/pipeline.ts';
 import type { Store } from '../storage/store.ts';
 import { pack, Rpc } from './rpc.ts';
@@ -66,13 +67,13 @@ const METRICS_WAIT_MS = 250;
 /** The consumer thread's metrics, registered on the main registry: each scrape reads them afresh (at most one read at a time). */
 class Mirror {
   private readonly latest = new Map<string, MetricObjectWithValues<MetricValue<string>>>();
-  private reading: Promise<void> | undefined;
   private readonly registry: Registry;
-  private readonly read: () => Promise<Snapshot>;
+  /** A failed read (the thread is stopping or gone) leaves the last reading standing. */
+  private readonly refresh: () => Promise<void>;
 
   constructor(registry: Registry, read: () => Promise<Snapshot>) {
     this.registry = registry;
-    this.read = read;
+    this.refresh = boundedReading(async () => this.update(await read()), METRICS_WAIT_MS, undefined, () => undefined);
   }
 
   update(snapshot: Snapshot): void {
@@ -83,18 +84,12 @@ class Mirror {
   }
 
   private register(m: MetricObjectWithValues<MetricValue<string>>): void {
-    const refresh = async () => {
-      this.reading ??= this.read()
-        .then((s) => this.update(s))
-        .catch(() => {}) // the thread is stopping or gone: its last reading stands
-        .finally(() => (this.reading = undefined));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.reading, new Promise((resolve) => (timer = setTimeout(resolve, METRICS_WAIT_MS)))]);
-      clearTimeout(timer);
+    const get = async () => {
+      await this.refresh();
       return this.latest.get(m.name)!;
     };
     // prom-client formats and serves any registered object with name, help, type and get()
-    this.registry.registerMetric({ name: m.name, help: m.help, type: m.type, aggregator: m.aggregator, get: refresh } as never);
+    this.registry.registerMetric({ name: m.name, help: m.help, type: m.type, aggregator: m.aggregator, get } as never);
   }
 }
 
