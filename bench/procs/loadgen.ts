@@ -43,6 +43,7 @@ interface Options {
 
 const o: Options = { bodies: 24, spansPerRequest: 512, concurrency: 8, warmupS: 3, durationS: 10, rate: 0, maxInflight: 256, gzip: false, seed: 11, unique: false, settleS: 0, ...JSON.parse(process.argv[2] ?? '{}') };
 const emit = (event: string, data: Record<string, unknown> = {}) => process.stdout.write(`${JSON.stringify({ event, ...data })}\n`);
+const summary = (l: readonly number[]) => ({ p50: percentile(l, 50), p90: percentile(l, 90), p99: percentile(l, 99), max: Math.max(...l) });
 
 const plan = planAttempts({ attempts: Math.ceil((o.bodies * o.spansPerRequest) / 11) + 50, seed: o.seed, tenant: 'bench-load' });
 const bodies: Buffer[] = [];
@@ -138,7 +139,7 @@ if (o.rate === 0) {
     spans: ok * o.spansPerRequest,
     seconds,
     statuses,
-    latencyMs: { p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), max: Math.max(...latencies) },
+    latencyMs: summary(latencies),
     loadgenCpuS: (cpu.user + cpu.system) / 1e6,
   });
 } else {
@@ -200,12 +201,12 @@ if (o.rate === 0) {
   const settleUntil = performance.now() + o.settleS * 1000;
   while (inflight > 0 && performance.now() < settleUntil) await new Promise((r) => setTimeout(r, 10));
   const byStatus = Object.fromEntries(
-    Object.entries(win.latencies).map(([status, l]) => [status, { count: l.length, p50: percentile(l, 50), p90: percentile(l, 90), p99: percentile(l, 99), max: Math.max(...l) }]),
+    Object.entries(win.latencies).map(([status, l]) => [status, { count: l.length, ...summary(l) }]),
   );
   emit('done', {
     sent,
     statuses: totals,
-    latencyMs: { p50: percentile(allLat, 50), p90: percentile(allLat, 90), p99: percentile(allLat, 99), max: Math.max(...allLat) },
+    latencyMs: summary(allLat),
     unanswered: inflight,
     window: { seconds: o.durationS, sent: win.sent, skipped: win.skipped, latencyMs: byStatus },
   });
