@@ -19,7 +19,7 @@
  */
 import { CpuWindow, percentile, round, sleep, summarizeRuns, type Benchmark } from './lib/common.ts';
 import { event, spawnFleet, spawnNode, stop, tempDir, type Child } from './lib/child.ts';
-import { metricValue, scrape } from './lib/metrics.ts';
+import { histogramQuantile, metricValue, scrape } from './lib/metrics.ts';
 
 interface Latency {
   count: number;
@@ -32,6 +32,8 @@ interface OpenLoopDone {
   statuses: Record<string, number>;
   unanswered: number;
   window: { seconds: number; sent: number; skipped: number; latencyMs: Record<string, Latency> };
+  loadgenDelayMs: { p99: number; max: number };
+  bodyUnderruns: number;
 }
 
 interface Fleet {
@@ -136,6 +138,9 @@ async function steady(o: { rate: number; spansPerRequest: number; warmupS: numbe
     );
     const scrapes: { t: number; ms: number; taken: number; lagP99: number; lagMax: number }[] = [];
     let scrapeFailures = 0;
+    // the window's first and last scrapes, for the histograms' deltas
+    let firstText = '';
+    let lastText = '';
     probes.push(
       (async () => {
         while (probing) {
@@ -143,6 +148,8 @@ async function steady(o: { rate: number; spansPerRequest: number; warmupS: numbe
           if (r.ok) {
             const v = (name: string) => metricValue(r.text, name);
             scrapes.push({ t: performance.now(), ms: r.ms, taken: v('fleet_consumer_spans_total'), lagP99: v('nodejs_eventloop_lag_p99_seconds') * 1000, lagMax: v('nodejs_eventloop_lag_max_seconds') * 1000 });
+            firstText ||= r.text;
+            lastText = r.text;
           } else scrapeFailures++;
           if (r.ms < 1000) await sleep(1000 - r.ms);
         }
@@ -190,8 +197,15 @@ async function steady(o: { rate: number; spansPerRequest: number; warmupS: numbe
       otlpMaxMs: round(ok.max, 1),
       backpressureAnswers: backpressure,
       failedRequests: failed + done.window.skipped + done.unanswered,
+      // the load generator's own event-loop delay: the error bar on the OTLP latencies it measured
+      loadgenDelayP99Ms: done.loadgenDelayMs.p99,
+      loadgenDelayMaxMs: done.loadgenDelayMs.max,
       metricsScrapeMaxMs: round(Math.max(...scrapes.map((s) => s.ms)), 1),
       metricsScrapeFailures: scrapeFailures,
+      // where an OTLP answer's time goes: waiting for the durable queue's group commit (publish), and the commit itself
+      publishP50Ms: round(histogramQuantile(firstText, lastText, 'fleet_collector_publish_duration_seconds', 0.5) * 1000, 2),
+      publishP99Ms: round(histogramQuantile(firstText, lastText, 'fleet_collector_publish_duration_seconds', 0.99) * 1000, 2),
+      fsyncP99Ms: round(histogramQuantile(firstText, lastText, 'fleet_queue_fsync_seconds', 0.99) * 1000, 2),
       cpuCoresUsed: round(w.cpuS.fleet! / w.wallS, 2),
       machineBusyCores: w.machineBusyCores,
       lostSpans: Math.max(0, accepted - taken),
@@ -200,6 +214,7 @@ async function steady(o: { rate: number; spansPerRequest: number; warmupS: numbe
       requestsPerSecond: round(requestsPerSecond, 2),
       windowStatuses: Object.fromEntries(Object.entries(done.window.latencyMs).map(([s, l]) => [s, l.count])),
       unanswered: done.unanswered,
+      bodyUnderruns: done.bodyUnderruns,
       acceptedTotalSpans: accepted,
       takenTotalSpans: taken,
       healthzProbes: healthz.length,
@@ -244,7 +259,7 @@ export const embeddedBenchmark: Benchmark = {
       runs.push({ ...s.run, maxSustainedSpansPerSecond: round(max) });
       details[`steady_run${r + 1}`] = s.detail;
     }
-    const ms = ['eventLoopDelayP99Ms', 'eventLoopDelayMaxMs', 'eventLoopDelayP99MedianMs', 'healthzP50Ms', 'healthzP99Ms', 'healthzMaxMs', 'otlpP50Ms', 'otlpP99Ms', 'otlpMaxMs', 'metricsScrapeMaxMs'];
+    const ms = ['eventLoopDelayP99Ms', 'eventLoopDelayMaxMs', 'eventLoopDelayP99MedianMs', 'healthzP50Ms', 'healthzP99Ms', 'healthzMaxMs', 'otlpP50Ms', 'otlpP99Ms', 'otlpMaxMs', 'publishP50Ms', 'publishP99Ms', 'fsyncP99Ms', 'loadgenDelayP99Ms', 'loadgenDelayMaxMs', 'metricsScrapeMaxMs'];
     return {
       config: { repeats, load, spansPerRequest, findConcurrency: concurrency, findS, durationS, warmupS, maxSustainedFrom: o.set.rate ? '--set rate' : 'phase 1 (closed loop)', fleetStart: 'defaults, fresh data directory per phase' },
       metrics: summarizeRuns(runs),
@@ -275,6 +290,7 @@ export const embeddedBenchmark: Benchmark = {
       notes: [
         `maxSustainedSpansPerSecond: spans/s the consumers took off the queue (fleet_consumer_spans_total) under a closed loop of ${concurrency} requests, new traces each; the steady phase offers ${load} × that, open loop, on a fresh fleet start`,
         "eventLoopDelay*: fleet start's nodejs_eventloop_lag_{p99,max}_seconds (prom-client's monitorEventLoopDelay histogram, reset at every /metrics collect, so each 1 s scrape covers the second since the previous one; the first scrape, covering start-up and warm-up, is left out); eventLoopDelayP99Ms is the worst 1 s window, eventLoopDelayP99MedianMs the typical one. The histogram samples every 10 ms and records the whole interval (an idle loop reads ~10 ms), so a window holds ≤ 100 samples and its p99 is close to its max",
+        'publish*: fleet_collector_publish_duration_seconds (handing a request to the durable queue until its group commit is on disk), fsyncP99Ms: fleet_queue_fsync_seconds (one write + fdatasync); quantiles over the window from the histograms\' bucket deltas, interpolated inside a bucket',
         'healthz*: GET /healthz every 50 ms on a fresh connection (2 s timeout; failures count with their time); otlp*: 200 answers only, backpressure (429/503) counted apart, failedRequests = other answers, errors, requests skipped at maxInflight or never answered; writtenSpansPerSecond: spans the consumers took in the window; lostSpans: accepted by the collector (warm-up included) − taken by the consumers once drained',
       ],
     };

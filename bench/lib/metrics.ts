@@ -41,3 +41,25 @@ export async function scrape(url: string): Promise<string> {
     }
   }
 }
+
+/**
+ * The q-quantile of histogram `name` over the interval between two scrapes
+ * (bucket counts subtracted), interpolated linearly inside its bucket as
+ * Prometheus's histogram_quantile does; NaN when nothing was observed.
+ */
+export function histogramQuantile(before: string, after: string, name: string, q: number): number {
+  const buckets = (text: string) => new Map(metricSeries(text, `${name}_bucket`).map((s) => [/le="([^"]+)"/.exec(s.labels)![1]!, s.value]));
+  const b0 = buckets(before);
+  const counts = [...buckets(after)].map(([le, n]) => ({ le: Number(le), n: n - (b0.get(le) ?? 0) })).sort((a, b) => a.le - b.le);
+  const total = counts.at(-1)?.n ?? 0;
+  if (!(total > 0)) return NaN;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const { le, n } of counts) {
+    if (n >= rank) return le === Infinity ? lower : lower + ((le - lower) * (rank - below)) / Math.max(n - below, 1e-9);
+    lower = le;
+    below = n;
+  }
+  return lower;
+}

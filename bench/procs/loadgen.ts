@@ -14,8 +14,10 @@
  * (so backpressure answers do not hide in the 200s' percentiles).
  */
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import zlib from 'node:zlib';
 import { percentile } from '../lib/common.ts';
+import { FreshBodies } from './fresh-bodies.ts';
 import { encode, exportRequests, planAttempts, spanCount } from '../lib/traffic.ts';
 
 interface Options {
@@ -34,7 +36,8 @@ interface Options {
   /**
    * Every request new traces (ids never seen before), generated as it goes —
    * what consumers downstream must process rather than deduplicate. Costs
-   * the load generator ~5 ms of CPU per request.
+   * the load generator ~7 ms of CPU per request, on a worker thread
+   * (fresh-bodies.ts).
    */
   unique: boolean;
   /** Open loop: after the last request, wait up to this long for the answers still in flight (0: do not wait). */
@@ -82,18 +85,16 @@ function post(body: Buffer): Promise<{ status: number; ms: number }> {
 }
 
 let next = 0;
-/** Endless fresh traffic: plans of 2000 attempts, each with a seed of its own, starting now. */
-function* freshBodies(): Generator<Buffer> {
-  for (let chunk = 0; ; chunk++) {
-    const plan = planAttempts({ attempts: 2000, seed: o.seed * 100_000 + chunk, tenant: 'bench-load', startNs: BigInt(Date.now()) * 1_000_000n });
-    for (const r of exportRequests(plan, { spansPerRequest: o.spansPerRequest })) {
-      const raw = encode(r);
-      yield o.gzip ? zlib.gzipSync(raw) : raw;
-    }
-  }
-}
-const fresh = o.unique ? freshBodies() : undefined;
-const body = () => (fresh ? fresh.next().value! : bodies[next++ % bodies.length]!);
+const fresh = o.unique ? new FreshBodies({ seed: o.seed, spansPerRequest: o.spansPerRequest, gzip: o.gzip }) : undefined;
+await fresh?.filled();
+/** The next body: a fresh one (waiting for it if need be) or the next of the cycled set. */
+const body = (): Buffer | Promise<Buffer> => (fresh ? fresh.take() : bodies[next++ % bodies.length]!);
+/** The open loop's next body, or undefined when the fresh-body worker is behind (counted as skipped: the loop does not wait). */
+const bodyNow = (): Buffer | undefined => (fresh ? fresh.poll() : bodies[next++ % bodies.length]!);
+// this process's own event-loop delay: a late callback here adds to every latency it measures
+const ownDelay = monitorEventLoopDelay({ resolution: 10 });
+ownDelay.enable();
+const ownDelayMs = () => ({ p99: Math.round(ownDelay.percentile(99) / 1e4) / 100, max: Math.round(ownDelay.max / 1e4) / 100 });
 
 if (o.rate === 0) {
   // closed loop
@@ -121,7 +122,7 @@ if (o.rate === 0) {
       while (phase !== 'over') {
         const started = phase;
         const t = performance.now();
-        const r = await post(body());
+        const r = await post(await body());
         if (started === 'measure' && phase === 'measure' && t >= windowStart) {
           latencies.push(r.ms);
           statuses[r.status] = (statuses[r.status] ?? 0) + 1;
@@ -141,6 +142,8 @@ if (o.rate === 0) {
     statuses,
     latencyMs: summary(latencies),
     loadgenCpuS: (cpu.user + cpu.system) / 1e6,
+    loadgenDelayMs: ownDelayMs(),
+    bodyUnderruns: fresh?.underruns ?? 0,
   });
 } else {
   // open loop at a fixed rate, until stdin closes or durationS passes
@@ -180,9 +183,15 @@ if (o.rate === 0) {
           if (measuring) win.skipped++;
           continue;
         }
+        const b = bodyNow();
+        if (!b) {
+          tick.skipped = (tick.skipped ?? 0) + 1;
+          if (measuring) win.skipped++;
+          continue;
+        }
         inflight++;
         const inWindow = measuring;
-        void post(body()).then((r) => {
+        void post(b).then((r) => {
           inflight--;
           tick[r.status] = (tick[r.status] ?? 0) + 1;
           totals[r.status] = (totals[r.status] ?? 0) + 1;
@@ -209,6 +218,8 @@ if (o.rate === 0) {
     latencyMs: summary(allLat),
     unanswered: inflight,
     window: { seconds: o.durationS, sent: win.sent, skipped: win.skipped, latencyMs: byStatus },
+    loadgenDelayMs: ownDelayMs(),
+    bodyUnderruns: fresh?.underruns ?? 0,
   });
 }
 agent.destroy();
