@@ -29,7 +29,8 @@ import { metricValue } from './collector.fixtures.ts';
 import { expectedCostPerPass, expectedRouting, expectedSpecOutcomes, loadCards, plannedSpanIds } from './support/ground-truth.ts';
 import { AckingClient, requestsOf } from './support/acking-client.ts';
 import { fleetPlan } from './support/fleet-plan.ts';
-import { privateBroker, readTopicToEnd, topicOffsets, uniqueName, type TestBroker } from './support/kafka.ts';
+import { privateBroker, uniqueName, type TestBroker } from './support/kafka.ts';
+import { readTopicToEnd, topicOffsets } from './support/topic-reader.ts';
 import { startFleet, startNode, type Child } from './support/processes.ts';
 import { tempDir } from './support/store.ts';
 

@@ -1,7 +1,7 @@
 /**
  * perpass processes for end-to-end tests: `node bin/fleet.js …` (or any node
- * script) as a child process whose output is kept, so a test can wait for a
- * log line and show the tail when something goes wrong.
+ * script, or any program) as a child process whose output is kept, so a test
+ * can wait for a log line and show the tail when something goes wrong.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -26,10 +26,14 @@ process.once('exit', () => {
   for (const p of running) p.kill('SIGKILL');
 });
 
-export function startNode(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Child {
-  const proc = spawn(process.execPath, [path.join(ROOT, script), ...args], {
+export const startNode = (script: string, args: string[], env: NodeJS.ProcessEnv = {}): Child =>
+  startProcess(process.execPath, [path.join(ROOT, script), ...args], { NODE_ENV: 'production', ...env }, `${path.basename(script)} ${args.slice(0, 1).join(' ')}`);
+
+/** `command args` in the repository root, with `env` over this process's environment; `name` labels its errors. */
+export function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = {}, name = path.basename(command)): Child {
+  const proc = spawn(command, args, {
     cwd: ROOT,
-    env: { ...process.env, NODE_ENV: 'production', ...env },
+    env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -48,7 +52,6 @@ export function startNode(script: string, args: string[], env: NodeJS.ProcessEnv
       resolve(code ?? signal ?? -1);
     }),
   );
-  const name = `${path.basename(script)} ${args.slice(0, 1).join(' ')}`;
   return {
     proc,
     output: () => out,
