@@ -8,20 +8,15 @@
  * counts too).
  */
 import path from 'node:path';
-import { CpuWindow, median, round, summarizeRuns, type Benchmark } from './lib/common.ts';
+import { CpuWindow, median, round, summarizeRuns, type Benchmark, type Target } from './lib/common.ts';
 import { event, newestProfile, profilesDir, spawnFleet, spawnNode, stop, tempDir, type Child } from './lib/child.ts';
+import { CLOSED_LOOP_UNITS, closedLoop, type Latency } from './lib/closed-loop.ts';
+import { startFleetCollector } from './lib/fleet-collector.ts';
 import { benchBroker, uniqueTopic } from './lib/kafka.ts';
 import { topSelfTime } from './lib/profile.ts';
 
-interface Done {
-  requests: number;
-  okRequests: number;
-  spans: number;
-  seconds: number;
-  statuses: Record<string, number>;
-  latencyMs: { p50: number; p90: number; p99: number; max: number };
-  loadgenCpuS: number;
-}
+/** The collector's throughput target (docs/performance.md), also checked by the otelcol comparison. */
+export const PER_CORE_TARGET: Target = { metric: 'spansPerCollectorCpuSecond', op: '>=', target: 50_000, unit: 'spans/s/core' };
 
 export const collectorBenchmark: Benchmark = {
   name: 'collector',
@@ -57,13 +52,9 @@ export const collectorBenchmark: Benchmark = {
       let url: string;
       if (broker) {
         const topic = uniqueTopic('bench_collector');
-        const args = ['--kafka-brokers', broker.brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}_dlq`, '--topic-partitions', String(partitions), '--collector-port', '0', '--collector-host', '127.0.0.1'];
-        // another compression or client: the same construction as `fleet collector` (bench/procs/collector.ts) with that option
-        collector =
-          compression === 'gzip' && client === 'kafkajs'
-            ? spawnFleet(['collector', ...args], { ...(profDir && { cpuProfDir: profDir }) })
-            : spawnNode('bench/procs/collector.ts', [...args, '--compression', compression, '--client', client], { ...(profDir && { cpuProfDir: profDir }) });
-        url = `${(await collector.waitFor(/collector: (http:\/\/\S+?\/v1\/traces)/))[1]}`;
+        const started = await startFleetCollector({ brokers: broker.brokers, topic, partitions, compression, client, ...(profDir && { cpuProfDir: profDir }) });
+        collector = started.child;
+        url = started.url;
         o.log(`collector pid ${collector.proc.pid} on ${url}, topic ${topic} (${partitions} partitions), publisher ${client} compression ${compression}`);
       } else {
         const args = ['start', '--data-dir', dataDir!.dir, '--collector-port', '0', '--collector-host', '127.0.0.1', '--query-port', '0'];
@@ -74,36 +65,16 @@ export const collectorBenchmark: Benchmark = {
         o.log(`fleet start pid ${collector.proc.pid} (${o.set.fleet ?? 'bin/fleet.js'}) on ${url}, data in ${dataDir!.dir}`);
       }
       for (let r = 0; r < repeats; r++) {
-        const load = spawnNode('bench/procs/loadgen.ts', [JSON.stringify({ url, concurrency, durationS, warmupS, gzip, seed: 11 + r })]);
-        const ready = await event<{ bodyBytes: number; tracesPerRequest: number; spansPerRequest: number }>(load, 'ready');
-        details.request = ready;
-        await event(load, 'measuring', 60_000 + warmupS * 1000);
-        const cpu = new CpuWindow({ collector: collector.proc.pid!, loadgen: load.proc.pid! });
-        await event(load, 'window-end', 60_000 + durationS * 1000);
-        const w = cpu.end();
-        const done = await event<Done>(load, 'done');
-        await load.exited;
-        const collectorCpuS = w.cpuS.collector!;
-        const run = {
-          spansPerSecond: round(done.spans / done.seconds),
-          requestsPerSecond: round(done.okRequests / done.seconds, 1),
-          spansPerCollectorCpuSecond: round(done.spans / collectorCpuS),
-          collectorCoresUsed: round(collectorCpuS / w.wallS, 2),
-          loadgenCoresUsed: round(w.cpuS.loadgen! / w.wallS, 2),
-          machineBusyCores: w.machineBusyCores,
-          latencyP50Ms: round(done.latencyMs.p50, 2),
-          latencyP99Ms: round(done.latencyMs.p99, 2),
-          latencyMaxMs: round(done.latencyMs.max, 1),
-          non200: done.requests - done.okRequests,
-        };
-        o.log(`run ${r + 1}/${repeats}: ${JSON.stringify(run)}`);
-        runs.push(run);
+        const { numbers, request } = await closedLoop({ url, pid: collector.proc.pid!, concurrency, durationS, warmupS, gzip, seed: 11 + r });
+        details.request = request;
+        o.log(`run ${r + 1}/${repeats}: ${JSON.stringify(numbers)}`);
+        runs.push(numbers);
       }
       // latency under normal load: open loop at half the throughput just measured
       const halfRate = Math.max(1, Math.round(median(runs.map((x) => x.requestsPerSecond ?? 0)) / 2));
       const half = spawnNode('bench/procs/loadgen.ts', [JSON.stringify({ url, rate: halfRate, warmupS: 0, durationS, seed: 99 })]);
       const cpu = new CpuWindow({ collector: collector.proc.pid! });
-      const done = await event<{ statuses: Record<string, number>; latencyMs: Done['latencyMs'] }>(half, 'done', 60_000 + durationS * 1000);
+      const done = await event<{ statuses: Record<string, number>; latencyMs: Latency }>(half, 'done', 60_000 + durationS * 1000);
       const w = cpu.end();
       await half.exited;
       halfLoad = {
@@ -128,22 +99,13 @@ export const collectorBenchmark: Benchmark = {
         : { mode, repeats, concurrency, warmupS, durationS, requestGzip: gzip, fleet: o.set.fleet ?? 'bin/fleet.js', queue: 'durable (fsync before 200) in this checkout; whatever the given build does otherwise' },
       metrics,
       units: {
-        spansPerSecond: 'spans/s',
-        requestsPerSecond: 'req/s',
-        spansPerCollectorCpuSecond: 'spans/s/core',
-        collectorCoresUsed: 'cores',
-        loadgenCoresUsed: 'cores',
-        machineBusyCores: 'cores',
-        latencyP50Ms: 'ms',
-        latencyP99Ms: 'ms',
-        latencyMaxMs: 'ms',
-        non200: 'requests',
+        ...CLOSED_LOOP_UNITS,
         halfLoadRequestsPerSecond: 'req/s',
         halfLoadLatencyP50Ms: 'ms',
         halfLoadLatencyP99Ms: 'ms',
         halfLoadCollectorCoresUsed: 'cores',
       },
-      targets: [{ metric: 'spansPerCollectorCpuSecond', op: '>=', target: 50_000, unit: 'spans/s/core' }],
+      targets: [PER_CORE_TARGET],
       runs,
       details,
       notes: [

@@ -9,9 +9,11 @@
  * throughput, or open loop (`rate` requests/s whatever the answers, up to
  * `maxInflight`) for sustained load and backpressure. Writes JSON lines:
  * ready, measuring (start of the measured window), window-end, tick (open
- * loop, every second), done. The open loop's done also has `window`: the
- * requests sent after the warm-up, their answers and latencies by status
- * (so backpressure answers do not hide in the 200s' percentiles).
+ * loop, every second), done. The closed loop's done also has `run`: the
+ * requests of the whole run, warm-up included, and the spans answered 200.
+ * The open loop's done also has `window`: the requests sent after the
+ * warm-up, their answers and latencies by status (so backpressure answers
+ * do not hide in the 200s' percentiles).
  */
 import http from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -103,6 +105,8 @@ if (o.rate === 0) {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   let ok = 0;
+  // every answer, warm-up included: what a benchmark checks against what reached Kafka
+  const run = { requests: 0, okRequests: 0 };
   const cpu0 = process.cpuUsage();
   const stopAt = { warm: performance.now() + o.warmupS * 1000, end: 0 };
   const timer = setInterval(() => {
@@ -123,6 +127,8 @@ if (o.rate === 0) {
         const started = phase;
         const t = performance.now();
         const r = await post(await body());
+        run.requests++;
+        if (r.status === 200) run.okRequests++;
         if (started === 'measure' && phase === 'measure' && t >= windowStart) {
           latencies.push(r.ms);
           statuses[r.status] = (statuses[r.status] ?? 0) + 1;
@@ -144,6 +150,7 @@ if (o.rate === 0) {
     loadgenCpuS: (cpu.user + cpu.system) / 1e6,
     loadgenDelayMs: ownDelayMs(),
     bodyUnderruns: fresh?.underruns ?? 0,
+    run: { ...run, spans: run.okRequests * o.spansPerRequest },
   });
 } else {
   // open loop at a fixed rate, until stdin closes or durationS passes
