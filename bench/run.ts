@@ -36,6 +36,7 @@ const MODULES: Record<string, () => Promise<Benchmark>> = {
   memory: async () => (await import('./memory.ts')).memoryBenchmark,
   'kafka-client': async () => (await import('./kafka-client.ts')).kafkaClientBenchmark,
   embedded: async () => (await import('./embedded.ts')).embeddedBenchmark,
+  otelcol: async () => (await import('./otelcol.ts')).otelcolBenchmark,
 };
 
 export const BENCHMARKS = Object.keys(MODULES);

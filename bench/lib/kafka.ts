@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import kafkajs from 'kafkajs';
 import { ensureTopics } from '../../bus/kafka.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -67,4 +68,15 @@ export const uniqueTopic = (prefix: string): string => `${prefix}_${Date.now().t
 
 export async function createTopic(brokers: string[], topic: string, partitions: number): Promise<void> {
   await ensureTopics(brokers, [{ topic, partitions }], { logLevel: 'error' });
+}
+
+/** Deletes topics a benchmark filled and has read back, so runs on a shared broker leave no gigabytes behind. */
+export async function deleteTopics(brokers: string[], topics: string[]): Promise<void> {
+  const admin = new kafkajs.Kafka({ brokers, logLevel: kafkajs.logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    await admin.deleteTopics({ topics });
+  } finally {
+    await admin.disconnect();
+  }
 }
