@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { CpuWindow, median, round, summarizeRuns, type Benchmark, type Target } from './lib/common.ts';
 import { event, newestProfile, profilesDir, spawnFleet, spawnNode, stop, tempDir, type Child } from './lib/child.ts';
-import { CLOSED_LOOP_UNITS, closedLoop, type Latency } from './lib/closed-loop.ts';
+import { CLOSED_LOOP_UNITS, closedLoop, collectorKnobs, type Latency } from './lib/closed-loop.ts';
 import { startFleetCollector } from './lib/fleet-collector.ts';
 import { benchBroker, uniqueTopic } from './lib/kafka.ts';
 import { topSelfTime } from './lib/profile.ts';
@@ -22,13 +22,7 @@ export const collectorBenchmark: Benchmark = {
   name: 'collector',
   description: 'OTLP/HTTP protobuf → fleet collector → Kafka (or --set mode=embedded: fleet start, durable queue): spans/s per collector core, request latency',
   async run(o) {
-    const smoke = o.smoke;
-    const repeats = o.repeats ?? (smoke ? 1 : 3);
-    const concurrency = Number(o.set.concurrency ?? (smoke ? 2 : 8));
-    const durationS = Number(o.set.duration ?? (smoke ? 1.5 : 15));
-    const warmupS = Number(o.set.warmup ?? (smoke ? 0.5 : 5));
-    const gzip = o.set.gzip === '1';
-    const partitions = Number(o.set.partitions ?? 6);
+    const { repeats, concurrency, durationS, warmupS, gzip, partitions } = collectorKnobs(o);
     const compression = o.set.compression ?? 'gzip';
     /** kafkajs (the bus) or, as an experiment, @platformatic/kafka behind the same collector. */
     const client = o.set.client ?? 'kafkajs';

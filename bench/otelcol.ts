@@ -31,7 +31,7 @@
  */
 import { round, summarizeRuns, type Benchmark, type Target } from './lib/common.ts';
 import { stop, type Child } from './lib/child.ts';
-import { CLOSED_LOOP_UNITS, closedLoop, type LoadRequest } from './lib/closed-loop.ts';
+import { CLOSED_LOOP_UNITS, closedLoop, collectorKnobs, type LoadRequest } from './lib/closed-loop.ts';
 import { startFleetCollector } from './lib/fleet-collector.ts';
 import { benchBroker, createTopic, deleteTopics, uniqueTopic } from './lib/kafka.ts';
 import { buildOtelcol, goMissing, kafkaExporter, startOtelcol, type OtelcolPipeline } from './lib/otelcol.ts';
@@ -60,13 +60,7 @@ export const otelcolBenchmark: Benchmark = {
   name: 'otelcol',
   description: 'fleet collector vs the OpenTelemetry Collector (batch → kafka; kafka without queue), same load and broker: spans per collector CPU-second, spans/s, latency, every span checked in Kafka',
   async run(o) {
-    const smoke = o.smoke;
-    const repeats = o.repeats ?? (smoke ? 1 : 3);
-    const concurrency = Number(o.set.concurrency ?? (smoke ? 2 : 8));
-    const durationS = Number(o.set.duration ?? (smoke ? 1.5 : 15));
-    const warmupS = Number(o.set.warmup ?? (smoke ? 0.5 : 5));
-    const partitions = Number(o.set.partitions ?? 6);
-    const gzip = o.set.gzip === '1';
+    const { repeats, concurrency, durationS, warmupS, gzip, partitions } = collectorKnobs(o);
     const variants = (o.set.variants?.split(',') ?? Object.keys(VARIANTS)) as Variant[];
     const unknown = variants.filter((v) => !(v in VARIANTS));
     if (unknown.length) throw new Error(`otelcol bench: --set variants: unknown ${unknown.join(', ')}; known: ${Object.keys(VARIANTS).join(', ')}`);

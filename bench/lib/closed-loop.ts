@@ -5,7 +5,7 @@
  * window (utime + stime of all its threads from /proc/<pid>/stat, so work
  * on a Node thread pool or Go's threads counts too).
  */
-import { CpuWindow, round } from './common.ts';
+import { CpuWindow, round, type BenchOptions } from './common.ts';
 import { event, spawnNode } from './child.ts';
 
 export interface ClosedLoopOptions {
@@ -54,6 +54,22 @@ export interface ClosedLoopResult {
   numbers: Record<string, number>;
   done: ClosedLoopDone;
   request: LoadRequest;
+}
+
+/**
+ * What a collector benchmark's closed loop takes from `--repeats` and `--set`
+ * (concurrency, duration, warmup, gzip=1, partitions of the topic), with its
+ * defaults; tiny ones for --smoke.
+ */
+export function collectorKnobs(o: BenchOptions): { repeats: number; concurrency: number; durationS: number; warmupS: number; gzip: boolean; partitions: number } {
+  return {
+    repeats: o.repeats ?? (o.smoke ? 1 : 3),
+    concurrency: Number(o.set.concurrency ?? (o.smoke ? 2 : 8)),
+    durationS: Number(o.set.duration ?? (o.smoke ? 1.5 : 15)),
+    warmupS: Number(o.set.warmup ?? (o.smoke ? 0.5 : 5)),
+    gzip: o.set.gzip === '1',
+    partitions: Number(o.set.partitions ?? 6),
+  };
 }
 
 /** Units of ClosedLoopResult.numbers. */
