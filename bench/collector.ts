@@ -22,8 +22,7 @@ export const collectorBenchmark: Benchmark = {
   name: 'collector',
   description: 'OTLP/HTTP protobuf → fleet collector → Kafka (or --set mode=embedded: fleet start, durable queue): spans/s per collector core, request latency',
   async run(o) {
-    const { repeats, concurrency, durationS, warmupS, gzip, partitions } = collectorKnobs(o);
-    const compression = o.set.compression ?? 'gzip';
+    const { repeats, concurrency, durationS, warmupS, gzip, partitions, compression } = collectorKnobs(o);
     /** kafkajs (the bus) or, as an experiment, @platformatic/kafka behind the same collector. */
     const client = o.set.client ?? 'kafkajs';
     const profile = o.set.profile === '1';

@@ -4,7 +4,7 @@
  * exporter), both taking OTLP/HTTP protobuf (realistic agent spans, 512 per
  * request, closed loop) and publishing to the same Kafka broker what the
  * consumers read (one otlp_proto message per trace, key = trace id, murmur2
- * partitioning, gzip, acks=all). Three variants, run alternately (each
+ * partitioning, the same compression, acks=all). Three variants, run alternately (each
  * round starts with the next one, so none always runs first):
  *
  *   fleet           `fleet collector`: answers 200 once Kafka acknowledged
@@ -27,7 +27,8 @@
  * .cache/go-bin, a few minutes); without it the benchmark is skipped.
  *
  * Knobs (--set): concurrency (8), duration (15 s measured), warmup (5 s),
- * partitions (6), gzip=1 (gzip request bodies), variants (comma-separated
+ * partitions (6), gzip=1 (gzip request bodies), compression (of the Kafka
+ * record batches, both collectors: zstd, gzip or none; zstd), variants (comma-separated
  * subset of fleet,otelcolBatch,otelcolNoQueue). --repeats N: rounds (3).
  */
 import { round, summarizeRuns, type Benchmark, type Target } from './lib/common.ts';
@@ -40,7 +41,7 @@ import { topicSpans } from './lib/topic-spans.ts';
 import { PER_CORE_TARGET } from './collector.ts';
 
 const VARIANTS = {
-  fleet: 'fleet collector (kafkajs, gzip, acks=all): 200 once Kafka acknowledged',
+  fleet: 'fleet collector (kafkajs, acks=all): 200 once Kafka acknowledged',
   otelcolBatch: 'otelcol: otlp → batch (defaults) → kafka, sending queue on (defaults): 200 once batched',
   otelcolNoQueue: 'otelcol: otlp → kafka, sending_queue disabled: 200 once Kafka acknowledged',
 } as const;
@@ -61,11 +62,11 @@ export const otelcolBenchmark: Benchmark = {
   name: 'otelcol',
   description: 'fleet collector vs the OpenTelemetry Collector (batch → kafka; kafka without queue), same load and broker: spans per collector CPU-second, spans/s, latency, every span checked in Kafka',
   async run(o) {
-    const { repeats, concurrency, durationS, warmupS, gzip, partitions } = collectorKnobs(o);
+    const { repeats, concurrency, durationS, warmupS, gzip, partitions, compression } = collectorKnobs(o);
     const variants = (o.set.variants?.split(',') ?? Object.keys(VARIANTS)) as Variant[];
     const unknown = variants.filter((v) => !(v in VARIANTS));
     if (unknown.length) throw new Error(`otelcol bench: --set variants: unknown ${unknown.join(', ')}; known: ${Object.keys(VARIANTS).join(', ')}`);
-    const config = { repeats, concurrency, warmupS, durationS, partitions, requestGzip: gzip, variants: Object.fromEntries(variants.map((v) => [v, VARIANTS[v]])) };
+    const config = { repeats, concurrency, warmupS, durationS, partitions, requestGzip: gzip, publisherCompression: compression, variants: Object.fromEntries(variants.map((v) => [v, VARIANTS[v]])) };
 
     const missing = await goMissing();
     if (missing) {
@@ -80,14 +81,14 @@ export const otelcolBenchmark: Benchmark = {
     const runs: Record<string, number>[] = [];
     const details: Record<string, unknown> = {
       otelcolBinary: binary,
-      otelcolExporter: Object.fromEntries(Object.entries(PIPELINES).map(([v, p]) => [v, kafkaExporter({ brokers: broker.brokers, topic: '<fresh per run>', ...p })])),
+      otelcolExporter: Object.fromEntries(Object.entries(PIPELINES).map(([v, p]) => [v, kafkaExporter({ brokers: broker.brokers, topic: '<fresh per run>', compression, ...p })])),
     };
     try {
       for (let r = 0; r < repeats; r++) {
         const row: Record<string, number> = {};
         for (let i = 0; i < variants.length; i++) {
           const variant = variants[(r + i) % variants.length]!;
-          const one = await measure(variant, { brokers: broker.brokers, binary, partitions, concurrency, warmupS, durationS, gzip, seed: 11 + r });
+          const one = await measure(variant, { brokers: broker.brokers, binary, partitions, concurrency, warmupS, durationS, gzip, compression, seed: 11 + r });
           details.request = one.request;
           details[`${variant}_round${r + 1}`] = one.details;
           o.log(`round ${r + 1}/${repeats} ${variant}: ${JSON.stringify(one.numbers)}`);
@@ -137,6 +138,7 @@ interface RunOptions {
   warmupS: number;
   durationS: number;
   gzip: boolean;
+  compression: string;
   seed: number;
 }
 
@@ -149,7 +151,7 @@ async function measure(variant: Variant, o: RunOptions): Promise<{ numbers: Reco
   let collector: Child | undefined;
   let verified = false;
   try {
-    const started = variant === 'fleet' ? await startFleetCollector({ brokers: o.brokers, topic, partitions: o.partitions }) : await startOtelcol(o.binary, { brokers: o.brokers, topic, ...PIPELINES[variant] });
+    const started = variant === 'fleet' ? await startFleetCollector({ brokers: o.brokers, topic, partitions: o.partitions, compression: o.compression }) : await startOtelcol(o.binary, { brokers: o.brokers, topic, compression: o.compression, ...PIPELINES[variant] });
     collector = started.child;
     const { numbers, done, request } = await closedLoop({ url: started.url, pid: collector.proc.pid!, concurrency: o.concurrency, warmupS: o.warmupS, durationS: o.durationS, gzip: o.gzip, seed: o.seed });
     // graceful: what otelcol still holds (batch processor, sending queue) is flushed before it exits

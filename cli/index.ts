@@ -30,7 +30,7 @@ import { formatRepriceSummary, repriceWithProgress } from './reprice.ts';
 import { checkFilters, FORMATS, formatReport, parseWhen, queryReport, REPORTS, type Format, type ReportFilters, type ReportName } from './report.ts';
 
 const STORE: SettingKey[] = ['dataDir', 'database', 'clickhouseUrl', 'clickhouseUser', 'clickhousePassword', 'clickhouseCluster', 'spansTtlDays', 'prices'];
-const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions'];
+const KAFKA: SettingKey[] = ['kafkaBrokers', 'topic', 'deadLetterTopic', 'topicPartitions', 'kafkaCompression'];
 const COLLECTOR: SettingKey[] = [
   'collectorHost',
   'collectorPort',
@@ -221,7 +221,7 @@ withSettings(program.command('collector').description('run the OTLP/HTTP (:4318)
   const collector = await startCollector({
     ...collectorSettings(c, memoryPlan(c)),
     // With the topic, /readyz also checks that it exists and every partition has a leader.
-    publisher: new KafkaPublisher({ brokers, topic: c.topic }),
+    publisher: new KafkaPublisher({ brokers, topic: c.topic, compression: c.kafkaCompression }),
   });
   log(`collector: ${collector.tracesUrl} → Kafka ${brokers.join(',')} topic ${c.topic}; OTLP/gRPC port ${collector.grpcPort}`);
   await untilSignal(collector.close);
@@ -237,7 +237,7 @@ withSettings(program.command('consumer').description('run one consumer-group mem
   if (catalogChanged) log(CATALOG_CHANGED);
   const registry = new Registry();
   collectProcessMetrics(registry);
-  const deadLetters = new KafkaPublisher({ brokers });
+  const deadLetters = new KafkaPublisher({ brokers, compression: c.kafkaCompression });
   // the pipeline and the forwarder on a thread of their own: this one keeps answering /metrics and heartbeating the group
   const consumers = await startConsumerThread({
     config: c,

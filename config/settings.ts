@@ -89,6 +89,10 @@ export const SETTINGS = {
   topic: { schema: topic.default('otlp_spans'), help: 'topic of OTLP span messages' },
   deadLetterTopic: { schema: topic.default('otlp_spans_dlq'), help: 'topic of undecodable messages' },
   topicPartitions: { schema: int(1).default(6), help: 'partitions when perpass creates the topic' },
+  kafkaCompression: {
+    schema: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
+    help: 'compression of the record batches perpass produces: zstd (readable by every client since Kafka 2.1), gzip (for older readers) or none',
+  },
   groupId: { schema: z.string().min(1).default('perpass-consumers'), help: 'Kafka consumer group of the consumers' },
   collectorHost: { schema: z.string().min(1).optional(), help: 'interface the OTLP receiver listens on (default: fleet start 127.0.0.1, fleet collector all; 0.0.0.0 opens fleet start to the network)' },
   collectorPort: { schema: int().max(65535).default(4318), help: 'port of the OTLP/HTTP receiver' },

@@ -3,6 +3,7 @@
  * global setup, or KAFKA_BROKERS). Each test uses its own topic and group;
  * the outage test stops and restarts a broker of its own.
  */
+import kafkajs from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KafkaPublisher, KafkaSubscriber, ensureTopics, type KafkaLogLevel, type KafkaSubscriberOptions } from '../bus/kafka.ts';
 import { MemoryBus } from '../bus/memory.ts';
@@ -137,6 +138,35 @@ describe('Kafka bus (kafkajs) against a real broker', () => {
     await until('memory bus delivery', () => memoryPartition.size === 15);
     for (const m of got) expect(m.partition).toBe(memoryPartition.get(m.key));
     expect(new Set(got.map((m) => m.partition)).size).toBeGreaterThan(1);
+  });
+
+  it('record batches are zstd by default, gzip or none when asked: the broker keeps that codec and the subscriber reads each back', async () => {
+    // What the broker stored is what kafkajs decompresses on fetch (the codec is in each batch's attributes): count those calls.
+    const { CompressionCodecs, CompressionTypes } = kafkajs;
+    const decompressed: string[] = [];
+    const originals = { ZSTD: CompressionCodecs[CompressionTypes.ZSTD], GZIP: CompressionCodecs[CompressionTypes.GZIP] };
+    for (const [name, factory] of Object.entries(originals)) {
+      CompressionCodecs[CompressionTypes[name as keyof typeof originals]] = () => {
+        const codec = factory() as { compress(e: unknown): Promise<Buffer>; decompress(b: Buffer): Promise<Buffer> };
+        return { compress: (e: unknown) => codec.compress(e), decompress: (b: Buffer) => (decompressed.push(name), codec.decompress(b)) };
+      };
+    }
+    try {
+      for (const [compression, codec] of [[undefined, 'ZSTD'], ['gzip', 'GZIP'], ['none', undefined]] as const) {
+        const topic = await createTopic(`codec-${compression ?? 'default'}`, 2);
+        const sent = Array.from({ length: 40 }, (_, i) => msg(traceId(i), `{"span":${i},"attributes":{"gen_ai.request.model":"gpt-4o","fleet.spec.id":"spec-${i % 4}"}}`.repeat(20)));
+        await publisher({ ...(compression && { compression }) }).publish(topic, sent);
+        decompressed.length = 0;
+        const rec = new Recorder();
+        await subscriber(topic, uniqueName('g')).start(rec.handlers);
+        await until(`40 messages (${compression ?? 'default'})`, () => rec.messages().length >= 40);
+        expect(rec.messages().map(text).sort()).toEqual(sent.map((m) => new TextDecoder().decode(m.value)).sort());
+        expect(new Set(decompressed)).toEqual(new Set(codec ? [codec] : []));
+      }
+    } finally {
+      CompressionCodecs[CompressionTypes.ZSTD] = originals.ZSTD;
+      CompressionCodecs[CompressionTypes.GZIP] = originals.GZIP;
+    }
   });
 
   it('loses nothing when many publishes run at once (sends are serialised; kafkajs idempotent-producer issue #1005)', async () => {

@@ -61,7 +61,7 @@ export interface ClosedLoopResult {
  * (concurrency, duration, warmup, gzip=1, partitions of the topic), with its
  * defaults; tiny ones for --smoke.
  */
-export function collectorKnobs(o: BenchOptions): { repeats: number; concurrency: number; durationS: number; warmupS: number; gzip: boolean; partitions: number } {
+export function collectorKnobs(o: BenchOptions): { repeats: number; concurrency: number; durationS: number; warmupS: number; gzip: boolean; partitions: number; compression: string } {
   return {
     repeats: o.repeats ?? (o.smoke ? 1 : 3),
     concurrency: Number(o.set.concurrency ?? (o.smoke ? 2 : 8)),
@@ -69,6 +69,8 @@ export function collectorKnobs(o: BenchOptions): { repeats: number; concurrency:
     warmupS: Number(o.set.warmup ?? (o.smoke ? 0.5 : 5)),
     gzip: o.set.gzip === '1',
     partitions: Number(o.set.partitions ?? 6),
+    // of what the collector produces to Kafka: zstd, gzip or none (default: fleet collector's, zstd)
+    compression: o.set.compression ?? 'zstd',
   };
 }
 

@@ -35,11 +35,13 @@ export interface OtelcolPipeline {
   batch: boolean;
   /** The exporter's sending queue (default settings); without it a request is answered once Kafka acknowledged it. */
   sendingQueue: boolean;
+  /** Of the record batches: zstd, gzip or none, as `fleet collector --kafka-compression`. */
+  compression: string;
 }
 
 /**
  * The kafka exporter writing what `fleet collector` writes: one message per
- * trace (key = trace id in hex, value = otlp_proto), gzip, acks from all
+ * trace (key = trace id in hex, value = otlp_proto), the same compression, acks from all
  * in-sync replicas, and the partition murmur2 of the key picks, as kafkajs's
  * default partitioner (and the Java client) do. Without `record_partitioner`
  * the exporter hashes keys as Sarama did (FNV-1a), so the same trace would
@@ -51,7 +53,7 @@ export function kafkaExporter(p: OtelcolPipeline): Record<string, unknown> {
     traces: { topic: p.topic, encoding: 'otlp_proto' },
     partition_traces_by_id: true,
     record_partitioner: { sticky_key: { hasher: 'murmur2' } },
-    producer: { compression: 'gzip', required_acks: -1 },
+    producer: { compression: p.compression, required_acks: -1 },
     ...(!p.sendingQueue && { sending_queue: { enabled: false } }),
   };
 }

@@ -1,13 +1,12 @@
 /**
  * `fleet collector` with knobs for experiments the CLI does not expose: the
- * publisher's compression (the CLI uses KafkaPublisher's default, gzip) and
- * the in-flight byte budget (default 256 MiB), and — as an experiment only —
+ * in-flight byte budget (default 256 MiB), and — as an experiment only —
  * @platformatic/kafka in place of kafkajs. Same construction as
  * cli/index.ts otherwise.
- *   node bench/procs/collector.ts --kafka-brokers B --topic T --dead-letter-topic D --topic-partitions N --collector-port P [--collector-host H] [--compression gzip|none] [--max-inflight-bytes N] [--client kafkajs|platformatic]
+ *   node bench/procs/collector.ts --kafka-brokers B --topic T --dead-letter-topic D --topic-partitions N --collector-port P [--collector-host H] [--compression zstd|gzip|none] [--max-inflight-bytes N] [--client kafkajs|platformatic]
  */
 import { parseArgs } from 'node:util';
-import { ensureTopics, KafkaPublisher } from '../../bus/kafka.ts';
+import { ensureTopics, KafkaPublisher, type KafkaCompression } from '../../bus/kafka.ts';
 import type { Publisher } from '../../bus/types.ts';
 import { startCollector } from '../../collector/index.ts';
 
@@ -18,7 +17,7 @@ import { startCollector } from '../../collector/index.ts';
  * see what the Kafka client costs the collector. No bounded publish
  * timeout, no readiness probe, no BusUnavailableError mapping.
  */
-async function platformaticPublisher(brokers: string[], compression: 'gzip' | 'none'): Promise<Publisher> {
+async function platformaticPublisher(brokers: string[], compression: KafkaCompression): Promise<Publisher> {
   const { Producer, ProduceAcks, compatibilityPartitioner } = await import('@platformatic/kafka');
   const producer = new Producer({ clientId: 'perpass-bench', bootstrapBrokers: brokers, idempotent: true, acks: ProduceAcks.ALL, compression, partitioner: compatibilityPartitioner });
   return {
@@ -38,14 +37,14 @@ const { values: a } = parseArgs({
     'topic-partitions': { type: 'string', default: '6' },
     'collector-port': { type: 'string', default: '4318' },
     'collector-host': { type: 'string' },
-    compression: { type: 'string', default: 'gzip' },
+    compression: { type: 'string', default: 'zstd' },
     'max-inflight-bytes': { type: 'string' },
     client: { type: 'string', default: 'kafkajs' },
   },
 });
 const brokers = a['kafka-brokers']!.split(',');
 await ensureTopics(brokers, [{ topic: a.topic!, partitions: Number(a['topic-partitions']) }, { topic: a['dead-letter-topic']!, partitions: 1 }]);
-const publisher: Publisher = a.client === 'platformatic' ? await platformaticPublisher(brokers, a.compression as 'gzip' | 'none') : new KafkaPublisher({ brokers, compression: a.compression as 'gzip' | 'none' });
+const publisher: Publisher = a.client === 'platformatic' ? await platformaticPublisher(brokers, a.compression as KafkaCompression) : new KafkaPublisher({ brokers, compression: a.compression as KafkaCompression });
 const collector = await startCollector({
   publisher,
   port: Number(a['collector-port']),
