@@ -9,12 +9,15 @@
  * file), --kafka host:port (use that broker instead of starting one; also
  * KAFKA_BROKERS), --quiet-wait S (wait up to S seconds for the 1-minute load
  * average to fall below 0.5 before each benchmark; default 60, 0 with
- * --smoke), --out FILE (default bench/results/latest.json).
+ * --smoke), --out FILE (default bench/runs/<today, UTC>/results.json: one
+ * dated file per day of runs, under version control, so the figures the
+ * README and docs/performance.md cite come with the clone).
  *
  * Each benchmark runs in a child process of its own (clean heap, its own
  * chDB, no timers of another benchmark), prints its result as one JSON line
  * and a table, and the results are merged into --out (one entry per
- * benchmark: running one benchmark keeps the others' last results).
+ * benchmark: running one benchmark keeps the others' last results of that
+ * day). --smoke runs write to bench/results/smoke.json (git-ignored).
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -133,7 +136,7 @@ if (flags['result-file']) {
     log(`unknown benchmark ${unknown.join(', ')}; known: ${BENCHMARKS.join(', ')}`);
     process.exit(2);
   }
-  const out = path.resolve(flags.out ?? path.join(ROOT, 'bench/results/latest.json'));
+  const out = path.resolve(flags.out ?? (flags.smoke ? path.join(ROOT, 'bench/results/smoke.json') : path.join(ROOT, 'bench/runs', new Date().toISOString().slice(0, 10), 'results.json')));
   mkdirSync(path.dirname(out), { recursive: true });
   let failed = 0;
   for (const name of names) {
