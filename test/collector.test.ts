@@ -342,6 +342,19 @@ describe('malformed and oversize spans', () => {
     expect(names).toEqual([other.name, other.name]);
   });
 
+  it('spans with different ids are all kept, also where the validator\'s map of ids files them together (same first 52 bits of the span id)', async () => {
+    const bus = new MemoryBus();
+    const c = await start(bus);
+    const id = (last: number) => Uint8Array.from([1, 2, 3, 4, 5, 6, 0x07 | (last & 0xf0), last]);
+    // differing only in bits past the first 52 of the span id, or only in the trace id
+    const spans = [span(1, 1, { spanId: id(0x11), name: 'a' }), span(1, 1, { spanId: id(0x92), name: 'b' }), span(1, 1, { spanId: id(0xf3), name: 'c' }), span(2, 1, { spanId: id(0x11), name: 'd' })];
+    const res = await postTraces(c.url, Buffer.from(encodeTraceRequest({ resourceSpans: [{ scopeSpans: [{ spans }] }] })));
+    expect(res.status).toBe(200);
+    expect(decodeTraceResponse(res.body).partialSuccess?.rejectedSpans ?? 0).toEqual(0);
+    const names = decodeMessages(await published(bus, TOPIC)).flatMap((r) => [...flattenSpans(r)].map((x) => x.name));
+    expect(names.sort()).toEqual(['a', 'b', 'c', 'd']);
+  });
+
   it('with auth on, a malformed resource rejects its spans with 400, or with partial success beside a valid resource, never 500', async () => {
     const bus = new MemoryBus();
     const c = await start(bus, { authTokens: { 'token-acme-123': 'acme' } });
