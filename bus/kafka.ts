@@ -318,7 +318,8 @@ const COMPRESSION_TYPES: Record<KafkaCompression, CompressionTypes> = {
  * saves the publisher CPU: kafkajs's CRC32C (pure JavaScript, byte by byte)
  * and its buffer copies then run over an eighth of the bytes. Every Kafka
  * client since Kafka 2.1 reads ZSTD (Java, librdkafka, otelcol, the
- * ClickHouse Kafka engine, perpass ≥ 0.1 through the codec above);
+ * ClickHouse Kafka engine, and perpass through the codec above — but not a
+ * perpass consumer older than that codec: docs/operations.md, upgrade order);
  * `compression: 'gzip'` is for older readers, `'none'` turns it off.
  */
 export class KafkaPublisher implements Publisher {
