@@ -10,6 +10,7 @@
  *   commits, onAssign after every rebalance, survives broker outages.
  * - ensureTopics: creates missing topics.
  */
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import kafkajs from 'kafkajs';
 import type {
@@ -289,8 +290,7 @@ kafkajs.CompressionCodecs[kafkajs.CompressionTypes.GZIP] = () => syncGzip;
  */
 const zstd = {
   compress: async (encoder: { buffer: Buffer }): Promise<Buffer> => zlib.zstdCompressSync(encoder.buffer, { pledgedSrcSize: encoder.buffer.length }),
-  decompress: (buffer: Buffer): Promise<Buffer> =>
-    new Promise((resolve, reject) => zlib.zstdDecompress(buffer, (err, out) => (err ? reject(err) : resolve(out)))),
+  decompress: promisify(zlib.zstdDecompress),
 };
 kafkajs.CompressionCodecs[kafkajs.CompressionTypes.ZSTD] = () => zstd;
 

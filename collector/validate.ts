@@ -9,7 +9,7 @@
  * spans. Everything else of a valid span passes through untouched.
  */
 import { ATTR, describeSpan, isAttemptSpan, parseAttemptAttributes, type SpanRef } from '../contract/index.ts';
-import { attributesToRecord, bytesToHex, equalBytes, resourcePath, scopePath, spanPath } from '../otlp/codec.ts';
+import { attributesToRecord, bytesToHex, resourcePath, scopePath, spanPath } from '../otlp/codec.ts';
 import { spanLabels, spanName, type RequestFrames, type SpanFrame, type SpanHead } from '../otlp/frames.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES, envelopeBytes, spanBytes } from '../otlp/split.ts';
 
@@ -104,7 +104,8 @@ export function spanProblem(span: SpanFrame, bytes: number, options: ValidationO
 const idNumber = ({ spanId: s }: SpanHead): number =>
   ((s[0]! | (s[1]! << 8) | (s[2]! << 16) | (s[3]! << 24)) >>> 0) * 0x100000 + (s[4]! | (s[5]! << 8) | ((s[6]! & 0x0f) << 16));
 
-const sameIds = (a: SpanHead, b: SpanHead): boolean => equalBytes(a.spanId, b.spanId) && equalBytes(a.traceId, b.traceId);
+// only reached for spans whose numbers meet (a resent span, or a rare collision): Buffer.compare takes the ids' views as they are
+const sameIds = (a: SpanHead, b: SpanHead): boolean => Buffer.compare(a.spanId, b.spanId) === 0 && Buffer.compare(a.traceId, b.traceId) === 0;
 
 /** A span seen valid, chained to the others whose idNumber is the same. */
 interface Seen {

@@ -280,13 +280,6 @@ export function traceRequestFromJson(json: unknown): TraceRequest {
   return request;
 }
 
-/** Byte for byte (ids: a loop beats a native call at 8 or 16 bytes). */
-export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 export function bytesToHex(b: Uint8Array | null | undefined): string {
   return b && b.length > 0 ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') : '';
 }

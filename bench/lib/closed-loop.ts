@@ -58,8 +58,9 @@ export interface ClosedLoopResult {
 
 /**
  * What a collector benchmark's closed loop takes from `--repeats` and `--set`
- * (concurrency, duration, warmup, gzip=1, partitions of the topic), with its
- * defaults; tiny ones for --smoke.
+ * (concurrency, duration, warmup, gzip=1, partitions of the topic,
+ * compression of what the collector produces), with its defaults; tiny ones
+ * for --smoke.
  */
 export function collectorKnobs(o: BenchOptions): { repeats: number; concurrency: number; durationS: number; warmupS: number; gzip: boolean; partitions: number; compression: string } {
   return {
@@ -69,7 +70,7 @@ export function collectorKnobs(o: BenchOptions): { repeats: number; concurrency:
     warmupS: Number(o.set.warmup ?? (o.smoke ? 0.5 : 5)),
     gzip: o.set.gzip === '1',
     partitions: Number(o.set.partitions ?? 6),
-    // of what the collector produces to Kafka: zstd, gzip or none (default: fleet collector's, zstd)
+    // zstd, gzip or none (default: fleet collector's)
     compression: o.set.compression ?? 'zstd',
   };
 }
