@@ -146,10 +146,16 @@ running_pid() {
 # Is something listening on 127.0.0.1:$1?
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Picked below the kernel's ephemeral range (ip_local_port_range), where no
+# outgoing connection or port-0 listener of another process can take the
+# port between this check and the broker's bind (a test suite opens
+# thousands); a bind lost anyway is retried by do_start.
 free_port() {
-  local p i
+  local p i low
+  low="$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)"
+  [[ "$low" =~ ^[0-9]+$ ]] && [ "$low" -gt 12000 ] || low=60000
   for i in $(seq 1 200); do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    p=$(( 10000 + (RANDOM * 32768 + RANDOM) % (low - 10000) ))
     if ! port_in_use "$p"; then echo "$p"; return 0; fi
   done
   die "found no free TCP port on 127.0.0.1"
@@ -236,8 +242,39 @@ format_storage() {
   fi
 }
 
+# A new instance: fresh state dir, free ports, formatted storage.
+new_instance() {
+  local port cport
+  rm -rf "$state"
+  mkdir -p "$state"
+  port="$(free_port)"
+  cport="$(free_port)"
+  while [ "$cport" = "$port" ]; do cport="$(free_port)"; done
+  write_config "$port" "$cport"
+  echo "$cport" >"$state/controller.port"
+  format_storage
+  echo "127.0.0.1:$port" >"$state/address"
+}
+
+# Starts the broker of $state in the background; sets pid.
+launch() {
+  # The readiness check greps the log: start it anew (keep the previous one).
+  [ -f "$state/broker.log" ] && mv -f "$state/broker.log" "$state/broker.prev.log"
+  # setsid: the broker must outlive this script and not get the caller's
+  # terminal signals (vitest, CI step). stdin from /dev/null (CI has none);
+  # fd 9 (the instance lock) closed, or the broker would hold the lock.
+  # shellcheck disable=SC2086
+  setsid java $heap_opts $jvm_opts \
+    -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$state" \
+    -cp "$(classpath)" kafka.Kafka "$state/server.properties" \
+    </dev/null >"$state/jvm.out" 2>&1 9>&- &
+  pid=$!
+  echo "$pid" >"$state/pid"
+}
+
 do_start() {
-  local pid addr port cport
+  local pid addr port cport fresh=0 rebinds=0
   pid="$(running_pid)"
   if [ -n "$pid" ] && [ -f "$state/address" ]; then
     addr="$(cat "$state/address")"
@@ -257,29 +294,10 @@ do_start() {
       done
       say "restarting instance $name on 127.0.0.1:$port with its kept data"
     else
-      rm -rf "$state"
-      mkdir -p "$state"
-      port="$(free_port)"
-      cport="$(free_port)"
-      while [ "$cport" = "$port" ]; do cport="$(free_port)"; done
-      write_config "$port" "$cport"
-      echo "$cport" >"$state/controller.port"
-      format_storage
-      echo "127.0.0.1:$port" >"$state/address"
+      new_instance
+      fresh=1
     fi
-    # The readiness check greps the log: start it anew (keep the previous one).
-    [ -f "$state/broker.log" ] && mv -f "$state/broker.log" "$state/broker.prev.log"
-    # setsid: the broker must outlive this script and not get the caller's
-    # terminal signals (vitest, CI step). stdin from /dev/null (CI has none);
-    # fd 9 (the instance lock) closed, or the broker would hold the lock.
-    # shellcheck disable=SC2086
-    setsid java $heap_opts $jvm_opts \
-      -Djava.awt.headless=true \
-      -Dlog4j2.configurationFile="$log4j" -Dkafka.logs.dir="$state" \
-      -cp "$(classpath)" kafka.Kafka "$state/server.properties" \
-      </dev/null >"$state/jvm.out" 2>&1 9>&- &
-    pid=$!
-    echo "$pid" >"$state/pid"
+    launch
   fi
   addr="$(cat "$state/address")"
   port="${addr##*:}"
@@ -287,6 +305,18 @@ do_start() {
   local deadline=$(( SECONDS + start_timeout ))
   while :; do
     if ! kill -0 "$pid" 2>/dev/null; then
+      # another process took a new instance's port before the broker bound it: new ports, up to 3 times
+      if [ "$fresh" = 1 ] && [ "$rebinds" -lt 3 ] && grep -qs "Address already in use" "$state/broker.log" "$state/jvm.out"; then
+        rebinds=$(( rebinds + 1 ))
+        say "instance $name: a port was taken between its check and the broker's bind; starting again on new ports ($rebinds of 3)"
+        new_instance
+        launch
+        watch_owner
+        addr="$(cat "$state/address")"
+        port="${addr##*:}"
+        deadline=$(( SECONDS + start_timeout ))
+        continue
+      fi
       log_tail 60
       rm -f "$state/pid"
       die "the Kafka broker (instance $name) exited during start-up"
