@@ -22,7 +22,9 @@
  * Null (no rows to the client).
  */
 import { listMigrations, migrate, renderStatements } from '../sql/migrate.ts';
+import { refreshRollups } from '../storage/rollups.ts';
 import { openStore, type Store } from '../storage/store.ts';
+import { rawCostPerPassSql } from '../test/support/reference-views.ts';
 import { percentile, round, type Benchmark } from './lib/common.ts';
 import { tempDir } from './lib/child.ts';
 
@@ -137,10 +139,10 @@ FROM
  * reaches the primary key, so FINAL runs over every unmerged range.
  */
 export function groupKeyWhatIf(db: string): string[] {
-  // the schema's own view, rewritten: one definition of the numbers
+  // the schema's own raw view (0002, before pre-aggregation), rewritten: one definition of the numbers
   const view = listMigrations()
     .flatMap((m) => renderStatements(m.template, { database: db }))
-    .findLast((st) => st.includes(`VIEW ${db}.v_cost_per_pass_window`));
+    .find((st) => st.includes(`VIEW ${db}.v_cost_per_pass_window`));
   const rewrites: [string | RegExp, string][] = [
     [
       /SELECT\s+tenant, model, spec_tier, canary, variant,\s+n_attempts/,
@@ -167,8 +169,13 @@ export function groupKeyWhatIf(db: string): string[] {
   ];
 }
 
+/** The baseline: v_cost_per_pass as it was, every attempt of the window read with FINAL. */
+const RAW_COST_PER_PASS = rawCostPerPassSql('{db}', 'now64(9) - INTERVAL 30 DAY', "toDateTime64('2262-01-01 00:00:00', 9, 'UTC')");
+
 const QUERIES: Record<string, string> = {
+  raw_v_cost_per_pass: `SELECT * FROM (${RAW_COST_PER_PASS})`,
   v_cost_per_pass: 'SELECT * FROM {db}.v_cost_per_pass',
+  raw_v_cost_per_pass_tier: `SELECT * FROM (${RAW_COST_PER_PASS}) WHERE tenant = 'tenant-0' AND spec_tier = 'tier-3'`,
   v_cost_per_pass_tier: "SELECT * FROM {db}.v_cost_per_pass WHERE tenant = 'tenant-0' AND spec_tier = 'tier-3'",
   v_routing: 'SELECT * FROM {db}.v_routing',
   v_spec_outcomes_tenant: "SELECT * FROM {db}.v_spec_outcomes WHERE tenant = 'tenant-5'",
@@ -202,6 +209,16 @@ async function timeQueries(store: Store, runs: number, db: string, log: (m: stri
     log(`  ${name}: p50 ${out[`${name}_p50Ms`]} ms (engine ${out[`${name}_engineP50Ms`]} ms), ${rows} rows`);
   }
   return out;
+}
+
+/** Brings the pre-aggregated blocks up to date (as the pipeline's refresher does every minute); returns seconds. */
+async function timedRefresh(store: Store, log: (m: string) => void): Promise<number> {
+  const t = performance.now();
+  let rounds = 0;
+  for (let r = await refreshRollups(store); r.pending > 0; r = await refreshRollups(store)) rounds++;
+  const seconds = round((performance.now() - t) / 1000, 1);
+  log(`rollups refreshed in ${seconds} s (${rounds + 1} rounds)`);
+  return seconds;
 }
 
 async function parts(store: Store, db: string): Promise<{ parts: number; partitions: number; rows: number }> {
@@ -262,6 +279,7 @@ export const queryBenchmark: Benchmark = {
       metrics.distinctAttempts = distinct;
       const [window] = await store.query<{ in30d: number }>(`SELECT count() AS in30d FROM ${db}.attempts FINAL WHERE started_at >= now64(9) - INTERVAL 30 DAY`);
       metrics.attemptsIn30dWindow = window!.in30d;
+      metrics.refreshSeconds = await timedRefresh(store, o.log);
       const fresh = await parts(store, db);
       details.fresh = fresh;
       metrics.freshParts = fresh.parts;
@@ -271,6 +289,8 @@ export const queryBenchmark: Benchmark = {
       t = performance.now();
       await store.command(`OPTIMIZE TABLE ${db}.attempts FINAL`);
       metrics.optimizeSeconds = round((performance.now() - t) / 1000, 1);
+      // the merge dropped the redelivered versions: every day they were in is dirty until the next refresh
+      metrics.refreshAfterMergeSeconds = await timedRefresh(store, o.log);
       const merged = await parts(store, db);
       details.merged = merged;
       metrics.mergedParts = merged.parts;
@@ -287,6 +307,15 @@ export const queryBenchmark: Benchmark = {
       for (const [k, v] of Object.entries(await timeQueries(store, runs, db, o.log))) metrics[`live_${k}`] = v;
       const [size] = await store.query<{ bytes: number }>(`SELECT sum(bytes_on_disk) AS bytes FROM system.parts WHERE database = '${db}' AND table = 'attempts' AND active`);
       metrics.tableMiB = round(size!.bytes / 2 ** 20, 1);
+      // what the pre-aggregation adds: the fingerprint projection and the two rollup tables
+      const [added] = await store.query<{ projection: number; rollups: number; rollupRows: number }>(
+        `SELECT (SELECT sum(bytes_on_disk) FROM system.projection_parts WHERE database = '${db}' AND table = 'attempts' AND active) AS projection,
+                (SELECT sum(bytes_on_disk) FROM system.parts WHERE database = '${db}' AND table IN ('attempt_rollups', 'attempt_rollup_blocks') AND active) AS rollups,
+                (SELECT count() FROM ${db}.attempt_rollups) AS rollupRows`,
+      );
+      metrics.fingerprintProjectionMiB = round(added!.projection / 2 ** 20, 2);
+      metrics.rollupsMiB = round(added!.rollups / 2 ** 20, 1);
+      metrics.rollupRows = added!.rollupRows;
     } finally {
       await store.close();
       data.remove();
@@ -298,9 +327,9 @@ export const queryBenchmark: Benchmark = {
       metrics,
       units,
       targets: [
-        { metric: 'fresh_v_cost_per_pass_p50Ms', op: '<', target: 300, unit: 'ms' },
-        { metric: 'merged_v_cost_per_pass_p50Ms', op: '<', target: 300, unit: 'ms' },
-        { metric: 'live_v_cost_per_pass_p50Ms', op: '<', target: 300, unit: 'ms' },
+        ...['fresh', 'merged', 'live'].flatMap((state) =>
+          ['v_cost_per_pass', 'v_cost_per_pass_tier', 'v_routing'].map((q) => ({ metric: `${state}_${q}_p50Ms`, op: '<' as const, target: total > 10_000_000 ? 300 : 100, unit: 'ms' })),
+        ),
       ],
       runs: [],
       details,

@@ -15,6 +15,7 @@ import { findOwner } from '../embedded/owner.ts';
 import { exitNow, startWatchdog } from '../embedded/shutdown.ts';
 import { ConfigError, envName, FILE_SETTINGS, flagName, resolveConfig, SETTINGS, type Config, type SettingKey } from '../config/settings.ts';
 import { collectorSettings, configuredCatalog, configuredStore, hasStore, log, memoryPlan, prepareStore } from '../config/runtime.ts';
+import { startRollupRefresher } from '../storage/rollups.ts';
 import { FORWARD_DRAIN_MS, startConsumerThread } from '../threads/consumer-thread.ts';
 import { applyAccess } from '../sql/access.ts';
 import { buildCatalog, importLiteLlm } from '../pricing/index.ts';
@@ -48,7 +49,7 @@ const COLLECTOR: SettingKey[] = [
   'maxTenantInflightBytes',
   'memoryBudgetBytes',
 ];
-const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'metricsPort', 'memoryBudgetBytes'];
+const CONSUMER: SettingKey[] = ['groupId', 'samplingPassRate', 'costOutlierUsd', 'durationOutlierMs', 'decisionWaitMs', 'traceTimeoutMs', 'rollupInterval', 'metricsPort', 'memoryBudgetBytes'];
 const QUERY: SettingKey[] = ['queryHost', 'queryPort', 'queryToken', 'queryWriteToken', 'queryTokens', 'queryAllowedHosts'];
 const FORWARD: SettingKey[] = ['forwardOtlp', 'forwardHeader', 'forwardProtocol', 'forwardCompression', 'forwardQueueBytes', 'forwardTenants'];
 
@@ -248,8 +249,10 @@ withSettings(program.command('consumer').description('run one consumer-group mem
     log,
   });
   const metrics = await serveMetrics(registry, c.metricsPort);
+  const rollups = c.rollupInterval > 0 ? startRollupRefresher(store, { intervalMs: c.rollupInterval * 1000, log }) : undefined;
   log(`consumer: group ${c.groupId} on ${c.topic} → ${store.location}; metrics :${metrics.port}/metrics`);
   await untilSignal(async () => {
+    await rollups?.stop();
     await consumers.stop({});
     await consumers.close(FORWARD_DRAIN_MS);
     await deadLetters.close();

@@ -133,6 +133,10 @@ export const SETTINGS = {
   durationOutlierMs: { schema: int(1).default(900_000), help: 'attempts lasting longer are kept whatever the outcome' },
   decisionWaitMs: { schema: int().default(500), help: 'wait after an attempt ended for late child spans' },
   traceTimeoutMs: { schema: int(1).default(60_000), help: 'idle time after which undecided spans of a trace are decided' },
+  rollupInterval: {
+    schema: z.coerce.number().min(0, 'must be 0 (off) or a number of seconds').max(86_400, 'must be at most 86400 s').default(60),
+    help: 'seconds between refreshes of the pre-aggregated attempt blocks the $/pass views read (0: no refresher in this process; the views stay exact and read raw what is not refreshed)',
+  },
   queueBytes: { schema: int(1).optional(), help: "bound of what the embedded queue holds in memory (bytes awaiting the consumers or, for fleet start's durable queue, their fsync; per-message overhead included; default: an eighth of the memory budget, at most 256 MiB)" },
   queueMaxBytes: { schema: int(1024 * 1024, 'must be at least 1048576 (1 MiB)').optional(), help: "bound of fleet start's durable queue in <data-dir>/queue (bytes on disk awaiting the consumers; full = 503 + Retry-After); default: half the free space of the data directory's disk at start" },
   shutdownTimeout: { schema: seconds.default(10), help: 'seconds fleet start takes at most to stop after SIGTERM/SIGINT (what is left stays in the durable queue for the next start)' },

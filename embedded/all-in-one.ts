@@ -29,6 +29,7 @@ import { startQueryEndpoint, type RunningQueryEndpoint } from '../query/endpoint
 import type { Config } from '../config/settings.ts';
 import { collectorSettings, configuredCatalog, configuredStore, memoryPlan, prepareStore } from '../config/runtime.ts';
 import { offerReprice } from '../storage/reprice.ts';
+import { startRollupRefresher } from '../storage/rollups.ts';
 import { FORWARD_DRAIN_MS, startConsumerThread } from '../threads/consumer-thread.ts';
 import { deadLetterTable } from '../storage/dead-letters.ts';
 import { announceOwner, lockQueue } from './owner.ts';
@@ -218,6 +219,11 @@ export async function startAllInOne(config: Config, log: (message: string) => vo
     const rss = process.memoryUsage.rss();
     if (rss > plan.refuseAboveBytes) {
       log(`WARNING memory budget ${mib(plan.budgetBytes)} is too small: RSS is already ${mib(rss)} at start, above the ${mib(plan.refuseAboveBytes)} at which the collector answers 503; raise --memory-budget-bytes`);
+    }
+
+    if (config.rollupInterval > 0) {
+      const rollups = startRollupRefresher(store, { intervalMs: config.rollupInterval * 1000, log });
+      stops.push({ what: 'the rollup refresher', stop: () => rollups.stop() });
     }
 
     if (alertRules) {

@@ -65,7 +65,7 @@ export const SHARDED_TABLES: Readonly<Record<string, ShardedTable>> = {
 };
 
 /** Small tables: one replicated copy on every node. */
-export const EVERYWHERE_TABLES: readonly string[] = ['schema_migrations', 'prices', 'alerts', 'alert_deliveries', 'alert_samples', 'dead_letters'];
+export const EVERYWHERE_TABLES: readonly string[] = ['schema_migrations', 'prices', 'alerts', 'alert_deliveries', 'alert_samples', 'dead_letters', 'attempt_rollup_blocks', 'attempt_rollups'];
 
 export const LOCAL_SUFFIX = '_local';
 export const SHARDED_REPLICA_PATH = '/clickhouse/tables/{uuid}/{shard}';
