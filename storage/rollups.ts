@@ -145,11 +145,9 @@ export async function refreshRollups(store: Store, options: RefreshOptions = {})
         `INSERT INTO ${db}.attempt_rollups (${ROLLUP_COLUMNS})
          SELECT tenant, spec_tier, ${level}, ${parentDay} AS parent_day, ${computationSql(String(level), 'parent_day')}, model, canary, variant, ${RESUMS}, now64(3)
          FROM ${db}.attempt_rollups
-         WHERE level = ${level - 1}
-           AND (tenant, spec_tier, first_day, computation) IN
-               (SELECT arrayJoin(arrayZip({tenants:Array(String)}, {tiers:Array(String)}, {days:Array(Date)}, arrayMap(x -> toUInt64(x), {computations:Array(String)}))))
+         WHERE computation IN (SELECT arrayJoin(arrayMap(x -> toUInt64(x), {computations:Array(String)})))
          GROUP BY tenant, spec_tier, parent_day, model, canary, variant`,
-        { ...columnsOf(parts), computations: parts.map((c) => c.computation), nonce },
+        { computations: parts.map((c) => c.computation), nonce },
       );
     }
     // The blocks' rows last: from now on readers may use the computations.
@@ -189,32 +187,27 @@ function children(f: Fingerprint): Fingerprint[] {
  */
 export async function sweepRollups(store: Store, seen: Map<string, number>, graceMs: number, nowMs = Date.now()): Promise<number> {
   const db = store.database;
-  const superseded = await store.query<Stored>(
-    `SELECT DISTINCT tenant, spec_tier, level, toString(first_day) AS first_day, computation
-     FROM ${db}.attempt_rollups
-     WHERE (tenant, spec_tier, level, first_day, computation) NOT IN
-           (SELECT tenant, spec_tier, level, first_day, computation FROM ${db}.attempt_rollup_blocks FINAL)`,
+  const superseded = await store.query<{ computation: string }>(
+    `SELECT DISTINCT computation FROM ${db}.attempt_rollups
+     WHERE computation NOT IN (SELECT computation FROM ${db}.attempt_rollup_blocks FINAL)`,
     undefined,
     EXACT,
   );
-  const due: Stored[] = [];
+  const due: string[] = [];
   const current = new Set<string>();
-  for (const s of superseded) {
-    const k = `${key(s)}\0${s.computation}`;
-    current.add(k);
-    const first = seen.get(k);
-    if (first === undefined) seen.set(k, nowMs);
-    else if (nowMs - first >= graceMs) due.push(s);
+  for (const { computation } of superseded) {
+    current.add(computation);
+    const first = seen.get(computation);
+    if (first === undefined) seen.set(computation, nowMs);
+    else if (nowMs - first >= graceMs) due.push(computation);
   }
   for (const k of seen.keys()) if (!current.has(k)) seen.delete(k);
   if (due.length === 0) return 0;
   await store.command(
-    `DELETE FROM ${db}.attempt_rollups
-     WHERE (tenant, spec_tier, level, first_day, computation) IN (SELECT arrayJoin(arrayZip(
-         {tenants:Array(String)}, {tiers:Array(String)}, {levels:Array(UInt8)}, {days:Array(Date)}, arrayMap(x -> toUInt64(x), {computations:Array(String)}))))`,
-    { ...columnsOf(due), levels: due.map((s) => s.level), computations: due.map((s) => s.computation) },
+    `DELETE FROM ${db}.attempt_rollups WHERE computation IN (SELECT arrayJoin(arrayMap(x -> toUInt64(x), {computations:Array(String)})))`,
+    { computations: due },
   );
-  for (const s of due) seen.delete(`${key(s)}\0${s.computation}`);
+  for (const c of due) seen.delete(c);
   return due.length;
 }
 

@@ -60,8 +60,12 @@ ENGINE = ReplacingMergeTree(computed_at)
 ORDER BY (tenant, spec_tier, level, first_day);
 
 -- Sums per (block, computation, model, canary, variant), typed as the raw
--- aggregates are so both reads union. Rows of superseded computations are
--- deleted by the refresher once no query can still be reading them.
+-- aggregates are so both reads union. A computation id names one block's
+-- sums (a hash of the block and a per-refresh nonce), so a read selects
+-- them by id alone: sorted by it, in small granules, a window reads its few
+-- hundred computations' granules, not every block of the history. Rows of
+-- superseded computations are deleted by the refresher once no query can
+-- still be reading them.
 CREATE TABLE IF NOT EXISTS {{db}}.attempt_rollups {{on_cluster}}
 (
     tenant             LowCardinality(String),
@@ -90,7 +94,8 @@ CREATE TABLE IF NOT EXISTS {{db}}.attempt_rollups {{on_cluster}}
     computed_at        DateTime64(3, 'UTC')
 )
 ENGINE = MergeTree
-ORDER BY (tenant, spec_tier, level, first_day, computation);
+ORDER BY computation
+SETTINGS index_granularity = 256;
 
 -- Live fingerprints of the blocks at every level whose days all start at or
 -- after `since_day` (from the projection: a few rows per tenant, tier and day).
@@ -111,31 +116,24 @@ HAVING first_day >= {since_day:Date};
 
 -- What a window reads: per (tenant, spec_tier, day) with attempts on or
 -- after the window's first day and before its end, the largest clean block
--- inside the window that covers the day (a larger block outranks the smaller
--- ones inside it, so chosen blocks never overlap), or level 255: read the
--- day raw. One row per chosen block or raw day. The fingerprints are read
--- once here, for both the blocks' check and the list of days.
+-- inside the window that covers the day (the blocks are aligned, so two
+-- chosen blocks never overlap), or level 255: read the day raw. One row per
+-- chosen block or raw day. The fingerprints are read once here, for both
+-- the blocks' check and the list of days.
 CREATE OR REPLACE VIEW {{db}}.attempt_window_plan {{on_cluster}} AS
-SELECT DISTINCT tenant, spec_tier,
-       if(choice.1 = 0, day, choice.3) AS first_day,
-       if(choice.1 = 0, toUInt8(255), choice.2) AS level,
-       choice.4 AS computation
+SELECT DISTINCT tenant, spec_tier, choice.1 AS first_day, choice.2 AS level, choice.3 AS computation
 FROM
 (
-    SELECT tenant, spec_tier, candidate.1 AS day, argMax(candidate.2, candidate.2.1) AS choice
+    SELECT tenant, spec_tier,
+           -- clean blocks inside the window, largest first
+           arrayReverseSort(b -> b.2, groupArrayIf((first_day, level, computation), clean)) AS blocks,
+           groupArrayIf(first_day, level = 0 AND toDateTime64(first_day, 9, 'UTC') < {until:DateTime64(9)}) AS days
     FROM
     (
-        SELECT f.tenant AS tenant, f.spec_tier AS spec_tier,
-               arrayJoin(arrayConcat(
-                   -- the day itself, raw (rank 0)
-                   if(f.level = 0 AND toDateTime64(f.first_day, 9, 'UTC') < {until:DateTime64(9)},
-                      [(f.first_day, (toUInt16(0), toUInt8(0), f.first_day, toUInt64(0)))], []),
-                   -- a clean block inside the window, once per day it covers (rank level + 1)
-                   if(s.computation != 0 AND s.rows = f.rows AND s.hash = f.hash
-                      AND toDateTime64(f.first_day, 9, 'UTC') >= {since:DateTime64(9)}
-                      AND toDateTime64(f.first_day + bitShiftLeft(1, f.level), 9, 'UTC') <= {until:DateTime64(9)},
-                      arrayMap(i -> (f.first_day + i, (toUInt16(f.level) + 1, f.level, f.first_day, s.computation)), range(bitShiftLeft(1, f.level))),
-                      []))) AS candidate
+        SELECT f.tenant AS tenant, f.spec_tier AS spec_tier, f.level AS level, f.first_day AS first_day, s.computation AS computation,
+               s.computation != 0 AND s.rows = f.rows AND s.hash = f.hash
+               AND toDateTime64(f.first_day, 9, 'UTC') >= {since:DateTime64(9)}
+               AND toDateTime64(f.first_day + bitShiftLeft(1, f.level), 9, 'UTC') <= {until:DateTime64(9)} AS clean
         FROM {{db}}.attempt_block_fingerprints(since_day = toDate({since:DateTime64(9)})) AS f
         LEFT JOIN
         (
@@ -143,10 +141,10 @@ FROM
             FROM {{db}}.attempt_rollup_blocks FINAL
         ) AS s ON s.tenant = f.tenant AND s.spec_tier = f.spec_tier AND s.level = f.level AND s.first_day = f.first_day
     )
-    GROUP BY tenant, spec_tier, day
-    -- days without attempts are only covered, never read
-    HAVING countIf(candidate.2.1 = 0) > 0
-);
+    GROUP BY tenant, spec_tier
+)
+ARRAY JOIN arrayMap((d, i) -> if(i = 0, (d, toUInt8(255), toUInt64(0)), blocks[i]),
+                    days, arrayMap(d -> arrayFirstIndex(b -> b.1 <= d AND d < b.1 + bitShiftLeft(1, b.2), blocks), days)) AS choice;
 
 -- v_cost_per_pass_window (0002) from the plan: chosen blocks' sums plus the
 -- raw days with FINAL, one GROUP BY over both. The plan is one scalar
@@ -186,8 +184,8 @@ FROM
                sum_reported_cost, sum_llm_calls, sum_tool_calls, sum_input, sum_cache_read, sum_cache_write, sum_output,
                sum_reasoning, first_started_at, last_started_at
         FROM {{db}}.attempt_rollups
-        WHERE (tenant, spec_tier, level, first_day, computation) IN (
-            SELECT p.1, p.2, p.4, p.3, p.5
+        WHERE computation IN (
+            SELECT p.5
             FROM (SELECT arrayJoin((SELECT groupArray((tenant, spec_tier, first_day, level, computation))
                                     FROM {{db}}.attempt_window_plan(since = {since:DateTime64(9)}, until = {until:DateTime64(9)}))) AS p)
             WHERE p.4 != 255)
@@ -210,12 +208,22 @@ FROM
             min(started_at)           AS first_started_at,
             max(started_at)           AS last_started_at
         FROM {{db}}.attempts FINAL
-        WHERE started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)}
+        -- Filtered before FINAL, so only these rows are merged: the days are
+        -- of the sorting key, and started_at is the attempt span's start,
+        -- the same in every version of an attempt (written by the consumers'
+        -- roll-up and kept by re-pricing).
+        -- (The days alone first: a cheap test that spares the tuple test most rows.)
+        PREWHERE toDate(started_at) IN (
+            SELECT p.3
+            FROM (SELECT arrayJoin((SELECT groupArray((tenant, spec_tier, first_day, level, computation))
+                                    FROM {{db}}.attempt_window_plan(since = {since:DateTime64(9)}, until = {until:DateTime64(9)}))) AS p)
+            WHERE p.4 = 255)
           AND (tenant, spec_tier, toDate(started_at)) IN (
             SELECT p.1, p.2, p.3
             FROM (SELECT arrayJoin((SELECT groupArray((tenant, spec_tier, first_day, level, computation))
                                     FROM {{db}}.attempt_window_plan(since = {since:DateTime64(9)}, until = {until:DateTime64(9)}))) AS p)
             WHERE p.4 = 255)
+          AND started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)}
         GROUP BY tenant, model, spec_tier, canary, variant
         SETTINGS do_not_merge_across_partitions_select_final = 1
     )
