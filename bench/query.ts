@@ -29,10 +29,10 @@
  * user of the Store sees it; `*_engine` runs the same SELECT with FORMAT
  * Null (no rows to the client).
  */
-import { listMigrations, migrate, renderStatements } from '../sql/migrate.ts';
+import { migrate } from '../sql/migrate.ts';
 import { refreshRollups, sweepRollups } from '../storage/rollups.ts';
 import { openStore, type Store } from '../storage/store.ts';
-import { rawCostPerPassSql } from '../test/support/reference-views.ts';
+import { rawCostPerPassSql, rawCostPerPassView } from '../test/support/reference-views.ts';
 import { percentile, round, type Benchmark } from './lib/common.ts';
 import { tempDir } from './lib/child.ts';
 
@@ -148,9 +148,7 @@ FROM
  */
 export function groupKeyWhatIf(db: string): string[] {
   // the schema's own raw view (0002, before pre-aggregation), rewritten: one definition of the numbers
-  const view = listMigrations()
-    .flatMap((m) => renderStatements(m.template, { database: db }))
-    .find((st) => st.includes(`VIEW ${db}.v_cost_per_pass_window`));
+  const view = rawCostPerPassView(db);
   const rewrites: [string | RegExp, string][] = [
     [
       /SELECT\s+tenant, model, spec_tier, canary, variant,\s+n_attempts/,
@@ -165,7 +163,7 @@ export function groupKeyWhatIf(db: string): string[] {
     [/SELECT\s+tenant, model, spec_tier, canary, variant,\s+count\(\)/, 'SELECT group_key, count()'],
     ['GROUP BY tenant, model, spec_tier, canary, variant', 'GROUP BY group_key'],
   ];
-  let rewritten = view ?? '';
+  let rewritten = view;
   for (const [from, to] of rewrites) {
     const next = rewritten.replace(from, to);
     if (next === rewritten) throw new Error(`groupKeyWhatIf: v_cost_per_pass_window no longer has the shape this what-if rewrites (${String(from)})`);
@@ -256,10 +254,10 @@ export const queryBenchmark: Benchmark = {
     /** `toYYYYMM` (the schema's) or `toDate`: a what-if for FINAL on live data. */
     const partitionBy = o.set.partitionBy ?? 'toYYYYMM';
     if (!/^(toYYYYMM|toDate|toMonday)$/.test(partitionBy)) throw new Error(`partitionBy must be toYYYYMM, toDate or toMonday, got ${partitionBy}`);
-    /** `schema` (sql/migrations) or `group_key`: a what-if of v_cost_per_pass_window's GROUP BY (groupKeyWhatIf). */
     /** `--set queries=v_cost_per_pass,raw_v_cost_per_pass`: time only these (default: all). */
     const names = o.set.queries ? o.set.queries.split(',') : Object.keys(QUERIES);
     for (const n of names) if (!Object.hasOwn(QUERIES, n)) throw new Error(`queries: unknown query ${n} (known: ${Object.keys(QUERIES).join(', ')})`);
+    /** `schema` (sql/migrations) or `group_key`: a what-if of v_cost_per_pass_window's GROUP BY (groupKeyWhatIf). */
     const views = o.set.views ?? 'schema';
     if (!/^(schema|group_key)$/.test(views)) throw new Error(`views must be schema or group_key, got ${views}`);
     const db = 'fleet';
