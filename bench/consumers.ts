@@ -15,11 +15,14 @@
  * profile=1 (V8 CPU profile of the first repeat), store=remote — the
  * production topology: the consumer writes over HTTP to a ClickHouse
  * server (here a `fleet start` owning chDB in another process, in its
- * write mode), so its own CPU is the consumer's work alone.
+ * write mode), so its own CPU is the consumer's work alone;
+ * fleet=<another checkout's bin/fleet.js> runs that build's consumer (the
+ * store's owner stays this checkout's), for a side-by-side comparison.
  */
 const WRITE_TOKEN = 'bench-write-token-0123456789';
 import { CpuWindow, percentile, round, sleep, summarizeRuns, type Benchmark } from './lib/common.ts';
-import { newestProfile, profilesDir, spawnFleet, stop, tempDir, type Child } from './lib/child.ts';
+import path from 'node:path';
+import { newestProfile, profilesDir, spawnFleet, spawnNode, stop, tempDir, type Child } from './lib/child.ts';
 import { benchBroker, createTopic, uniqueTopic } from './lib/kafka.ts';
 import { metricSeries, metricValue, scrape } from './lib/metrics.ts';
 import { prefill } from './lib/prefill.ts';
@@ -59,7 +62,9 @@ export const consumersBenchmark: Benchmark = {
             const queryUrl = (await owner.waitFor(/query (http:\/\/[\d.]+:\d+)/, 120_000))[1]!;
             storeArgs = ['--clickhouse-url', queryUrl, '--clickhouse-user', 'perpass_writer', '--clickhouse-password', WRITE_TOKEN];
           }
-          consumer = spawnFleet(
+          const spawnConsumer = (args: string[], opts: Parameters<typeof spawnFleet>[1]) =>
+            o.set.fleet ? spawnNode(path.relative(process.cwd(), path.resolve(o.set.fleet)), args, opts) : spawnFleet(args, opts);
+          consumer = spawnConsumer(
             ['consumer', '--kafka-brokers', broker.brokers.join(','), '--topic', topic, '--dead-letter-topic', `${topic}_dlq`, '--topic-partitions', String(partitions), '--group-id', `${topic}-g${r}`, ...storeArgs, '--metrics-port', '0'],
             { ...(profDir && r === 0 && { cpuProfDir: profDir }) },
           );
@@ -169,6 +174,7 @@ export const consumersBenchmark: Benchmark = {
         partitions,
         spansPerRequest,
         consumer: 'fleet consumer, defaults (decision wait 500 ms, trace timeout 60 s, writer 20k rows / 200 ms)',
+        fleet: o.set.fleet ?? 'bin/fleet.js',
         store: remote ? 'remote: a fleet start in another process (chDB), written over HTTP in its write mode' : 'embedded chDB in the consumer process',
         broker: broker.owned ? 'scripts/kafka.sh (Kafka 4.4, single node, same machine)' : broker.brokers.join(',') },
       metrics: summarizeRuns(runs),

@@ -151,6 +151,7 @@ export class ConsumerPipeline {
   }
 
   async start(): Promise<void> {
+    await this.writer.prepare();
     await this.options.subscriber.start({
       onBatch: (batch) => this.onBatch(batch),
       onAssign: (assigned) => this.onAssign(assigned),

@@ -1,5 +1,6 @@
 /**
- * Batched, retried inserts. Rows are encoded as JSONEachRow as they come,
+ * Batched, retried inserts. Rows are encoded as they come, as
+ * RowBinaryWithDefaults compiled from the tables' columns (`prepare`),
  * into buffers of at most CHUNK_ROWS lines (a waiting batch is bytes outside
  * the JavaScript heap, which the garbage collector never traces, and a flush
  * hands them to the store as they are: no body built in one synchronous go,
@@ -12,6 +13,7 @@
  * batch are released only after every insert of it succeeded, which is what
  * lets the pipeline commit Kafka offsets past it.
  */
+import { insertColumns, rowBinaryEncoder, type RowBinaryEncoder } from '../storage/row-binary.ts';
 import type { Store } from '../storage/store.ts';
 import type { Output } from './assembler.ts';
 import type { MessageRef } from './offsets.ts';
@@ -28,7 +30,7 @@ export interface WriterOptions {
 
 export const DEFAULT_WRITER: WriterOptions = { maxRows: 20_000, maxDelayMs: 200, retryDelayMs: 250 };
 
-/** Encoded JSONEachRow lines (each ending in a newline) and how many. */
+/** Encoded rows and how many. */
 interface Chunk {
   bytes: Buffer;
   rows: number;
@@ -57,6 +59,7 @@ export class BatchWriter {
   private readonly options: WriterOptions;
   private readonly release: (refs: MessageRef[]) => void;
   private readonly chunkRows: number;
+  private encoders: Record<(typeof TABLES)[number], RowBinaryEncoder> | undefined;
 
   constructor(store: Store, options: WriterOptions, release: (refs: MessageRef[]) => void) {
     this.store = store;
@@ -71,21 +74,27 @@ export class BatchWriter {
     return this.batch.rows;
   }
 
+  /** Reads the tables' columns and compiles their encoders; before the first add. */
+  async prepare(): Promise<void> {
+    const [llm_calls, spans, attempts] = await Promise.all(TABLES.map(async (t) => rowBinaryEncoder(t, await insertColumns(this.store, t))));
+    this.encoders = { llm_calls: llm_calls!, spans: spans!, attempts: attempts! };
+  }
+
   add(o: Output): void {
     if (o.attempts.length + o.llmCalls.length + o.spans.length === 0 && o.refs.length === 0) return;
-    this.encode(this.batch.llm_calls, o.llmCalls);
-    this.encode(this.batch.spans, o.spans);
-    this.encode(this.batch.attempts, o.attempts);
+    const encoders = this.encoders;
+    if (!encoders) throw new Error('BatchWriter.add before prepare()');
+    this.encode(encoders.llm_calls, this.batch.llm_calls, o.llmCalls);
+    this.encode(encoders.spans, this.batch.spans, o.spans);
+    this.encode(encoders.attempts, this.batch.attempts, o.attempts);
     for (const r of o.refs) this.batch.refs.push(r);
     this.since ??= this.now();
   }
 
-  private encode(into: Chunk[], rows: readonly object[]): void {
+  private encode(encoder: RowBinaryEncoder, into: Chunk[], rows: readonly object[]): void {
     for (let i = 0; i < rows.length; i += this.chunkRows) {
-      let text = '';
       const end = Math.min(rows.length, i + this.chunkRows);
-      for (let j = i; j < end; j++) text += `${JSON.stringify(rows[j])}\n`;
-      into.push({ bytes: Buffer.from(text), rows: end - i });
+      into.push({ bytes: encoder.encode(rows, i, end), rows: end - i });
     }
     this.batch.rows += rows.length;
   }
@@ -113,7 +122,7 @@ export class BatchWriter {
     this.batch = emptyBatch();
     this.since = undefined;
     try {
-      for (const table of TABLES) await this.insert(table, b[table], signal);
+      for (const table of TABLES) await this.insert(table, this.encoders![table].columns, b[table], signal);
     } catch (err) {
       // put the batch back in front of anything added meanwhile; rows are idempotent, so rewriting a part is harmless
       const later = this.batch;
@@ -127,25 +136,25 @@ export class BatchWriter {
   }
 
   /** Inserts of at most maxRows rows each (a chunk holds at most maxRows). */
-  private async insert(table: string, chunks: readonly Chunk[], signal?: AbortSignal): Promise<void> {
+  private async insert(table: string, columns: readonly string[], chunks: readonly Chunk[], signal?: AbortSignal): Promise<void> {
     let group: Buffer[] = [];
     let groupRows = 0;
     for (const chunk of chunks) {
       if (groupRows + chunk.rows > this.options.maxRows) {
-        await this.insertGroup(table, group, groupRows, signal);
+        await this.insertGroup(table, columns, group, groupRows, signal);
         group = [];
         groupRows = 0;
       }
       group.push(chunk.bytes);
       groupRows += chunk.rows;
     }
-    if (groupRows > 0) await this.insertGroup(table, group, groupRows, signal);
+    if (groupRows > 0) await this.insertGroup(table, columns, group, groupRows, signal);
   }
 
-  private async insertGroup(table: string, chunks: readonly Buffer[], rows: number, signal?: AbortSignal): Promise<void> {
+  private async insertGroup(table: string, columns: readonly string[], chunks: readonly Buffer[], rows: number, signal?: AbortSignal): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.store.insertEncoded(table, chunks);
+        await this.store.insertRowBinary(table, columns, chunks);
         this.options.onWritten?.(table, rows);
         return;
       } catch (err) {

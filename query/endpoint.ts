@@ -62,8 +62,9 @@
  * process can `openStore({ url, username: 'perpass_writer', password })`
  * and `migrate()` through it as through a ClickHouse server. The same
  * policy holds for it (no SYSTEM, KILL, ATTACH, BACKUP, INSERT INTO
- * FUNCTION, host-reaching engines or functions). INSERT data must be text
- * (JSONEachRow, CSV, TSV, …: chDB takes inline data as text); inline
+ * FUNCTION, host-reaching engines or functions). INSERT data is text
+ * (JSONEachRow, CSV, TSV, …) after the statement, or binary (RowBinary…,
+ * Native) with the statement in the URL (binary-insert.ts); inline
  * `VALUES` data must be literals without a `;` (clickhouse-local ends
  * VALUES data at `;`, and expressions in it are not part of the parse).
  * GET requests are always read-only, as on a ClickHouse server.
@@ -116,8 +117,8 @@
  *
  * Not supported: writer sessions (`session_id` with the write token),
  * external data tables (multipart file parts), roles, progress headers
- * (`send_progress_in_http_headers` is accepted and ignored), binary INSERT
- * formats (RowBinary, Native, Parquet bodies), the native TCP protocol
+ * (`send_progress_in_http_headers` is accepted and ignored), other binary
+ * INSERT formats (Parquet, Arrow, … bodies), the native TCP protocol
  * (Grafana's ClickHouse datasource must be set to HTTP), `/play`. The
  * summary's counters are chDB's one rows/bytes pair per query.
  *
@@ -144,6 +145,7 @@ import path from 'node:path';
 import { Session } from 'chdb';
 import { type CompressionChoice, compressBlocks, compressionChoice, decompressBlocks } from './compression.ts';
 import { ClickHouseHttpError } from './errors.ts';
+import { binaryInsertFormat, withSpooledData } from './binary-insert.ts';
 import { Gate } from './gate.ts';
 import { checkHost, openGuard } from './guard.ts';
 import { contentTypeOf, credentialsOf, decodeBody, header, httpCompressed, mergeMultipart, readBody, sameSecret, truthy, utf8 } from './http.ts';
@@ -224,6 +226,8 @@ interface Request {
   queryId: string;
   /** `client_protocol_version`: the revision Native output is written for (0: plain Native). */
   revision: number;
+  /** A writer's binary INSERT data, read from a spool file (binary-insert.ts). */
+  data?: Uint8Array;
 }
 
 interface Outcome {
@@ -319,18 +323,21 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
       throw ClickHouseHttpError.of('HTTP_LENGTH_REQUIRED', 'The Transfer-Encoding is not chunked and there is no Content-Length header for POST request');
     }
     let body = '';
+    /** A writer's binary INSERT data (binary-insert.ts): rows, not part of the statement. */
+    let data: Uint8Array | undefined;
     if (method === 'POST') {
       let raw = await decodeBody(req, await readBody(req, o.maxBodyBytes), o.maxBodyBytes);
       if (truthy(params.get('decompress'))) raw = decompressBlocks(raw, o.maxBodyBytes, !truthy(params.get('http_native_compression_disable_checksumming_on_decompress')));
       const contentType = header(req, 'content-type') ?? '';
       if (/^multipart\/form-data/i.test(contentType)) {
         await mergeMultipart(raw, contentType, params);
-      } else body = utf8(raw, 'request body');
+      } else if (role === 'writer' && binaryInsertFormat(params.getAll('query').join('')) !== undefined) data = raw;
+      else body = utf8(raw, 'request body');
     }
     if (params.getAll('query').some((q) => q.includes('\0')) || body.includes('\0')) {
       throw ClickHouseHttpError.of('BAD_ARGUMENTS', 'The query contains a NUL byte: the embedded endpoint passes queries and INSERT data to chDB as text');
     }
-    const request = prepare(req, method, role, tenant, params, body);
+    const request = { ...prepare(req, method, role, tenant, params, body), ...(data && { data }) };
     const release = await gate.acquire();
     let outcome: Outcome;
     try {
@@ -499,7 +506,8 @@ export async function startQueryEndpoint(options: QueryEndpointOptions): Promise
         await q('USE default');
       }
       for (const [k, v] of r.queryParams) await q(`SET param_${k} = ${stringLiteral(v)}`);
-      const result = await session.queryAsync(r.sql, { format: r.defaultFormat ?? 'TabSeparated', timeout });
+      const query = (sql: string) => session.queryAsync(sql, { format: r.defaultFormat ?? 'TabSeparated', timeout });
+      const result = r.data ? await withSpooledData(engine.dataDir, r.sql, r.data, query) : await query(r.sql);
       return {
         body: result.bytes(),
         format: OUTPUT_KINDS.has(kind) ? (namedFormat(canonical) ?? r.defaultFormat ?? 'TabSeparated') : undefined,

@@ -5,7 +5,8 @@
  * HTTP. The SQL is the same on both; values travel as query parameters
  * (`{name:Type}`), never spliced into SQL text.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import path from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions, type ClickHouseSettings } from '@clickhouse/client';
@@ -24,8 +25,11 @@ export interface Store {
   readonly dataDir?: string;
   /** Inserts rows (JSONEachRow) into `<database>.<table>`. */
   insert(table: string, rows: readonly object[]): Promise<void>;
-  /** Inserts rows already encoded as JSONEachRow: chunks of whole lines, each line ending in a newline. */
-  insertEncoded(table: string, chunks: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Inserts rows already encoded as RowBinaryWithDefaults (storage/row-binary.ts)
+   * for `columns`, in chunks of whole rows, as one insert.
+   */
+  insertRowBinary(table: string, columns: readonly string[], chunks: readonly Uint8Array[]): Promise<void>;
   /** Runs a SELECT and returns its rows. */
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings): Promise<T[]>;
   /** Runs a statement that returns no rows (DDL, INSERT … SELECT). */
@@ -48,6 +52,9 @@ export interface StoreOptions {
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
+const quoteIdentifier = (name: string) => `\`${name.replace(/[\\`]/g, '\\$&')}\``;
+const quoteString = (text: string) => `'${text.replace(/[\\']/g, '\\$&')}'`;
+
 export function assertIdentifier(name: string, what: string): string {
   if (!IDENTIFIER.test(name)) throw new RangeError(`${what} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), got ${JSON.stringify(name)}`);
   return name;
@@ -61,7 +68,10 @@ export function assertIdentifier(name: string, what: string): string {
 const SETTINGS: ClickHouseSettings = { output_format_json_quote_decimals: 1, output_format_json_quote_64bit_integers: 0 };
 
 /** chDB binds one data directory per process; reuse the connection for every Store opened on it. */
-let embedded: { dir: string; client: ClickHouseClient; connection: ChdbConnection; users: number } | undefined;
+let embedded: { dir: string; spool: string; client: ClickHouseClient; connection: ChdbConnection; users: number } | undefined;
+
+/** The directory in the store's own that binary inserts pass through; what a crash left there is removed on open. */
+const SPOOL = 'insert-spool';
 
 function embeddedConnection(dir: string): NonNullable<typeof embedded> {
   const resolved = path.resolve(dir);
@@ -70,11 +80,15 @@ function embeddedConnection(dir: string): NonNullable<typeof embedded> {
   }
   if (!embedded) {
     mkdirSync(resolved, { recursive: true });
+    const spool = path.join(resolved, SPOOL);
+    rmSync(spool, { recursive: true, force: true });
+    mkdirSync(spool, { mode: 0o700 });
     // chdb types its Connection against @clickhouse/client-common 1.23.0, the
     // client bundles its own copy of the same interface: structurally equal.
     const connection = createChdbConnection({ path: resolved });
     embedded = {
       dir: resolved,
+      spool,
       users: 0,
       connection,
       client: createClient({ connection: connection as unknown as ClickHouseClientConfigOptions['connection'], clickhouse_settings: SETTINGS }),
@@ -107,25 +121,49 @@ export function openStore(options: StoreOptions = {}): Store {
   const qualified = (table: string) => `${database}.${assertIdentifier(table, 'table')}`;
   let closed = false;
   const dataDir = local?.dir;
-  const insertEncoded = async (table: string, chunks: readonly Uint8Array[]): Promise<void> => {
-    if (chunks.every((c) => c.byteLength === 0)) return;
-    // In process, hand chDB the bytes as they are (one buffer: a single insert, parsed on chDB's
-    // thread): the client's insert path would copy them into a SQL string for the parser to read back.
+  /** A statement with its data as the request body; the (empty) response read to its end, so the socket goes back to the pool. */
+  const exec = async (query: string, body: readonly Uint8Array[]): Promise<void> => {
+    const result = await client.exec({ query, values: Readable.from(body) });
+    for await (const _ of result.stream);
+  };
+  const insertJson = async (table: string, rows: readonly object[]): Promise<void> => {
+    if (rows.length === 0) return;
+    const values = Buffer.from(rows.map((r) => `${JSON.stringify(r)}\n`).join(''));
     if (local) {
-      const values = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       await local.connection.chdb.rawInsert({ table: qualified(table), values, format: 'JSONEachRow' });
       return;
     }
-    // insert() would encode row objects itself; these are encoded already.
-    const result = await client.exec({ query: `INSERT INTO ${qualified(table)} FORMAT JSONEachRow`, values: Readable.from(chunks) });
-    result.stream.destroy();
+    await exec(`INSERT INTO ${qualified(table)} FORMAT JSONEachRow`, [values]);
+  };
+  let spooled = 0;
+  const insertRowBinary = async (table: string, columns: readonly string[], chunks: readonly Uint8Array[]): Promise<void> => {
+    if (chunks.every((c) => c.byteLength === 0)) return;
+    const into = `${qualified(table)} (${columns.map(quoteIdentifier).join(', ')})`;
+    if (!local) {
+      await exec(`INSERT INTO ${into} FORMAT RowBinaryWithDefaults`, chunks);
+      return;
+    }
+    // chDB's raw insert takes text formats only: binary rows reach it through a file the insert reads
+    // (FROM INFILE); removed within the insert, it rarely lives long enough to be written back to disk.
+    const file = path.join(local.spool, `${table}-${process.pid}-${++spooled}.bin`);
+    const handle = await open(file, 'wx', 0o600);
+    try {
+      await handle.writev(chunks as Uint8Array[]);
+    } finally {
+      await handle.close();
+    }
+    try {
+      await client.command({ query: `INSERT INTO ${into} FROM INFILE ${quoteString(file)} FORMAT RowBinaryWithDefaults` });
+    } finally {
+      await rm(file, { force: true });
+    }
   };
   return {
     database,
     location: url ?? `chdb:${dataDir}`,
     ...(dataDir !== undefined && { dataDir }),
-    insert: (table, rows) => insertEncoded(table, [Buffer.from(rows.map((r) => `${JSON.stringify(r)}\n`).join(''))]),
-    insertEncoded,
+    insert: insertJson,
+    insertRowBinary,
     async query<T>(sql: string, params?: Record<string, unknown>, settings?: ClickHouseSettings) {
       const rs = await client.query({ query: sql, format: 'JSONEachRow', ...(params && { query_params: params }), ...(settings && { clickhouse_settings: settings }) });
       return rs.json<T>();

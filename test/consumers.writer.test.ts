@@ -46,12 +46,15 @@ describe('batch writer', () => {
   it('writes a backlog in inserts of at most maxRows, calls before attempts, and releases references after the last', async () => {
     const inserts: { table: string; rows: number; released: number }[] = [];
     let released: MessageRef[] = [];
-    const recording: Store = { ...store, insertEncoded: async (table, chunks) => {
-      const rows = chunks.reduce((n, c) => n + Buffer.from(c).toString().split('\n').length - 1, 0);
-      inserts.push({ table, rows, released: released.length });
-      await store.insertEncoded(table, chunks);
+    const rowCount = async (table: string) => (await store.query<{ n: number }>(`SELECT count() AS n FROM ${store.database}.${table}`))[0]!.n;
+    const recording: Store = { ...store, insertRowBinary: async (table, columns, chunks) => {
+      const before = await rowCount(table);
+      const releasedBefore = released.length;
+      await store.insertRowBinary(table, columns, chunks);
+      inserts.push({ table, rows: (await rowCount(table)) - before, released: releasedBefore });
     } };
     const writer = new BatchWriter(recording, { maxRows: 100, maxDelayMs: 0, retryDelayMs: 10 }, (refs) => (released = refs));
+    await writer.prepare();
     const out = emptyOutput();
     for (let i = 0; i < 250; i++) {
       out.attempts.push(attempt(i));

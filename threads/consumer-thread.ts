@@ -114,7 +114,7 @@ export async function startConsumerThread(o: ConsumerThreadOptions): Promise<Con
     unsubscribe: () => o.subscriber.stop(),
     deadLetter: ({ topic, messages }: { topic: string; messages: BusMessage[] }) => o.deadLetter.publisher.publish(topic, messages),
     insert: ({ table, rows }: { table: string; rows: object[] }) => o.store.insert(table, rows),
-    insertEncoded: ({ table, body }: { table: string; body: Uint8Array }) => o.store.insertEncoded(table, [body]),
+    insertRowBinary: ({ table, columns, body }: { table: string; columns: string[]; body: Uint8Array }) => o.store.insertRowBinary(table, columns, [body]),
     query: ({ sql, params, settings }: { sql: string; params?: Record<string, unknown>; settings?: ClickHouseSettings }) => o.store.query(sql, params, settings),
     command: ({ sql, params, settings }: { sql: string; params?: Record<string, unknown>; settings?: ClickHouseSettings }) =>
       o.store.command(sql, params, settings),

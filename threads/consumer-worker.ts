@@ -88,9 +88,9 @@ const store: Store = {
   database,
   location: 'the main thread',
   insert: (table, rows) => rpc.call('insert', { table, rows }),
-  insertEncoded(table, chunks) {
+  insertRowBinary(table, columns, chunks) {
     const { body } = pack(chunks);
-    return rpc.call('insertEncoded', { table, body }, [body.buffer]);
+    return rpc.call('insertRowBinary', { table, columns, body }, [body.buffer]);
   },
   query: (sql, params, settings) => rpc.call('query', { sql, params, settings }),
   command: (sql, params, settings) => rpc.call('command', { sql, params, settings }),

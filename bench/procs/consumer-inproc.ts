@@ -5,7 +5,8 @@
  * Splits the CPU per span between the JavaScript thread (the consumer's own
  * work and its garbage collection, process.threadCpuUsage) and the whole
  * process (chDB's insert threads beside it), with the event loop's
- * utilisation: which of the two a faster consumer has to shrink.
+ * utilisation: which of the two a faster consumer has to shrink; and the
+ * process's CPU per span by thread name (bench/lib/threads.ts).
  *   node bench/procs/consumer-inproc.ts [attempts]
  *   PROFILE=drain.cpuprofile node bench/procs/consumer-inproc.ts 40000   # V8 profile of the drain only
  */
@@ -18,6 +19,7 @@ import { loadDefaultCatalog } from '../../pricing/catalog.ts';
 import { migrate } from '../../sql/migrate.ts';
 import { openStore } from '../../storage/store.ts';
 import { tempDir } from '../lib/child.ts';
+import { cpuByThread, cpuByThreadSince } from '../lib/threads.ts';
 import { collectorMessages, exportRequests, planAttempts, spanCount } from '../lib/traffic.ts';
 
 const attempts = Number(process.argv[2] ?? 20_000);
@@ -50,6 +52,7 @@ if (profiler) {
   await profiler.post('Profiler.enable');
   await profiler.post('Profiler.start');
 }
+const threads0 = cpuByThread();
 const t0 = performance.now();
 const elu0 = performance.eventLoopUtilization();
 const thread0 = process.threadCpuUsage();
@@ -61,6 +64,7 @@ for (;;) {
   if ((row?.n ?? 0) >= plan.length) break;
 }
 const seconds = (performance.now() - t0) / 1000;
+const threads = cpuByThreadSince(threads0, spans);
 const elu = performance.eventLoopUtilization(elu0).utilization;
 const thread = process.threadCpuUsage(thread0);
 const proc = process.cpuUsage(proc0);
@@ -81,6 +85,7 @@ process.stdout.write(
     eventLoopUtilization: Math.round(elu * 100) / 100,
     // GC pauses (wall time) as a share of the drain
     gcPauseShare: Math.round((gcMs / (seconds * 1000)) * 1000) / 1000,
+    threadsUsPerSpan: threads,
   })}\n`,
 );
 process.exit(0);
