@@ -486,7 +486,10 @@ export function rowBinaryEncoder(table: string, columns: readonly Column[]): Row
         if (err instanceof RowBinaryError) err.message = `row ${r}: ${err.message}`;
         throw err;
       }
-      return Buffer.from(sink.buf.subarray(0, sink.pos));
+      const out = Buffer.from(sink.buf.subarray(0, sink.pos));
+      // one chunk of huge rows must not keep its buffer for the process's life
+      if (sink.buf.length > 8 * 2 ** 20) sink.buf = Buffer.allocUnsafeSlow(64 * 1024);
+      return out;
     },
   };
 }
