@@ -322,8 +322,18 @@ export function anyValueToJs(v: AnyValue | null | undefined): AttrValue {
 
 export function attributesToRecord(kvs: KeyValue[] | null | undefined): Record<string, AttrValue> {
   const out: Record<string, AttrValue> = {};
-  for (const kv of kvs ?? []) out[kv.key] = anyValueToJs(kv.value);
+  for (const kv of kvs ?? []) setOwn(out, kv.key, anyValueToJs(kv.value));
   return out;
+}
+
+/**
+ * `record[key] = value`, except that a key `__proto__` (any string is a valid
+ * attribute key) becomes an own property like any other instead of dropping
+ * the value or replacing the record's prototype.
+ */
+export function setOwn<T>(record: Record<string, T>, key: string, value: T): void {
+  if (key === '__proto__') Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  else record[key] = value;
 }
 
 /** A span flattened with its resource and scope: what the consumers work on. */

@@ -864,3 +864,25 @@ describe('reported cost', () => {
     expect(call(spanRole('chat', { ...chat, 'fleet.cost.reported_usd': 'n/a' })).reportedCostUsd).toBeUndefined();
   });
 });
+
+describe('attribute keys', () => {
+  it('keeps an attribute named __proto__ as data: an own key of the record and of the span row, the prototype untouched', async () => {
+    const { attributesToRecord } = await import('../otlp/codec.ts');
+    const { spanRow } = await import('../consumers/span-row.ts');
+    const attrs = attributesToRecord([
+      { key: '__proto__', value: { kvlistValue: { values: [{ key: 'polluted', value: { stringValue: 'yes' } }] } } },
+      { key: 'gen_ai.system', value: { stringValue: 'openai' } },
+    ]);
+    expect(Object.getPrototypeOf(attrs)).toBe(Object.prototype);
+    expect(Object.keys(attrs)).toEqual(['__proto__', 'gen_ai.system']);
+    expect((attrs as Record<string, unknown>).polluted).toBeUndefined();
+    const span = {
+      traceId: 't', spanId: 's', parentSpanId: '', traceState: '', name: 'n', kind: 1, startTimeUnixNano: 1n, endTimeUnixNano: 2n,
+      attributes: attrs, resource: attributesToRecord([{ key: '__proto__', value: { stringValue: 'resource value' } }]),
+      scope: { name: '', version: '' }, status: { code: 0, message: '' }, events: [],
+    };
+    const row = spanRow(span, { attemptId: '', rate: 1, reason: 'kept' }) as { attributes: Record<string, string>; resource_attributes: Record<string, string> };
+    expect(Object.entries(row.attributes)).toEqual([['__proto__', '{"polluted":"yes"}'], ['gen_ai.system', 'openai']]);
+    expect(Object.entries(row.resource_attributes)).toEqual([['__proto__', 'resource value']]);
+  });
+});
