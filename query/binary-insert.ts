@@ -8,10 +8,8 @@
  * after the policy has checked the statement as sent (which refuses a
  * client's own FROM INFILE).
  */
-import { randomUUID } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { stringLiteral } from './sql.ts';
+import { stringLiteral } from '../storage/sql-text.ts';
+import { withSpoolFile } from '../storage/spool.ts';
 
 /** A plain INSERT whose data is in a binary format, statement in the URL and nothing after the format's name. */
 const BINARY_INSERT = /^\s*INSERT\s+INTO\s+(?:TABLE\s+)?(?:[A-Za-z_][\w]*|`(?:[^`\\]|\\.)+`)(?:\.(?:[A-Za-z_][\w]*|`(?:[^`\\]|\\.)+`))?\s*(?:\([^()]*\)\s*)?FORMAT\s+(RowBinary|RowBinaryWithDefaults|RowBinaryWithNames|RowBinaryWithNamesAndTypes|Native)\s*;?\s*$/i;
@@ -23,17 +21,10 @@ export function binaryInsertFormat(statement: string): string | undefined {
 
 /**
  * Runs `statement` (checked by binaryInsertFormat and the policy) with its
- * data read from a spool file under `dataDir`, removed afterwards.
+ * data read from a file of the store's spool under `dataDir`.
  */
-export async function withSpooledData<T>(dataDir: string, statement: string, data: Uint8Array, run: (sql: string) => Promise<T>): Promise<T> {
-  const dir = path.join(dataDir, 'insert-spool');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const file = path.join(dir, `http-${randomUUID()}.bin`);
-  // wx: never through a file or link already there; 0600: the rows are the store's, not the host's users'
-  await writeFile(file, data, { flag: 'wx', mode: 0o600 });
-  try {
-    return await run(statement.replace(/\bFORMAT\s+(\w+)\s*;?\s*$/i, (_, format: string) => `FROM INFILE ${stringLiteral(file)} FORMAT ${format}`));
-  } finally {
-    await rm(file, { force: true });
-  }
+export function withSpooledData<T>(dataDir: string, statement: string, data: Uint8Array, run: (sql: string) => Promise<T>): Promise<T> {
+  return withSpoolFile(dataDir, 'http', [data], (file) =>
+    run(statement.replace(/\bFORMAT\s+(\w+)\s*;?\s*$/i, (_, format: string) => `FROM INFILE ${stringLiteral(file)} FORMAT ${format}`)),
+  );
 }

@@ -154,7 +154,8 @@ import { checkSession } from './session.ts';
 import { SessionPool } from './sessions.ts';
 import { checkStatement, valuesWithSemicolon, type Role, type Verdict } from './policy.ts';
 import { ALL_FIXED, cappedUrlSetting, HTTP_COMPRESSION_DEFAULT, SCOPED_FIXED, settingRefusal, unchanged, WRITER_FIXED, type SettingsLimits } from './settings.ts';
-import { namedFormat, quotedIdentifier, statementKind, stringLiteral } from './sql.ts';
+import { quotedIdentifier, stringLiteral } from '../storage/sql-text.ts';
+import { namedFormat, statementKind } from './sql.ts';
 import { optionsSchema, type QueryEndpointOptions } from './options.ts';
 import { serveConsole } from '../console/serve.ts';
 

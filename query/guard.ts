@@ -17,7 +17,8 @@ import { parseExplainAst, type AstNode } from './ast.ts';
 import { ClickHouseHttpError } from './errors.ts';
 import type { CatalogLookup, EngineCatalog } from './policy.ts';
 import type { SessionPool } from './sessions.ts';
-import { skeleton, statementKind, stringLiteral } from './sql.ts';
+import { stringLiteral } from '../storage/sql-text.ts';
+import { skeleton, statementKind } from './sql.ts';
 
 export interface Analysis {
   /** The engine's single-line rendering (no comments, upper-case keywords, no INSERT data). */

@@ -65,16 +65,6 @@ export function namedFormat(canonical: string): string | undefined {
   return all.at(-1)?.[1];
 }
 
-/** A ClickHouse string literal holding exactly `value`. */
-export function stringLiteral(value: string): string {
-  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
-/** A backquoted ClickHouse identifier holding exactly `name`. */
-export function quotedIdentifier(name: string): string {
-  return `\`${name.replace(/\\/g, '\\\\').replace(/`/g, '\\`')}\``;
-}
-
 /** `text` split at `separator`s outside parentheses and quotes, each part trimmed, empty ones dropped (type arguments, column lists). */
 export function splitTopLevel(text: string, separator = ','): string[] {
   const parts: string[] = [];

@@ -5,12 +5,13 @@
  * HTTP. The SQL is the same on both; values travel as query parameters
  * (`{name:Type}`), never spliced into SQL text.
  */
-import { mkdirSync, rmSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import path from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions, type ClickHouseSettings } from '@clickhouse/client';
 import { createChdbConnection, type ChdbConnection } from 'chdb/connection';
+import { clearSpool, withSpoolFile } from './spool.ts';
+import { quotedIdentifier, stringLiteral } from './sql-text.ts';
 
 export interface Store {
   /** Database holding perpass's tables and views (already validated as an identifier). */
@@ -52,9 +53,6 @@ export interface StoreOptions {
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
-const quoteIdentifier = (name: string) => `\`${name.replace(/[\\`]/g, '\\$&')}\``;
-const quoteString = (text: string) => `'${text.replace(/[\\']/g, '\\$&')}'`;
-
 export function assertIdentifier(name: string, what: string): string {
   if (!IDENTIFIER.test(name)) throw new RangeError(`${what} must be a plain identifier ([A-Za-z_][A-Za-z0-9_]*), got ${JSON.stringify(name)}`);
   return name;
@@ -68,10 +66,7 @@ export function assertIdentifier(name: string, what: string): string {
 const SETTINGS: ClickHouseSettings = { output_format_json_quote_decimals: 1, output_format_json_quote_64bit_integers: 0 };
 
 /** chDB binds one data directory per process; reuse the connection for every Store opened on it. */
-let embedded: { dir: string; spool: string; client: ClickHouseClient; connection: ChdbConnection; users: number } | undefined;
-
-/** The directory in the store's own that binary inserts pass through; what a crash left there is removed on open. */
-const SPOOL = 'insert-spool';
+let embedded: { dir: string; client: ClickHouseClient; connection: ChdbConnection; users: number } | undefined;
 
 function embeddedConnection(dir: string): NonNullable<typeof embedded> {
   const resolved = path.resolve(dir);
@@ -80,15 +75,12 @@ function embeddedConnection(dir: string): NonNullable<typeof embedded> {
   }
   if (!embedded) {
     mkdirSync(resolved, { recursive: true });
-    const spool = path.join(resolved, SPOOL);
-    rmSync(spool, { recursive: true, force: true });
-    mkdirSync(spool, { mode: 0o700 });
+    clearSpool(resolved);
     // chdb types its Connection against @clickhouse/client-common 1.23.0, the
     // client bundles its own copy of the same interface: structurally equal.
     const connection = createChdbConnection({ path: resolved });
     embedded = {
       dir: resolved,
-      spool,
       users: 0,
       connection,
       client: createClient({ connection: connection as unknown as ClickHouseClientConfigOptions['connection'], clickhouse_settings: SETTINGS }),
@@ -135,28 +127,17 @@ export function openStore(options: StoreOptions = {}): Store {
     }
     await exec(`INSERT INTO ${qualified(table)} FORMAT JSONEachRow`, [values]);
   };
-  let spooled = 0;
   const insertRowBinary = async (table: string, columns: readonly string[], chunks: readonly Uint8Array[]): Promise<void> => {
     if (chunks.every((c) => c.byteLength === 0)) return;
-    const into = `${qualified(table)} (${columns.map(quoteIdentifier).join(', ')})`;
+    const into = `${qualified(table)} (${columns.map(quotedIdentifier).join(', ')})`;
     if (!local) {
       await exec(`INSERT INTO ${into} FORMAT RowBinaryWithDefaults`, chunks);
       return;
     }
-    // chDB's raw insert takes text formats only: binary rows reach it through a file the insert reads
-    // (FROM INFILE); removed within the insert, it rarely lives long enough to be written back to disk.
-    const file = path.join(local.spool, `${table}-${process.pid}-${++spooled}.bin`);
-    const handle = await open(file, 'wx', 0o600);
-    try {
-      await handle.writev(chunks as Uint8Array[]);
-    } finally {
-      await handle.close();
-    }
-    try {
-      await client.command({ query: `INSERT INTO ${into} FROM INFILE ${quoteString(file)} FORMAT RowBinaryWithDefaults` });
-    } finally {
-      await rm(file, { force: true });
-    }
+    // chDB's raw insert takes text formats only: binary rows reach it through the spool (storage/spool.ts)
+    await withSpoolFile(local.dir, table, chunks, (file) =>
+      client.command({ query: `INSERT INTO ${into} FROM INFILE ${stringLiteral(file)} FORMAT RowBinaryWithDefaults` }),
+    );
   };
   return {
     database,
