@@ -6,6 +6,7 @@
  */
 import type { ClickHouseSettings } from '@clickhouse/client';
 import { formatInstant, parseInstant } from '../contract/rows.ts';
+import { ATTEMPT_SUMS } from '../storage/rollups.ts';
 import type { Store } from '../storage/store.ts';
 import { ATTEMPT_COLUMNS, CALL_COLUMNS } from './config.ts';
 import type { AttemptWindows, CacheWindows, UnpricedSeries, Windows } from './decide.ts';
@@ -37,45 +38,77 @@ function filterSql(filter: Partial<Record<string, string[]>>, allowed: readonly 
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
 
+const DAY_MS = 86_400_000;
+/** The sums of one window's groups: from the blocks, or from every attempt with FINAL. */
+const SUM_COLUMNS = 'n_attempts, n_passes, n_unpriced, n_priced_passes, sum_cost, sum_pass_cost, sum_cost_sq';
+
+/** attemptWindows' SELECT and parameters (the query benchmark times it as the rules send it). */
+export function attemptWindowsQuery(
+  db: string,
+  groupBy: readonly string[],
+  filter: Partial<Record<string, string[]>>,
+  w: Windows,
+  options: { raw?: boolean } = {},
+): { sql: string; params: Record<string, unknown>; columns: string[] } {
+  const cols = columns(groupBy, ATTEMPT_COLUMNS);
+  const f = filterSql(filter, ATTEMPT_COLUMNS);
+  const raw = options.raw || cols.includes('pool') || filter.pool !== undefined;
+  const list = cols.join(', ');
+  // Blocks are whole UTC days: a window holding none (the usual recent hour) is read raw without a plan.
+  const holdsDay = (since: number, until: number) => Math.ceil(since / DAY_MS) * DAY_MS + DAY_MS <= until;
+  const window = (recent: boolean, since: string, until: string, preaggregated: boolean) =>
+    preaggregated
+      ? `SELECT ${list}, ${recent} AS recent, ${SUM_COLUMNS}
+         FROM ${db}.attempt_window_sums(since = {${since}:DateTime64(9)}, until = {${until}:DateTime64(9)})
+         WHERE true${f.sql}`
+      : `SELECT ${list}, ${recent} AS recent, ${SUM_COLUMNS} FROM (
+           SELECT ${list}, ${ATTEMPT_SUMS}
+           FROM ${db}.attempts FINAL
+           WHERE started_at >= {${since}:DateTime64(9)} AND started_at < {${until}:DateTime64(9)}${f.sql}
+           GROUP BY ${list}
+           SETTINGS do_not_merge_across_partitions_select_final = 1)`;
+  const agg = (prefix: string, cond: string) => `
+    sumIf(n_attempts, ${cond})                           AS ${prefix}_attempts,
+    sumIf(n_passes, ${cond})                             AS ${prefix}_passes,
+    sumIf(n_attempts - n_unpriced, ${cond})              AS ${prefix}_priced,
+    sumIf(n_priced_passes, ${cond})                      AS ${prefix}_priced_passes,
+    toFloat64(ifNull(sumIf(sum_cost, ${cond}), 0))       AS ${prefix}_cost,
+    toFloat64(ifNull(sumIf(sum_cost_sq, ${cond}), 0))    AS ${prefix}_cost_sq,
+    toFloat64(ifNull(sumIf(sum_pass_cost, ${cond}), 0))  AS ${prefix}_pass_cost,
+    fleet_cost_per_pass(sumIf(sum_cost, ${cond}), ${prefix}_attempts, ${prefix}_priced, ${prefix}_passes) AS ${prefix}_cost_per_pass`;
+  return {
+    sql: `SELECT ${list},${agg('recent', 'recent')},${agg('baseline', 'NOT recent')}
+          FROM (
+            ${window(true, 'recent_since', 'until', !raw && holdsDay(w.recentSince, w.until))}
+            UNION ALL
+            ${window(false, 'since', 'recent_since', !raw && holdsDay(w.baselineSince, w.recentSince))})
+          GROUP BY ${list}
+          ORDER BY ${list}`,
+    params: { since: instant(w.baselineSince), recent_since: instant(w.recentSince), until: instant(w.until), ...f.params },
+    columns: cols,
+  };
+}
+
 /**
- * Per group: attempts, passes and cost moments of both windows, from
- * `attempts FINAL`, plus the exact $/pass of each window (fleet_cost_per_pass,
- * the views' definition).
+ * Per group: attempts, passes and cost moments of both windows, plus the
+ * exact $/pass of each window (fleet_cost_per_pass, the views' definition).
+ * A window holding a whole UTC day is summed from the pre-aggregated
+ * blocks and the raw tail (attempt_window_sums, 0008), so a 7-day baseline
+ * costs the days no block covers, not seven days of attempts; a shorter one
+ * (the usual recent hour) is summed from `attempts FINAL`. The blocks are not
+ * kept per pool: a rule grouped or filtered by pool reads both windows raw
+ * (`raw`, also what the tests compare with). Both sum cost and cost² exactly in Decimal and convert
+ * once, so the two agree to the last bit.
  */
 export async function attemptWindows(
   store: Store,
   groupBy: readonly string[],
   filter: Partial<Record<string, string[]>>,
   w: Windows,
+  options: { raw?: boolean } = {},
 ): Promise<AttemptWindows[]> {
-  const cols = columns(groupBy, ATTEMPT_COLUMNS);
-  const f = filterSql(filter, ATTEMPT_COLUMNS);
-  const agg = (prefix: string, cond: string) => `
-    countIf(${cond})                                     AS ${prefix}_attempts,
-    countIf(${cond} AND pass)                            AS ${prefix}_passes,
-    countIf(${cond} AND priced)                          AS ${prefix}_priced,
-    countIf(${cond} AND priced AND pass)                 AS ${prefix}_priced_passes,
-    sumIf(c, ${cond} AND priced)                         AS ${prefix}_cost,
-    sumIf(c * c, ${cond} AND priced)                     AS ${prefix}_cost_sq,
-    sumIf(c, ${cond} AND priced AND pass)                AS ${prefix}_pass_cost,
-    fleet_cost_per_pass(sumIf(cost_usd, ${cond}), ${prefix}_attempts, ${prefix}_priced, ${prefix}_passes) AS ${prefix}_cost_per_pass`;
-  const rows = await store.query<Record<string, unknown>>(
-    `SELECT ${cols.join(', ')},${agg('recent', 'recent')},${agg('baseline', 'NOT recent')}
-     FROM (
-       SELECT ${cols.join(', ')},
-              started_at >= {recent_since:DateTime64(9)} AS recent,
-              outcome = 'pass'                          AS pass,
-              cost_usd IS NOT NULL                      AS priced,
-              toFloat64(ifNull(cost_usd, 0))            AS c,
-              cost_usd
-       FROM ${store.database}.attempts FINAL
-       WHERE started_at >= {since:DateTime64(9)} AND started_at < {until:DateTime64(9)}${f.sql}
-     )
-     GROUP BY ${cols.join(', ')}
-     ORDER BY ${cols.join(', ')}`,
-    { since: instant(w.baselineSince), recent_since: instant(w.recentSince), until: instant(w.until), ...f.params },
-    FINAL_SETTINGS,
-  );
+  const { sql, params, columns: cols } = attemptWindowsQuery(store.database, groupBy, filter, w, options);
+  const rows = await store.query<Record<string, unknown>>(sql, params);
   return rows.map((row) => {
     const moments = (p: string) => ({
       attempts: num(row[`${p}_attempts`]),

@@ -20,7 +20,10 @@
  * took is reported), except in "live", whose new parts are what arrived
  * since the last refresh. `raw_*` queries are the baseline: v_cost_per_pass
  * as it was before pre-aggregation (every attempt of the window with FINAL,
- * test/support/reference-views.ts), timed in the same run on the same data.
+ * test/support/reference-views.ts), timed in the same run on the same data;
+ * `alert_attempt_windows` is one evaluation of the pass-rate and $/pass alert
+ * rules (alerting/queries.ts), `raw_alert_attempt_windows` the same with both
+ * windows read from `attempts FINAL`.
  * `--set attempts=100000000` is the 100M configuration; `--set queries=a,b`
  * times only those queries.
  * Each query: one warm-up, then `runs` timed runs (fewer past a minute per
@@ -29,6 +32,7 @@
  * user of the Store sees it; `*_engine` runs the same SELECT with FORMAT
  * Null (no rows to the client).
  */
+import { attemptWindowsQuery } from '../alerting/queries.ts';
 import { migrate } from '../sql/migrate.ts';
 import { refreshRollups, sweepRollups } from '../storage/rollups.ts';
 import { openStore, type Store } from '../storage/store.ts';
@@ -178,7 +182,21 @@ export function groupKeyWhatIf(db: string): string[] {
 /** The baseline: v_cost_per_pass as it was, every attempt of the window read with FINAL. */
 const RAW_COST_PER_PASS = rawCostPerPassSql('{db}', 'now64(9) - INTERVAL 30 DAY', "toDateTime64('2262-01-01 00:00:00', 9, 'UTC')");
 
-const QUERIES: Record<string, string> = {
+/**
+ * The alert rules' read (pass-rate and $/pass rules, their default grouping
+ * and windows: the last hour against the 7 days before it), pre-aggregated
+ * and as it was: every attempt of the 7 days with FINAL.
+ */
+const alertWindows = (raw: boolean) => (db: string) => {
+  const until = Date.now();
+  const recentSince = until - 3_600_000;
+  const { sql, params } = attemptWindowsQuery(db, ['tenant', 'model', 'spec_tier'], {}, { until, recentSince, baselineSince: recentSince - 7 * 86_400_000 }, { raw });
+  return { sql, params };
+};
+
+type Query = string | ((db: string) => { sql: string; params: Record<string, unknown> });
+
+const QUERIES: Record<string, Query> = {
   raw_v_cost_per_pass: `SELECT * FROM (${RAW_COST_PER_PASS})`,
   v_cost_per_pass: 'SELECT * FROM {db}.v_cost_per_pass',
   raw_v_cost_per_pass_tier: `SELECT * FROM (${RAW_COST_PER_PASS}) WHERE tenant = 'tenant-0' AND spec_tier = 'tier-3'`,
@@ -186,26 +204,28 @@ const QUERIES: Record<string, string> = {
   v_routing: 'SELECT * FROM {db}.v_routing',
   v_spec_outcomes_tenant: "SELECT * FROM {db}.v_spec_outcomes WHERE tenant = 'tenant-5'",
   v_spec_outcomes_all: 'SELECT count(), sum(passes), countIf(passed), sum(total_cost_usd) FROM {db}.v_spec_outcomes',
+  raw_alert_attempt_windows: alertWindows(true),
+  alert_attempt_windows: alertWindows(false),
 };
 
 /** Timed runs of each query: `runs`, or fewer once `budgetMs` is spent on that query (at least 3). */
 async function timeQueries(store: Store, runs: number, db: string, names: readonly string[], log: (m: string) => void, budgetMs = 60_000): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const name of names) {
-    const template = QUERIES[name]!;
-    const sql = template.replaceAll('{db}', db);
+    const query = QUERIES[name]!;
+    const { sql, params } = typeof query === 'string' ? { sql: query.replaceAll('{db}', db), params: undefined } : query(db);
     const client: number[] = [];
     const engine: number[] = [];
     let rows = 0;
-    rows = (await store.query(sql)).length; // warm-up
-    await store.command(`${sql} FORMAT Null`);
+    rows = (await store.query(sql, params)).length; // warm-up
+    await store.command(`${sql} FORMAT Null`, params);
     const started = performance.now();
     for (let i = 0; i < runs && (i < 3 || performance.now() - started < budgetMs); i++) {
       let t = performance.now();
-      rows = (await store.query(sql)).length;
+      rows = (await store.query(sql, params)).length;
       client.push(performance.now() - t);
       t = performance.now();
-      await store.command(`${sql} FORMAT Null`);
+      await store.command(`${sql} FORMAT Null`, params);
       engine.push(performance.now() - t);
     }
     out[`${name}_p50Ms`] = round(percentile(client, 50), 1);
@@ -340,7 +360,7 @@ export const queryBenchmark: Benchmark = {
     const units: Record<string, string> = {};
     for (const k of Object.keys(metrics)) units[k] = k.endsWith('Ms') ? 'ms' : k.endsWith('Seconds') ? 's' : k.endsWith('MiB') ? 'MiB' : k.endsWith('_rows') ? 'rows' : k.endsWith('_runs') ? 'runs' : k.endsWith('Parts') ? 'parts' : 'rows';
     return {
-      config: { attempts: total, layout, partitionBy: `${partitionBy}(started_at)`, views, insertBlocks: blocks, runsPerQuery: runs, store: 'embedded chDB (chdb npm), through @clickhouse/client', settings: 'views: FINAL with do_not_merge_across_partitions_select_final = 1; max_threads auto (cores)', queries: QUERIES },
+      config: { attempts: total, layout, partitionBy: `${partitionBy}(started_at)`, views, insertBlocks: blocks, runsPerQuery: runs, store: 'embedded chDB (chdb npm), through @clickhouse/client', settings: 'views: FINAL with do_not_merge_across_partitions_select_final = 1; max_threads auto (cores)', queries: Object.fromEntries(Object.entries(QUERIES).map(([name, q]) => [name, typeof q === 'string' ? q : q('{db}').sql])) },
       metrics,
       units,
       targets: [

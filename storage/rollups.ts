@@ -1,6 +1,7 @@
 /**
  * Keeps the pre-aggregated attempt blocks current (sql/migrations/
- * 0007_attempt_rollups.sql says what they are and why reads stay exact).
+ * 0007_attempt_rollups.sql says what they are and why reads stay exact;
+ * 0008 adds the alert rules' cost moments).
  *
  * A refresh reads every block's live fingerprint once, then per level:
  *
@@ -67,22 +68,35 @@ const EXACT = { output_format_json_quote_64bit_integers: 1 } as const;
 /** The id of a block's computation in this refresh: derived in SQL the same way for its rows and its block row. */
 const computationSql = (level: string, firstDay: string) => `cityHash64(toString(tenant), toString(spec_tier), toUInt8(${level}), toDate(${firstDay}), {nonce:UInt64})`;
 
-const SUMS = `
+/**
+ * A group of attempts' sums, as the rollup rows hold them (the raw read of
+ * attempt_window_sums in sql/migrations/0008_rollup_moments.sql computes the
+ * same). Σ cost² is exact: Decimal(76, 36).
+ */
+export const ATTEMPT_SUMS = `
     count() AS n_attempts, countIf(outcome = 'pass') AS n_passes, sum(cost_usd) AS sum_cost,
     countIf(cost_usd IS NULL) AS n_unpriced, sum(unpriced_calls) AS sum_unpriced_calls,
     sum(reported_cost_usd) AS sum_reported_cost, sum(llm_calls) AS sum_llm_calls, sum(tool_calls) AS sum_tool_calls,
     sum(input_tokens) AS sum_input, sum(cache_read_tokens) AS sum_cache_read, sum(cache_write_tokens) AS sum_cache_write,
     sum(output_tokens) AS sum_output, sum(reasoning_tokens) AS sum_reasoning,
+    countIf(cost_usd IS NOT NULL AND outcome = 'pass') AS n_priced_passes, sumIf(cost_usd, outcome = 'pass') AS sum_pass_cost,
+    sum(toDecimal256(cost_usd, 18) * cost_usd) AS sum_cost_sq,
     min(started_at) AS first_started_at, max(started_at) AS last_started_at`;
 
 const RESUMS = `
     sum(n_attempts), sum(n_passes), sum(sum_cost), sum(n_unpriced), sum(sum_unpriced_calls), sum(sum_reported_cost),
     sum(sum_llm_calls), sum(sum_tool_calls), sum(sum_input), sum(sum_cache_read), sum(sum_cache_write), sum(sum_output),
-    sum(sum_reasoning), min(first_started_at), max(last_started_at)`;
+    sum(sum_reasoning), sum(n_priced_passes), sum(sum_pass_cost), sum(sum_cost_sq), min(first_started_at), max(last_started_at)`;
 
 const ROLLUP_COLUMNS = `tenant, spec_tier, level, first_day, computation, model, canary, variant, n_attempts, n_passes, sum_cost,
     n_unpriced, sum_unpriced_calls, sum_reported_cost, sum_llm_calls, sum_tool_calls, sum_input, sum_cache_read,
-    sum_cache_write, sum_output, sum_reasoning, first_started_at, last_started_at, computed_at`;
+    sum_cache_write, sum_output, sum_reasoning, n_priced_passes, sum_pass_cost, sum_cost_sq, first_started_at, last_started_at, computed_at`;
+
+/**
+ * Which sums a block's computation holds; the plan (0008) uses blocks of
+ * this version only, so blocks from before the alert moments are recomputed.
+ */
+const SUMS_VERSION = 1;
 
 /** Computes the dirty closed blocks, lowest level first. */
 export async function refreshRollups(store: Store, options: RefreshOptions = {}): Promise<RefreshResult> {
@@ -99,7 +113,8 @@ export async function refreshRollups(store: Store, options: RefreshOptions = {})
     new Map(
       (
         await store.query<Stored>(
-          `SELECT tenant, spec_tier, level, toString(first_day) AS first_day, rows, hash, computation FROM ${db}.attempt_rollup_blocks FINAL`,
+          `SELECT tenant, spec_tier, level, toString(first_day) AS first_day, rows, hash, computation FROM ${db}.attempt_rollup_blocks FINAL
+           WHERE sums_version = ${SUMS_VERSION}`,
           undefined,
           EXACT,
         )
@@ -131,7 +146,7 @@ export async function refreshRollups(store: Store, options: RefreshOptions = {})
     if (level === 0) {
       await store.command(
         `INSERT INTO ${db}.attempt_rollups (${ROLLUP_COLUMNS})
-         SELECT tenant, spec_tier, 0, toDate(started_at) AS day, ${computationSql('0', 'day')}, model, canary, variant, ${SUMS}, now64(3)
+         SELECT tenant, spec_tier, 0, toDate(started_at) AS day, ${computationSql('0', 'day')}, model, canary, variant, ${ATTEMPT_SUMS}, now64(3)
          FROM ${db}.attempts FINAL
          WHERE (tenant, spec_tier, toDate(started_at)) IN (SELECT arrayJoin(arrayZip({tenants:Array(String)}, {tiers:Array(String)}, {days:Array(Date)})))
          GROUP BY tenant, spec_tier, day, model, canary, variant
@@ -152,8 +167,8 @@ export async function refreshRollups(store: Store, options: RefreshOptions = {})
     }
     // The blocks' rows last: from now on readers may use the computations.
     await store.command(
-      `INSERT INTO ${db}.attempt_rollup_blocks (tenant, spec_tier, level, first_day, rows, hash, computation, computed_at)
-       SELECT b.1 AS tenant, b.2 AS spec_tier, ${level}, b.3 AS first_day, b.4, b.5, ${computationSql(String(level), 'first_day')}, now64(3)
+      `INSERT INTO ${db}.attempt_rollup_blocks (tenant, spec_tier, level, first_day, rows, hash, computation, computed_at, sums_version)
+       SELECT b.1 AS tenant, b.2 AS spec_tier, ${level}, b.3 AS first_day, b.4, b.5, ${computationSql(String(level), 'first_day')}, now64(3), ${SUMS_VERSION}
        FROM (SELECT arrayJoin(arrayZip({tenants:Array(String)}, {tiers:Array(String)}, {days:Array(Date)}, arrayMap(x -> toUInt64(x), {rows:Array(String)}), arrayMap(x -> toUInt64(x), {hashes:Array(String)}))) AS b)`,
       { ...columnsOf(ready), rows: ready.map((f) => f.rows), hashes: ready.map((f) => f.hash), nonce },
     );

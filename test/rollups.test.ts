@@ -9,6 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatInstant, type AttemptRow } from '../contract/rows.ts';
+import { attemptWindows } from '../alerting/queries.ts';
 import { refreshRollups, startRollupRefresher, sweepRollups } from '../storage/rollups.ts';
 import type { Store } from '../storage/store.ts';
 import { rawCostPerPassSql } from './support/reference-views.ts';
@@ -44,6 +45,7 @@ const TIERS = ['small', 'medium', 'large'];
 const MODELS = ['gpt-5', 'claude-sonnet-4', 'gemini-2.5-pro', 'qwen3-coder'];
 const CANARIES = ['refactor', 'bugfix', 'docs'];
 const VARIANTS = ['baseline', 'terse'];
+const POOLS = ['pool-a', 'pool-b'];
 const OUTCOMES = ['pass', 'pass', 'pass', 'fail', 'error', 'timeout'] as const;
 
 /** A cost with 18 decimals, sometimes NULL (unpriced). */
@@ -61,7 +63,7 @@ function attempt(daysAgo: number, version: number): AttemptRow {
     spec_tier: r.pick(TIERS),
     canary: r.pick(CANARIES),
     variant: r.pick(VARIANTS),
-    pool: 'pool-a',
+    pool: r.pick(POOLS),
     model: r.pick(MODELS),
     attempt_number: 1 + r.int(4),
     outcome: r.pick(OUTCOMES),
@@ -140,6 +142,29 @@ async function expectExact(step: string): Promise<void> {
     expect(raw.length, `${step}, ${w.name}: the reference has rows`).toBeGreaterThan(0);
     expect(view, `${step}, ${w.name}`).toEqual(raw);
   }
+  // the alert rules' windows: a recent half day after a 7-day baseline (an hour holds too few of these attempts), and windows with days of blocks on both sides
+  const ms = Number(now / 1_000_000n);
+  const DAY_MS = 86_400_000;
+  const ruleWindows = [
+    { until: ms, recentSince: ms - DAY_MS / 2, baselineSince: ms - DAY_MS / 2 - 7 * DAY_MS },
+    { until: ms - 3_600_000, recentSince: ms - 3 * DAY_MS - 5 * 3_600_000, baselineSince: ms - 20 * DAY_MS - 777_000 },
+  ];
+  const rules: { groupBy: string[]; filter: Partial<Record<string, string[]>> }[] = [
+    { groupBy: ['tenant', 'model', 'spec_tier'], filter: {} },
+    { groupBy: ['canary', 'variant'], filter: { tenant: ['globex'], spec_tier: ['small', 'large'] } },
+  ];
+  let judged = 0;
+  for (const w of ruleWindows) {
+    for (const rule of rules) {
+      const [rolled, raw] = await Promise.all([
+        attemptWindows(store, rule.groupBy, rule.filter, w),
+        attemptWindows(store, rule.groupBy, rule.filter, w, { raw: true }),
+      ]);
+      judged += raw.filter((x) => x.baseline.attempts > 0 && x.recent.attempts > 0).length;
+      expect(rolled, `${step}, rule ${rule.groupBy.join('/')} over ${JSON.stringify(w)}`).toEqual(raw);
+    }
+  }
+  expect(judged, `${step}: the rules' reference has groups with attempts in both windows`).toBeGreaterThan(0);
   const tenant = `SELECT * FROM ${store.database}.v_cost_per_pass WHERE tenant = 'globex' ${ORDER}`;
   const rawTenant = `SELECT * FROM (${rawCostPerPassSql(store.database)}) WHERE tenant = 'globex' ${ORDER}`;
   const since = formatInstant(now - 30n * DAY_NS);
