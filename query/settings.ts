@@ -84,6 +84,8 @@ export const STORAGE_SETTINGS: ReadonlySet<string> = new Set([
   'allow_nullable_key',
   'deduplicate_merge_projection_mode',
   'lightweight_mutation_projection_mode',
+  'min_compress_block_size',
+  'max_compress_block_size',
 ]);
 
 /**

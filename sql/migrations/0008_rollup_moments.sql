@@ -16,6 +16,13 @@ ALTER TABLE {{db}}.attempt_rollups {{on_cluster}}
 ALTER TABLE {{db}}.attempt_rollup_blocks {{on_cluster}}
     ADD COLUMN IF NOT EXISTS sums_version UInt8 DEFAULT 0;
 
+-- A window reads a few hundred computations' granules scattered through the
+-- table: with small compression blocks a granule read does not decompress
+-- 64 KiB of every column (one merged part of a 10M history: 84 → 55 ms for
+-- a 30-day window's rows). Parts written from now on; merges rewrite the rest.
+ALTER TABLE {{db}}.attempt_rollups {{on_cluster}}
+    MODIFY SETTING min_compress_block_size = 4096, max_compress_block_size = 8192;
+
 -- What a window reads: per (tenant, spec_tier, day) with attempts on or
 -- after the window's first day and before its end, the largest clean block
 -- inside the window that covers the day (the blocks are aligned, so two
