@@ -97,8 +97,8 @@ export function attemptWindowsQuery(
  * costs the days no block covers, not seven days of attempts; a shorter one
  * (the usual recent hour) is summed from `attempts FINAL`. The blocks are not
  * kept per pool: a rule grouped or filtered by pool reads both windows raw
- * (`raw`, also what the tests compare with). Both sum cost and cost² exactly in Decimal and convert
- * once, so the two agree to the last bit.
+ * (`raw`, also what the tests compare with). Both sum cost and cost² exactly
+ * in Decimal and convert once, so the two agree to the last bit.
  */
 export async function attemptWindows(
   store: Store,

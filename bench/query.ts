@@ -190,8 +190,7 @@ const RAW_COST_PER_PASS = rawCostPerPassSql('{db}', 'now64(9) - INTERVAL 30 DAY'
 const alertWindows = (raw: boolean) => (db: string) => {
   const until = Date.now();
   const recentSince = until - 3_600_000;
-  const { sql, params } = attemptWindowsQuery(db, ['tenant', 'model', 'spec_tier'], {}, { until, recentSince, baselineSince: recentSince - 7 * 86_400_000 }, { raw });
-  return { sql, params };
+  return attemptWindowsQuery(db, ['tenant', 'model', 'spec_tier'], {}, { until, recentSince, baselineSince: recentSince - 7 * 86_400_000 }, { raw });
 };
 
 type Query = string | ((db: string) => { sql: string; params: Record<string, unknown> });
